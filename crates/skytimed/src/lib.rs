@@ -1,0 +1,2 @@
+//! The skytime daemon's wiring: configuration, threads, and the surfaces
+//! (control socket, metrics, status page) that expose the refclock's status.
