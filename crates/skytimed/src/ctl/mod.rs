@@ -1,0 +1,4 @@
+//! `skytimectl` subcommands that do their work in this process (capture
+//! decoding) or talk to a running daemon over the control socket.
+
+pub mod nmea;
