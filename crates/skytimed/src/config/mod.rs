@@ -1,0 +1,3 @@
+//! The daemon's one configuration file.
+
+pub mod problems;
