@@ -1,3 +1,10 @@
 //! The simulated hat: a GNSS receiver, a PPS line and an oscillator that drive
 //! the real refclock code, either in simulated time (scenarios of hours in about a
 //! second) or in real time through a pseudo-terminal (`skytimed --simulate`).
+
+pub mod nmea_out;
+pub mod oscillator;
+pub mod scenario;
+
+pub use oscillator::{Oscillator, OscillatorParams};
+pub use scenario::{Scenario, ScenarioError};

@@ -1,0 +1,227 @@
+//! The free-running local oscillator: its natural frequency error over true time.
+//!
+//! A crystal's error has three parts here: a constant offset, a random walk
+//! (one Gaussian frequency step per elapsed second) and a temperature term
+//! (linear in kelvin, with ramped temperature changes). The oscillator also
+//! integrates its error exactly, so a clock built on it knows how far it has
+//! drifted at any instant, not just at whole seconds.
+
+use crate::scenario::{ClockSection, TemperatureChange};
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand_distr::{Distribution, StandardNormal};
+
+/// What shapes the oscillator's error, taken from a scenario's `[clock]`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OscillatorParams {
+    /// Natural frequency error at the start, ppm (positive: runs fast).
+    pub initial_freq_ppm: f64,
+    /// Standard deviation of the frequency step taken each second, ppm.
+    pub freq_random_walk_ppm: f64,
+    /// Frequency change per kelvin, ppm/K.
+    pub temperature_coeff_ppm_per_k: f64,
+    /// Temperature changes, each a linear ramp.
+    pub temperature: Vec<TemperatureChange>,
+}
+
+impl From<&ClockSection> for OscillatorParams {
+    fn from(c: &ClockSection) -> Self {
+        Self {
+            initial_freq_ppm: c.initial_freq_ppm,
+            freq_random_walk_ppm: c.freq_random_walk_ppm,
+            temperature_coeff_ppm_per_k: c.temperature_coeff_ppm_per_k,
+            temperature: c.temperature.clone(),
+        }
+    }
+}
+
+/// The free-running oscillator's frequency error over *true* time, and its
+/// integral (the phase it has gained since the start).
+#[derive(Clone, Debug)]
+pub struct Oscillator {
+    initial_ppb: f64,
+    walk_sigma_ppb: f64,
+    temp_coeff_ppb_per_k: f64,
+    temperature: Vec<TemperatureChange>,
+    rng: Xoshiro256PlusPlus,
+    /// True time reached, seconds since start.
+    t_s: f64,
+    /// Random-walk part of the frequency error, ppb.
+    walk_ppb: f64,
+    /// Integral of the random-walk part up to `t_s`, ns.
+    walk_integral_ns: f64,
+    /// When the next random-walk step is taken.
+    next_step_s: f64,
+}
+
+/// Temperature change (K) of one ramp at `t`.
+fn ramp_kelvin(c: &TemperatureChange, t: f64) -> f64 {
+    if t <= c.at_s {
+        0.0
+    } else if c.ramp_s <= 0.0 || t >= c.at_s + c.ramp_s {
+        c.kelvin_step
+    } else {
+        c.kelvin_step * (t - c.at_s) / c.ramp_s
+    }
+}
+
+/// Integral of one ramp's temperature change from 0 to `t`, K·s.
+fn ramp_integral(c: &TemperatureChange, t: f64) -> f64 {
+    if t <= c.at_s {
+        0.0
+    } else if c.ramp_s <= 0.0 {
+        c.kelvin_step * (t - c.at_s)
+    } else if t <= c.at_s + c.ramp_s {
+        c.kelvin_step * (t - c.at_s).powi(2) / (2.0 * c.ramp_s)
+    } else {
+        c.kelvin_step * (c.ramp_s / 2.0 + (t - c.at_s - c.ramp_s))
+    }
+}
+
+impl Oscillator {
+    /// An oscillator at true time 0; `seed` fixes its random walk.
+    pub fn new(params: &OscillatorParams, seed: u64) -> Self {
+        Self {
+            initial_ppb: params.initial_freq_ppm * 1000.0,
+            walk_sigma_ppb: params.freq_random_walk_ppm * 1000.0,
+            temp_coeff_ppb_per_k: params.temperature_coeff_ppm_per_k * 1000.0,
+            temperature: params.temperature.clone(),
+            rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x05C1_11A7_0000_0001),
+            t_s: 0.0,
+            walk_ppb: 0.0,
+            walk_integral_ns: 0.0,
+            next_step_s: 1.0,
+        }
+    }
+
+    /// Advance to true time `t_s` seconds since start (random-walk steps once per
+    /// elapsed second, temperature ramps). Going backwards is ignored.
+    pub fn advance_to(&mut self, t_s: f64) {
+        if t_s.is_nan() || t_s <= self.t_s {
+            return;
+        }
+        while self.next_step_s <= t_s {
+            self.walk_integral_ns += self.walk_ppb * (self.next_step_s - self.t_s);
+            self.t_s = self.next_step_s;
+            if self.walk_sigma_ppb > 0.0 {
+                let z: f64 = StandardNormal.sample(&mut self.rng);
+                self.walk_ppb += self.walk_sigma_ppb * z;
+            }
+            self.next_step_s += 1.0;
+        }
+        self.walk_integral_ns += self.walk_ppb * (t_s - self.t_s);
+        self.t_s = t_s;
+    }
+
+    /// True time reached by [`Oscillator::advance_to`], seconds since start.
+    pub fn time_s(&self) -> f64 {
+        self.t_s
+    }
+
+    /// Temperature now, kelvin above the starting temperature.
+    pub fn temperature_delta_k(&self) -> f64 {
+        self.temperature
+            .iter()
+            .map(|c| ramp_kelvin(c, self.t_s))
+            .sum()
+    }
+
+    /// The natural frequency error now, parts per billion (positive: runs fast).
+    pub fn freq_error_ppb(&self) -> f64 {
+        self.initial_ppb + self.walk_ppb + self.temp_coeff_ppb_per_k * self.temperature_delta_k()
+    }
+
+    /// Phase the free-running oscillator has gained since true time 0, ns: the
+    /// exact integral of [`Oscillator::freq_error_ppb`] (ppb × s = ns).
+    pub fn phase_gain_ns(&self) -> f64 {
+        let temp_ks: f64 = self
+            .temperature
+            .iter()
+            .map(|c| ramp_integral(c, self.t_s))
+            .sum();
+        self.initial_ppb * self.t_s + self.walk_integral_ns + self.temp_coeff_ppb_per_k * temp_ks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(walk: f64) -> OscillatorParams {
+        OscillatorParams {
+            initial_freq_ppm: 10.0,
+            freq_random_walk_ppm: walk,
+            temperature_coeff_ppm_per_k: 0.1,
+            temperature: vec![TemperatureChange {
+                at_s: 100.0,
+                kelvin_step: 4.0,
+                ramp_s: 200.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn temperature_ramp_changes_frequency_linearly() {
+        let mut o = Oscillator::new(&params(0.0), 1);
+        o.advance_to(50.0);
+        assert!((o.freq_error_ppb() - 10_000.0).abs() < 1e-9);
+        o.advance_to(200.0); // halfway up the ramp: +2 K × 100 ppb/K
+        assert!((o.freq_error_ppb() - 10_200.0).abs() < 1e-9);
+        o.advance_to(1000.0);
+        assert!((o.freq_error_ppb() - 10_400.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn phase_is_the_integral_of_frequency() {
+        // Numerically integrate freq_error_ppb at a fine step and compare with
+        // the closed form, on a walk that moves.
+        let mut o = Oscillator::new(&params(0.01), 9);
+        let mut fine = Oscillator::new(&params(0.01), 9);
+        let dt = 0.001;
+        let mut sum_ns = 0.0;
+        for k in 0..400_000 {
+            fine.advance_to((k as f64 + 0.5) * dt);
+            sum_ns += fine.freq_error_ppb() * dt;
+        }
+        o.advance_to(400.0);
+        let err = (o.phase_gain_ns() - sum_ns).abs();
+        assert!(
+            err < 1e-3,
+            "closed form {} vs numeric {sum_ns}",
+            o.phase_gain_ns()
+        );
+    }
+
+    #[test]
+    fn random_walk_steps_once_per_second_with_the_given_sigma() {
+        let p = OscillatorParams {
+            freq_random_walk_ppm: 0.001,
+            ..Default::default()
+        };
+        let mut o = Oscillator::new(&p, 3);
+        let mut prev = o.freq_error_ppb();
+        let mut sq = 0.0;
+        let n = 20_000;
+        for k in 1..=n {
+            o.advance_to(k as f64 - 0.5);
+            assert_eq!(o.freq_error_ppb(), prev, "no step inside a second");
+            o.advance_to(k as f64);
+            let step = o.freq_error_ppb() - prev;
+            sq += step * step;
+            prev = o.freq_error_ppb();
+        }
+        let sigma = (sq / n as f64).sqrt();
+        assert!((sigma - 1.0).abs() < 0.03, "sigma {sigma} ppb, want 1");
+    }
+
+    #[test]
+    fn same_seed_same_walk_different_seed_different_walk() {
+        let run = |seed| {
+            let mut o = Oscillator::new(&params(0.01), seed);
+            o.advance_to(1000.0);
+            o.freq_error_ppb()
+        };
+        assert_eq!(run(5), run(5));
+        assert_ne!(run(5), run(6));
+    }
+}
