@@ -1,0 +1,179 @@
+//! Who may be answered: allow and deny lists of IPv4/IPv6 subnets, where the
+//! most specific matching rule wins (as in chrony), and deny wins a tie.
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// A subnet in a config file: `10.0.0.0/8`, `fe80::/10`, or a bare address
+/// meaning that host alone.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Subnet(pub IpNet);
+
+impl FromStr for Subnet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(net) = s.parse::<IpNet>() {
+            return Ok(Subnet(net.trunc()));
+        }
+        s.parse::<IpAddr>()
+            .map(|a| Subnet(IpNet::from(a)))
+            .map_err(|_| {
+                format!("`{s}` is not a subnet (e.g. 192.168.0.0/16, fe80::/10) or address")
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for Subnet {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Subnet {
+    const fn v4(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> Subnet {
+        Subnet(IpNet::V4(ipnet::Ipv4Net::new_assert(
+            Ipv4Addr::new(a, b, c, d),
+            prefix,
+        )))
+    }
+    const fn v6(addr: Ipv6Addr, prefix: u8) -> Subnet {
+        Subnet(IpNet::V6(ipnet::Ipv6Net::new_assert(addr, prefix)))
+    }
+}
+
+/// The default allow list: private, link-local and loopback ranges, as the
+/// internal-server configurations in the field use.
+pub fn default_allow() -> Vec<Subnet> {
+    vec![
+        Subnet::v4(10, 0, 0, 0, 8),
+        Subnet::v4(172, 16, 0, 0, 12),
+        Subnet::v4(192, 168, 0, 0, 16),
+        Subnet::v4(169, 254, 0, 0, 16),
+        Subnet::v4(127, 0, 0, 0, 8),
+        Subnet::v6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7),
+        Subnet::v6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10),
+        Subnet::v6(Ipv6Addr::LOCALHOST, 128),
+    ]
+}
+
+/// The compiled access rules, checked per packet without allocation.
+#[derive(Clone, Debug, Default)]
+pub struct AccessList {
+    allow: Vec<IpNet>,
+    deny: Vec<IpNet>,
+}
+
+impl AccessList {
+    /// Rules from the configured lists.
+    pub fn new(allow: &[Subnet], deny: &[Subnet]) -> AccessList {
+        AccessList {
+            allow: allow.iter().map(|s| s.0).collect(),
+            deny: deny.iter().map(|s| s.0).collect(),
+        }
+    }
+
+    /// Whether `addr` may be served. IPv4-mapped IPv6 sources are judged as the
+    /// IPv4 address they carry, so a dual-stack socket cannot bypass IPv4 rules.
+    pub fn allows(&self, addr: IpAddr) -> bool {
+        let addr = canonical(addr);
+        let best = |nets: &[IpNet]| {
+            nets.iter()
+                .filter(|n| n.contains(&addr))
+                .map(|n| i16::from(n.prefix_len()))
+                .max()
+                .unwrap_or(-1)
+        };
+        let allow = best(&self.allow);
+        allow >= 0 && allow > best(&self.deny)
+    }
+}
+
+/// Folds IPv4-mapped IPv6 addresses to IPv4.
+pub fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("test address")
+    }
+    fn nets(list: &[&str]) -> Vec<Subnet> {
+        list.iter()
+            .map(|s| s.parse().expect("test subnet"))
+            .collect()
+    }
+
+    #[test]
+    fn default_allows_private_link_local_and_loopback_only() {
+        let acl = AccessList::new(&default_allow(), &[]);
+        for ok in [
+            "10.1.2.3",
+            "172.31.255.1",
+            "192.168.1.1",
+            "169.254.0.5",
+            "127.0.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::7",
+            "::ffff:192.168.0.9",
+        ] {
+            assert!(acl.allows(ip(ok)), "{ok}");
+        }
+        for no in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "2001:db8::1",
+            "::ffff:8.8.8.8",
+            "100.64.0.1",
+        ] {
+            assert!(!acl.allows(ip(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn most_specific_rule_wins_and_deny_wins_ties() {
+        let acl = AccessList::new(
+            &nets(&["10.0.0.0/8", "10.1.2.3"]),
+            &nets(&["10.1.0.0/16", "10.9.9.9/32"]),
+        );
+        assert!(acl.allows(ip("10.2.0.1")));
+        assert!(!acl.allows(ip("10.1.0.1")));
+        assert!(acl.allows(ip("10.1.2.3")));
+        assert!(!acl.allows(ip("10.9.9.9")));
+        let tie = AccessList::new(&nets(&["10.0.0.0/8"]), &nets(&["10.0.0.0/8"]));
+        assert!(!tie.allows(ip("10.0.0.1")));
+    }
+
+    #[test]
+    fn subnet_parsing() {
+        assert_eq!(
+            "10.1.2.3/8".parse::<Subnet>().map(|s| s.to_string()),
+            Ok("10.0.0.0/8".into())
+        );
+        assert_eq!(
+            "::1".parse::<Subnet>().map(|s| s.to_string()),
+            Ok("::1/128".into())
+        );
+        assert!("10.0.0.0/33".parse::<Subnet>().is_err());
+        assert!("banana".parse::<Subnet>().is_err());
+    }
+}

@@ -1,0 +1,255 @@
+//! The per-client table: request counts for `skytimectl clients` and the
+//! chrony-like rate limit, in a fixed-size set-associative table.
+//!
+//! The table never grows: a flood from spoofed sources only evicts the least
+//! recently seen entry of one small set, so memory is bounded by configuration
+//! and a legitimate client that is evicted just starts again with a full burst.
+//! Set selection uses a keyed hash seeded per process, so an attacker cannot aim
+//! addresses at the set a victim lives in.
+
+use crate::access::canonical;
+use skytime_timebase::MonoNanos;
+use std::hash::{BuildHasher, RandomState};
+use std::net::{IpAddr, Ipv6Addr};
+
+/// Entries per set; eviction picks the least recently seen of these.
+const WAYS: usize = 4;
+
+/// The rate limit in the units the table uses.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Mean interval between answered requests allowed to one client.
+    pub interval_ns: i64,
+    /// Requests a client may send back to back after being quiet.
+    pub burst: u32,
+    /// Over the limit, one request in 2^leak gets a KoD RATE, the rest are dropped.
+    pub leak: u8,
+}
+
+/// The table's decision for one request.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the limit (or no limit configured).
+    Allow,
+    /// Over the limit.
+    Limited,
+}
+
+/// What `skytimectl clients` shows about one client.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ClientSummary {
+    /// Source address (IPv4-mapped addresses shown as IPv4).
+    pub addr: IpAddr,
+    /// Requests seen since the client entered the table.
+    pub requests: u64,
+    /// How many of them were over the rate limit.
+    pub limited: u64,
+    /// When the last request arrived, on the monotonic clock.
+    pub last_seen: MonoNanos,
+}
+
+#[derive(Copy, Clone, Default)]
+struct Slot {
+    addr: u128,
+    requests: u64,
+    limited: u64,
+    /// GCRA theoretical arrival time: the request is allowed while
+    /// `tat <= now + (burst - 1) * interval`.
+    tat_ns: i64,
+    last_seen_ns: i64,
+}
+
+/// Fixed-size client table; one per worker, so no locking.
+pub struct ClientTable {
+    slots: Box<[Slot]>,
+    set_mask: usize,
+    hasher: RandomState,
+}
+
+impl ClientTable {
+    /// A table of at least `entries` slots (rounded up to a power of two, at least one set).
+    pub fn new(entries: usize) -> ClientTable {
+        let sets = (entries.max(WAYS) / WAYS).next_power_of_two();
+        ClientTable {
+            slots: vec![Slot::default(); sets * WAYS].into_boxed_slice(),
+            set_mask: sets - 1,
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Slots in the table (its memory bound).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Counts a request from `addr` and applies `limit`.
+    pub fn record(&mut self, addr: IpAddr, now: MonoNanos, limit: Option<&RateLimit>) -> Verdict {
+        let key = addr_key(addr);
+        let set = (self.hasher.hash_one(key) as usize & self.set_mask) * WAYS;
+        let ways = &mut self.slots[set..set + WAYS];
+        let idx = match ways.iter().position(|s| s.requests > 0 && s.addr == key) {
+            Some(i) => i,
+            None => {
+                let victim = ways
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, s)| {
+                        if s.requests == 0 {
+                            i64::MIN
+                        } else {
+                            s.last_seen_ns
+                        }
+                    })
+                    .map_or(0, |(i, _)| i);
+                ways[victim] = Slot {
+                    addr: key,
+                    requests: 0,
+                    limited: 0,
+                    tat_ns: now.0,
+                    last_seen_ns: now.0,
+                };
+                victim
+            }
+        };
+        let slot = &mut ways[idx];
+        slot.requests += 1;
+        slot.last_seen_ns = now.0;
+        let Some(limit) = limit else {
+            return Verdict::Allow;
+        };
+        let tolerance = i64::from(limit.burst.saturating_sub(1)).saturating_mul(limit.interval_ns);
+        if slot.tat_ns <= now.0.saturating_add(tolerance) {
+            slot.tat_ns = slot.tat_ns.max(now.0).saturating_add(limit.interval_ns);
+            Verdict::Allow
+        } else {
+            slot.limited += 1;
+            Verdict::Limited
+        }
+    }
+
+    /// Writes the busiest clients (most requests first) into `out`, returning how many.
+    pub fn busiest(&self, out: &mut [ClientSummary]) -> usize {
+        let mut n = 0;
+        for s in self.slots.iter().filter(|s| s.requests > 0) {
+            if n < out.len() {
+                out[n] = summary(s);
+                n += 1;
+            } else if let Some(last) = out.last() {
+                if s.requests <= last.requests {
+                    continue;
+                }
+                out[n - 1] = summary(s);
+            } else {
+                return 0;
+            }
+            // Keep `out[..n]` sorted by requests, descending (insertion step).
+            let mut i = n - 1;
+            while i > 0 && out[i].requests > out[i - 1].requests {
+                out.swap(i, i - 1);
+                i -= 1;
+            }
+        }
+        n
+    }
+}
+
+fn summary(s: &Slot) -> ClientSummary {
+    let v6 = Ipv6Addr::from(s.addr);
+    ClientSummary {
+        addr: canonical(IpAddr::V6(v6)),
+        requests: s.requests,
+        limited: s.limited,
+        last_seen: MonoNanos(s.last_seen_ns),
+    }
+}
+
+fn addr_key(addr: IpAddr) -> u128 {
+    match canonical(addr) {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: i64 = 1_000_000_000;
+
+    fn ip(i: u32) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))
+    }
+
+    #[test]
+    fn burst_then_one_per_interval() {
+        let mut t = ClientTable::new(64);
+        let limit = RateLimit {
+            interval_ns: 8 * SEC,
+            burst: 4,
+            leak: 2,
+        };
+        let a = ip(1);
+        let verdicts: Vec<Verdict> = (0..6)
+            .map(|_| t.record(a, MonoNanos(0), Some(&limit)))
+            .collect();
+        assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Allow).count(), 4);
+        assert_eq!(verdicts[4], Verdict::Limited);
+        // One interval later, exactly one more is allowed.
+        assert_eq!(
+            t.record(a, MonoNanos(8 * SEC), Some(&limit)),
+            Verdict::Allow
+        );
+        assert_eq!(
+            t.record(a, MonoNanos(8 * SEC), Some(&limit)),
+            Verdict::Limited
+        );
+        // A well-behaved client polling at the interval is never limited.
+        let b = ip(2);
+        for i in 0..100 {
+            assert_eq!(
+                t.record(b, MonoNanos(i * 8 * SEC), Some(&limit)),
+                Verdict::Allow
+            );
+        }
+        // Other clients are unaffected by a's excess.
+        assert_eq!(t.record(ip(3), MonoNanos(0), Some(&limit)), Verdict::Allow);
+    }
+
+    #[test]
+    fn spoofed_flood_never_grows_the_table() {
+        let mut t = ClientTable::new(1000);
+        let cap = t.capacity();
+        for i in 0..200_000 {
+            t.record(ip(i), MonoNanos(i64::from(i)), None);
+        }
+        assert_eq!(t.capacity(), cap);
+        assert_eq!(t.slots.iter().filter(|s| s.requests > 0).count(), cap);
+    }
+
+    #[test]
+    fn busiest_is_sorted_and_bounded() {
+        let mut t = ClientTable::new(256);
+        for i in 1..=20u32 {
+            for _ in 0..i {
+                t.record(ip(i), MonoNanos(1), None);
+            }
+        }
+        let v6: IpAddr = "2001:db8::1".parse().expect("addr");
+        t.record(v6, MonoNanos(2), None);
+        let mut out = [ClientSummary {
+            addr: ip(0),
+            requests: 0,
+            limited: 0,
+            last_seen: MonoNanos(0),
+        }; 5];
+        let n = t.busiest(&mut out);
+        assert_eq!(n, 5);
+        let reqs: Vec<u64> = out.iter().map(|c| c.requests).collect();
+        assert_eq!(reqs, vec![20, 19, 18, 17, 16]);
+        assert_eq!(out[0].addr, ip(20));
+        let mut all = [out[0]; 64];
+        let n = t.busiest(&mut all);
+        assert_eq!(n, 21);
+        assert!(all[..n].iter().any(|c| c.addr == v6));
+    }
+}
