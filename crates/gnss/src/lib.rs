@@ -2,8 +2,26 @@
 //!
 //! Turns a serial byte stream from any GNSS receiver into one labelled epoch per
 //! second. The parsing core is sans-IO ([`EpochAssembler`] takes bytes plus their
-//! arrival time); the serial shell around it only reads and reopens devices.
+//! arrival time); the serial shell around it ([`SerialReader`]) only reads,
+//! auto-bauds and reopens devices. [`capture`] replays gpsd-style capture files
+//! through the same core for `skytimectl nmea decode` and the corpus tests.
 
+mod assembler;
+pub mod capture;
+mod config;
 mod epoch;
+mod framer;
+mod sentence;
+mod serial;
+mod stats;
+pub mod ubx;
 
+pub use assembler::{EpochAssembler, ROLLOVER_DAYS};
+pub use config::{AUTOBAUD_RATES, Baud, GnssConfig, ParserConfig, build_date};
 pub use epoch::{Epoch, FixMode, SatelliteInfo};
+pub use framer::{MAX_BINARY_PAYLOAD, MAX_SENTENCE_BYTES};
+pub use serial::{GnssCounters, GnssError, GnssEvent, SerialReader, StopHandle};
+pub use stats::ParserStats;
+
+/// Dates in this crate's API (pivot, capture date) are chrono's.
+pub use chrono::NaiveDate;
