@@ -188,7 +188,7 @@ pub(crate) fn parse<'a>(body: &'a [u8], nmea_buf: &mut String) -> Result<Sentenc
     match s.kind {
         Kind::Rmc => {
             s.time = parse_time(get(0))?;
-            s.fix = status_fix(get(1), get(11), get(12));
+            s.fix = status_fix(get(1), get(11));
             s.date = parse_ddmmyy(get(8));
         }
         Kind::Zda => {
@@ -221,12 +221,12 @@ pub(crate) fn parse<'a>(body: &'a [u8], nmea_buf: &mut String) -> Result<Sentenc
                 let any_fix = mode
                     .bytes()
                     .any(|b| matches!(b, b'A' | b'D' | b'P' | b'R' | b'F'));
-                Some(any_fix && s.sats_used != Some(0) && get(12) != "V")
+                Some(any_fix && s.sats_used != Some(0))
             };
         }
         Kind::Gll => {
             s.time = parse_time(get(4))?;
-            s.fix = status_fix(get(5), get(6), "");
+            s.fix = status_fix(get(5), get(6));
         }
         Kind::Gsa => {
             s.fix_mode = match get(1) {
@@ -302,11 +302,13 @@ fn parse_gsv<'a>(
     Ok(())
 }
 
-/// RMC/GLL status plus the NMEA 2.3 mode indicator and the 4.1 navigational status.
-fn status_fix(status: &str, mode: &str, nav_status: &str) -> Option<bool> {
+/// RMC/GLL status plus the NMEA 2.3 mode indicator. (The NMEA 4.1
+/// navigational status that follows is about navigation safety, and `V` there
+/// means "not provided": u-blox M9 and Quectel send it with every good fix.)
+fn status_fix(status: &str, mode: &str) -> Option<bool> {
     let mode_ok = !matches!(mode, "N" | "E" | "M" | "S");
     match status {
-        "A" => Some(mode_ok && nav_status != "V"),
+        "A" => Some(mode_ok),
         "V" => Some(false),
         _ => None,
     }
