@@ -155,6 +155,7 @@ pub struct Server {
     timestamps: TimestampMap,
     precision: i8,
     rng: u64,
+    last_rx_key: NtpTimestamp,
 }
 
 /// Smallest output buffer [`Server::handle`] accepts: a header and the longest MAC.
@@ -173,6 +174,7 @@ impl Server {
             timestamps: TimestampMap::new(config.interleaved_table_entries),
             precision,
             rng: seed(),
+            last_rx_key: NtpTimestamp::ZERO,
         }
     }
 
@@ -249,12 +251,19 @@ impl Server {
         // A receive timestamp doubles as the key of the interleaved map, so it
         // must not repeat one still saved (a burst inside one clock tick).
         let mut rx_key = NtpTimestamp::from_unix(rx);
+        let behind = self.last_rx_key.0.wrapping_sub(rx_key.0);
+        if behind < 1 << 32 {
+            // Same or earlier than the last one served, within a second: a burst
+            // inside one clock tick. Stay strictly increasing.
+            rx_key = NtpTimestamp(self.last_rx_key.0.wrapping_add(1));
+        }
         for _ in 0..8 {
             if !self.timestamps.contains(rx_key) {
                 break;
             }
             rx_key = NtpTimestamp(rx_key.0.wrapping_add(1));
         }
+        self.last_rx_key = rx_key;
 
         let looks_interleaved = !req.origin_ts.is_zero() && req.receive_ts != req.transmit_ts;
         let saved_tx = if looks_interleaved {
@@ -398,3 +407,7 @@ fn seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(0x5eed_u64) | 1
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -1,0 +1,443 @@
+//! The server in-process on loopback, queried by the real chrony client (basic,
+//! interleaved, with a shared key) and by hand-made hostile datagrams.
+//!
+//! Needs `chronyd`/`chronyc` (the README's test command installs them). The
+//! chrony clients run with `-x`/`-Q`, so they never touch the host clock.
+
+use arc_swap::ArcSwap;
+use skytime_ntp::packet::{HEADER_LEN, Header, NtpTimestamp, mode};
+use skytime_ntp::{IoCounter, NtpServer, Outcome, ServerConfig, ServerHandle, SystemState};
+use skytime_timebase::{HostClock, LeapChange, TimeSource};
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CHRONYD: &str = "/usr/sbin/chronyd";
+const CHRONYC: &str = "/usr/bin/chronyc";
+
+fn require_chrony() {
+    for tool in [CHRONYD, CHRONYC] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is missing: run the README's test command, which installs chrony"
+        );
+    }
+}
+
+fn synced_state() -> SystemState {
+    let now = HostClock.realtime();
+    SystemState {
+        synchronised: true,
+        leap: LeapChange::None,
+        stratum: 1,
+        reference_id: *b"GPS\0",
+        root_delay_ns: 0.0,
+        root_dispersion_ns: 2_000.0,
+        dispersion_rate_ns_per_s: 10.0,
+        as_of: now,
+        reference_time: now,
+    }
+}
+
+fn config(tweak: impl FnOnce(&mut ServerConfig)) -> ServerConfig {
+    let mut c = ServerConfig {
+        listen: vec!["127.0.0.1:0".parse().expect("addr")],
+        workers: 2,
+        ..ServerConfig::default()
+    };
+    // Test clients poll every second or faster.
+    c.ratelimit.enabled = false;
+    tweak(&mut c);
+    c
+}
+
+fn start(config: &ServerConfig, state: SystemState) -> (ServerHandle, SocketAddr) {
+    let state = Arc::new(ArcSwap::from_pointee(state));
+    let server = NtpServer::bind(config, Arc::new(HostClock), state).expect("bind");
+    let addr = server.local_addrs()[0];
+    (server.spawn().expect("spawn"), addr)
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("skytime-ntp-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("scratch dir");
+        // chronyd refuses a command socket in a directory others can read.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod scratch dir");
+        Scratch(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A long-running `chronyd -x` client, killed by PID when dropped.
+struct ChronyClient {
+    child: Child,
+    socket: PathBuf,
+    _dir: Scratch,
+}
+
+impl ChronyClient {
+    fn start(tag: &str, server_line: &str, keyfile: Option<&str>) -> ChronyClient {
+        let dir = Scratch::new(tag);
+        let socket = dir.path("chronyd.sock");
+        let mut conf = format!(
+            "{server_line}\ncmdport 0\nbindcmdaddress {}\npidfile {}\n",
+            socket.display(),
+            dir.path("chronyd.pid").display()
+        );
+        if let Some(keys) = keyfile {
+            let path = dir.path("keys");
+            fs::write(&path, keys).expect("keyfile");
+            conf.push_str(&format!("keyfile {}\n", path.display()));
+        }
+        let conf_path = dir.path("chrony.conf");
+        fs::write(&conf_path, conf).expect("chrony.conf");
+        let child = Command::new(CHRONYD)
+            .args(["-x", "-u", "root", "-d", "-f"])
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn chronyd");
+        ChronyClient {
+            child,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    fn ntpdata(&self) -> String {
+        Command::new(CHRONYC)
+            .arg("-h")
+            .arg(&self.socket)
+            .args(["-n", "ntpdata"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Polls `chronyc ntpdata` until `done` holds, returning the last output.
+    fn wait_for(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        let mut last = String::new();
+        while start.elapsed() < timeout {
+            last = self.ntpdata();
+            if done(&last) {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        last
+    }
+}
+
+impl Drop for ChronyClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field<'a>(ntpdata: &'a str, name: &str) -> Option<&'a str> {
+    ntpdata
+        .lines()
+        .find(|l| l.trim_start().starts_with(name))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim())
+}
+
+#[test]
+fn chrony_oneshot_client_gets_stratum_1_time() {
+    require_chrony();
+    let (handle, addr) = start(&config(|_| {}), synced_state());
+    let dir = Scratch::new("oneshot");
+    let out = Command::new(CHRONYD)
+        .args(["-Q", "-u", "root", "-t", "20"])
+        .arg(format!(
+            "server 127.0.0.1 port {} iburst maxsamples 1",
+            addr.port()
+        ))
+        .arg("cmdport 0")
+        .arg(format!("pidfile {}", dir.path("x.pid").display()))
+        .output()
+        .expect("run chronyd -Q");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("System clock wrong by"))
+        .unwrap_or_else(|| panic!("no offset from chronyd -Q:\n{text}"));
+    let offset_s: f64 = line
+        .split("wrong by ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("cannot parse {line}"));
+    assert!(offset_s.abs() < 1e-3, "offset {offset_s} s: {line}");
+    let stats = handle.stats();
+    assert!(stats.outcome(Outcome::Served) >= 1);
+    assert_eq!(
+        stats.io(IoCounter::NoKernelRxTimestamp),
+        0,
+        "SO_TIMESTAMPNS missing"
+    );
+    handle.shutdown();
+}
+
+#[test]
+fn chrony_xleave_client_runs_interleaved_with_kernel_tx_timestamps() {
+    require_chrony();
+    let (handle, addr) = start(&config(|_| {}), synced_state());
+    let client = ChronyClient::start(
+        "xleave",
+        &format!(
+            "server 127.0.0.1 port {} minpoll -3 maxpoll -3 xleave",
+            addr.port()
+        ),
+        None,
+    );
+    let data = client.wait_for(Duration::from_secs(20), |d| {
+        field(d, "Interleaved") == Some("Yes")
+            && field(d, "Total RX").is_some_and(|v| v != "0" && v != "1" && v != "2")
+    });
+    assert_eq!(field(&data, "Interleaved"), Some("Yes"), "ntpdata:\n{data}");
+    assert_eq!(field(&data, "Stratum"), Some("1"), "ntpdata:\n{data}");
+    assert_eq!(
+        field(&data, "Reference ID").map(|v| v.contains("GPS")),
+        Some(true),
+        "{data}"
+    );
+    let stats = handle.stats();
+    assert!(
+        stats.outcome(Outcome::ServedInterleaved) >= 1,
+        "{:?}",
+        stats.snapshot()
+    );
+    assert!(
+        stats.io(IoCounter::KernelTxTimestamps) >= 1,
+        "{:?}",
+        stats.snapshot()
+    );
+    handle.shutdown();
+}
+
+const KEYS: &str = "10 AES128 HEX:6E1C1D8B2C0A8E3F4A5B6C7D8E9F0A1B\n11 SHA1 HEX:00112233445566778899AABBCCDDEEFF00112233\n";
+
+#[test]
+fn chrony_client_with_shared_keys_is_authenticated() {
+    require_chrony();
+    let dir = Scratch::new("server-keys");
+    let keyfile = dir.path("server.keys");
+    fs::write(&keyfile, KEYS).expect("keyfile");
+    let (handle, addr) = start(
+        &config(|c| c.keyfile = Some(keyfile.clone())),
+        synced_state(),
+    );
+    for key in [10, 11] {
+        let client = ChronyClient::start(
+            &format!("key{key}"),
+            &format!(
+                "server 127.0.0.1 port {} minpoll -3 maxpoll -3 key {key}",
+                addr.port()
+            ),
+            Some(KEYS),
+        );
+        let data = client.wait_for(Duration::from_secs(15), |d| {
+            field(d, "Authenticated") == Some("Yes")
+        });
+        assert_eq!(
+            field(&data, "Authenticated"),
+            Some("Yes"),
+            "key {key}, ntpdata:\n{data}"
+        );
+    }
+    assert!(handle.stats().outcome(Outcome::Authenticated) >= 2);
+
+    // A client holding a different secret under the same id gets crypto-NAKs.
+    let wrong = "10 AES128 HEX:00000000000000000000000000000000\n";
+    let client = ChronyClient::start(
+        "wrongkey",
+        &format!(
+            "server 127.0.0.1 port {} minpoll -3 maxpoll -3 key 10",
+            addr.port()
+        ),
+        Some(wrong),
+    );
+    let start = Instant::now();
+    while handle.stats().outcome(Outcome::CryptoNak) == 0
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(handle.stats().outcome(Outcome::CryptoNak) >= 1);
+    assert_ne!(field(&client.ntpdata(), "Authenticated"), Some("Yes"));
+    handle.shutdown();
+}
+
+fn exchange(sock: &UdpSocket, server: SocketAddr, packet: &[u8]) -> Option<Vec<u8>> {
+    sock.send_to(packet, server).expect("send");
+    let mut buf = [0u8; 2048];
+    match sock.recv_from(&mut buf) {
+        Ok((n, _)) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+fn client_request(version: u8) -> Vec<u8> {
+    let mut p = vec![0u8; HEADER_LEN];
+    Header {
+        version,
+        mode: mode::CLIENT,
+        transmit_ts: NtpTimestamp(0x0123_4567_89ab_cdef),
+        ..Header::default()
+    }
+    .write(&mut p);
+    p
+}
+
+#[test]
+fn hostile_datagrams_get_no_answer_and_the_server_keeps_serving() {
+    let (handle, addr) = start(&config(|_| {}), synced_state());
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let mut hostile: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x23; 10],
+        client_request(4)[..47].to_vec(),
+        client_request(0),
+        client_request(7),
+        vec![0u8; 4000],
+    ];
+    for m in [1u8, 2, 4, 5, 6, 7] {
+        let mut p = client_request(4);
+        p[0] = (p[0] & !7) | m;
+        hostile.push(p);
+    }
+    let mut garbage_ef = client_request(4);
+    garbage_ef.extend_from_slice(&[
+        0xde, 0xad, 0x00, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+    ]);
+    hostile.push(garbage_ef);
+    for p in &hostile {
+        assert_eq!(
+            exchange(&sock, addr, p),
+            None,
+            "answered {} bytes: {:02x?}",
+            p.len(),
+            &p[..p.len().min(8)]
+        );
+    }
+    let stats = handle.stats();
+    let dropped = stats.outcome(Outcome::Malformed)
+        + stats.outcome(Outcome::BadVersion)
+        + stats.outcome(Outcome::DroppedMode);
+    assert_eq!(dropped as usize, hostile.len(), "{:?}", stats.snapshot());
+
+    // Still serving, with a receive timestamp from the kernel close to now.
+    let before = HostClock.realtime();
+    let reply = exchange(&sock, addr, &client_request(3)).expect("reply");
+    let after = HostClock.realtime();
+    assert_eq!(reply.len(), HEADER_LEN);
+    let h = Header::parse(&reply).expect("header");
+    assert_eq!(
+        (h.version, h.mode, h.stratum, h.leap),
+        (3, mode::SERVER, 1, 0)
+    );
+    assert_eq!(h.origin_ts, NtpTimestamp(0x0123_4567_89ab_cdef));
+    let t2 = h.receive_ts.to_unix_near(before);
+    let t3 = h.transmit_ts.to_unix_near(before);
+    assert!(
+        before <= t2 && t2 <= t3 && t3 <= after,
+        "{before} {t2} {t3} {after}"
+    );
+    handle.shutdown();
+}
+
+#[test]
+fn denied_source_gets_deny_kod_and_unsynchronised_state_is_flagged() {
+    let (handle, addr) = start(
+        &config(|c| c.allow = vec!["10.0.0.0/8".parse().expect("subnet")]),
+        synced_state(),
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let reply = exchange(&sock, addr, &client_request(4)).expect("kod");
+    let h = Header::parse(&reply).expect("header");
+    assert_eq!((h.stratum, &h.reference_id, h.leap), (0, b"DENY", 3));
+    handle.shutdown();
+
+    let (handle, addr) = start(&config(|_| {}), SystemState::unsynchronised());
+    let reply = exchange(&sock, addr, &client_request(4)).expect("reply");
+    let h = Header::parse(&reply).expect("header");
+    assert_eq!((h.stratum, h.leap), (16, 3));
+    handle.shutdown();
+}
+
+#[test]
+fn port_in_use_fails_at_bind_naming_the_address() {
+    let holder = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let taken = holder.local_addr().expect("addr");
+    let c = config(|c| c.listen = vec![taken]);
+    let state = Arc::new(ArcSwap::from_pointee(synced_state()));
+    let err = NtpServer::bind(&c, Arc::new(HostClock), state)
+        .err()
+        .expect("must fail");
+    let text = err.to_string();
+    assert!(text.contains(&taken.to_string()), "{text}");
+    assert!(text.to_lowercase().contains("in use"), "{text}");
+}
+
+#[test]
+fn ipv6_loopback_is_served() {
+    let (handle, addr) = start(
+        &config(|c| c.listen = vec!["[::1]:0".parse().expect("addr")]),
+        synced_state(),
+    );
+    let sock = UdpSocket::bind("[::1]:0").expect("bind v6");
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let reply = exchange(&sock, addr, &client_request(4)).expect("reply over IPv6");
+    assert_eq!(Header::parse(&reply).map(|h| h.stratum), Some(1));
+    handle.shutdown();
+}
+
+#[test]
+fn wildcard_listener_replies_from_the_address_asked() {
+    // Bound to 0.0.0.0, the reply must come from the destination the client
+    // used (IP_PKTINFO), here 127.0.0.2 rather than the routing default.
+    let (handle, addr) = start(
+        &config(|c| c.listen = vec!["0.0.0.0:0".parse().expect("addr")]),
+        synced_state(),
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let target: SocketAddr = format!("127.0.0.2:{}", addr.port()).parse().expect("addr");
+    sock.send_to(&client_request(4), target).expect("send");
+    let mut buf = [0u8; 256];
+    let (n, from) = sock.recv_from(&mut buf).expect("reply");
+    assert_eq!(n, HEADER_LEN);
+    assert_eq!(from, target);
+    handle.shutdown();
+}
