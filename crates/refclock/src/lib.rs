@@ -7,7 +7,25 @@
 //! kernel (`clock_adjtime`) run the same code.
 
 mod clock;
+mod config;
+mod discipline;
+pub mod drift;
+pub mod filter;
+pub mod kernel;
+pub mod leapfile;
+pub mod pairing;
 mod status;
 
 pub use clock::{Clock, ClockError, SyncReport};
-pub use status::{ReferenceId, Status, SyncState};
+pub use config::{RefclockConfig, ReferenceIdChoice};
+pub use discipline::Refclock;
+pub use drift::{DriftError, DriftRecord};
+pub use status::{
+    HoldoverStatus, LabelDisagreement, LeapSource, NmeaStatus, NoiseStatus, PpsStatus, ReferenceId,
+    RejectReason, RejectionEvent, Rejections, Status, SyncState,
+};
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testsim;

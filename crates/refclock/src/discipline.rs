@@ -1,0 +1,1099 @@
+//! The reference clock core: pairing, filtering, steering and the state machine.
+//!
+//! Data flow for one pulse: the edge must sit a whole number of seconds after
+//! the previous good ones (else: spurious); it gets the UTC second the clock
+//! predicts for it, which the receiver's labels have established and keep
+//! confirming; its offset updates the Kalman filter unless it is an outlier;
+//! and the clock is steered by frequency only (estimated frequency error plus
+//! a one-second phase correction, as chrony does). Each NMEA epoch is paired
+//! with the edge it labels through the learned delay; a label that disagrees
+//! with the clock is ignored, unless the disagreement persists, in which case
+//! the receiver is believed and the clock re-acquired.
+
+use crate::clock::{Clock, SyncReport};
+use crate::config::{RefclockConfig, ReferenceIdChoice};
+use crate::drift::DriftRecord;
+use crate::filter::{Kalman, NoiseLearner, NoiseParams};
+use crate::leapfile::{LeapTable, end_of_month_unix_s};
+use crate::pairing::{DelayLearner, Pairing};
+use crate::status::{
+    HoldoverStatus, LabelDisagreement, LeapSource, NmeaStatus, NoiseStatus, PpsStatus, ReferenceId,
+    RejectReason, RejectionEvent, Rejections, Status, SyncState,
+};
+use skytime_gnss::Epoch;
+use skytime_pps::PpsEdge;
+use skytime_timebase::{Arrival, LeapChange, MonoNanos, UnixNanos};
+use std::collections::VecDeque;
+use tracing::{info, warn};
+
+const NS: f64 = 1e9;
+const NS_I: i64 = 1_000_000_000;
+/// NTP's largest dispersion (16 s), advertised when nothing is known.
+const MAX_DISPERSION_NS: f64 = 16e9;
+/// Recent edges kept for pairing with epochs that arrive up to ~1 s later.
+const EDGES_KEPT: usize = 8;
+/// Consecutive outliers that, when they agree with each other, mean the
+/// phase really jumped rather than a few pulses being bad.
+const OUTLIER_STREAK_RESET: u32 = 4;
+/// Consecutive pulses that must agree with each other but not with the
+/// current train before the train is abandoned for them.
+const TRAIN_SWITCH: u32 = 3;
+/// Pairings that must agree before the whole seconds of the clock are known.
+const CONSENSUS_PAIRINGS: usize = 3;
+/// Consecutive epochs announcing a leap before it is believed.
+const LEAP_ANNOUNCE_EPOCHS: u32 = 3;
+/// Consecutive epochs without the announcement before it is withdrawn.
+const LEAP_WITHDRAW_EPOCHS: u32 = 10;
+/// Seconds around a leap (before, after) whose pulses stay out of the filter.
+const LEAP_WINDOW_S: (i64, i64) = (3, 3);
+/// Largest initial frequency uncertainty assumed without a drift file, ppb.
+const FREQ_PRIOR_PPB: f64 = 50_000.0;
+/// Smallest frequency uncertainty taken from a drift file (temperature
+/// changes across a restart), ppb.
+const DRIFT_SKEW_FLOOR_PPB: f64 = 1_000.0;
+
+/// A pulse that passed the interval check, kept for pairing.
+#[derive(Copy, Clone, Debug)]
+struct EdgeRec {
+    /// Raw stamp on the clock's current frame (shifted by our own steps), ns.
+    stamp: i64,
+    /// When it was received (monotonic).
+    mono: MonoNanos,
+    /// Pulse number: consecutive seconds have consecutive numbers.
+    idx: i64,
+    /// The Unix second the clock assigned to it (POSIX, so 23:59:60 and
+    /// 23:59:59 share one), once the labels are established.
+    label: Option<i64>,
+    /// Whether this one was checked against a previous pulse.
+    confirmed: bool,
+}
+
+/// The last pulse that updated the filter.
+#[derive(Copy, Clone, Debug)]
+struct Sample {
+    mono: MonoNanos,
+    idx: i64,
+    label: i64,
+    applied_ns: f64,
+}
+
+/// The reference clock, generic over the clock it steers.
+pub struct Refclock<C: Clock> {
+    cfg: RefclockConfig,
+    clock: C,
+
+    state: SyncState,
+    state_since: MonoNanos,
+    state_reason: String,
+    ever_locked: bool,
+
+    edges: VecDeque<EdgeRec>,
+    last_raw: Option<EdgeRec>,
+    train_mismatch: u32,
+
+    delay: DelayLearner,
+    consensus_obs: VecDeque<(f64, i64)>,
+    consensus_ns: Option<f64>,
+    disagreement: Option<(i64, MonoNanos)>,
+    last_epoch_valid: bool,
+    last_valid_epoch: Option<MonoNanos>,
+
+    kf: Option<Kalman>,
+    last_sample: Option<Sample>,
+    noise: NoiseLearner,
+    consecutive_good: u32,
+    outlier_streak: u32,
+    outlier_last_z: Option<f64>,
+    rms_sq: f64,
+    rms_n: f64,
+
+    applied_ns: f64,
+    u_ppb: f64,
+    u_set_at: Option<MonoNanos>,
+    phase_term_until: Option<MonoNanos>,
+    start_freq_ppb: f64,
+    start_skew_ppb: f64,
+    step_allowed: bool,
+    steps: u32,
+    last_step: Option<(MonoNanos, i64)>,
+
+    leap_table: Option<LeapTable>,
+    rx_leap: LeapChange,
+    rx_leap_count: u32,
+    rx_leap_absent: u32,
+    rx_leap_ignore_until_s: i64,
+    pending_leap: (LeapChange, Option<i64>, Option<LeapSource>),
+    armed: LeapChange,
+    last_leap_end_s: Option<i64>,
+    leap_checked_s: i64,
+
+    pps: PpsStatus,
+    pps_zeros_shifted: i64,
+    nmea: NmeaStatus,
+    nmea_zeros_shifted: i64,
+    rejections: Rejections,
+    last_rejection: Option<RejectionEvent>,
+    last_report_s: i64,
+    last_now: Option<Arrival>,
+}
+
+impl<C: Clock> Refclock<C> {
+    /// A discipline for `clock`, starting from the drift file's frequency if
+    /// there is one. Reads the leap-seconds file named in `config` (a missing
+    /// or bad file is logged and ignored: the receiver's announcements remain).
+    pub fn new(config: &RefclockConfig, clock: C, drift: Option<DriftRecord>) -> Self {
+        let now = clock.monotonic();
+        let leap_table = config.leap_seconds_file.as_ref().and_then(|p| match LeapTable::load(p) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                warn!(error = %e, "leap-seconds file not used; relying on the receiver's leap announcements");
+                None
+            }
+        });
+        let (start_freq_ppb, start_skew_ppb) = match drift {
+            Some(d) => (
+                d.frequency_ppm * 1000.0,
+                (d.skew_ppm * 1000.0).max(DRIFT_SKEW_FLOOR_PPB),
+            ),
+            None => (clock.frequency_ppb(), FREQ_PRIOR_PPB),
+        };
+        if drift.is_some()
+            && let Err(e) = clock.set_frequency_ppb(start_freq_ppb)
+        {
+            warn!(error = %e, "could not apply the drift file's frequency");
+        }
+        let mut rc = Self {
+            cfg: config.clone(),
+            clock,
+            state: SyncState::Acquiring,
+            state_since: now,
+            state_reason: "waiting for PPS and receiver labels".into(),
+            ever_locked: false,
+            edges: VecDeque::with_capacity(EDGES_KEPT),
+            last_raw: None,
+            train_mismatch: 0,
+            delay: DelayLearner::default(),
+            consensus_obs: VecDeque::new(),
+            consensus_ns: None,
+            disagreement: None,
+            last_epoch_valid: false,
+            last_valid_epoch: None,
+            kf: None,
+            last_sample: None,
+            noise: NoiseLearner::new(config.clock_precision_ns * config.clock_precision_ns),
+            consecutive_good: 0,
+            outlier_streak: 0,
+            outlier_last_z: None,
+            rms_sq: 0.0,
+            rms_n: 0.0,
+            applied_ns: 0.0,
+            u_ppb: start_freq_ppb,
+            u_set_at: Some(now),
+            phase_term_until: None,
+            start_freq_ppb,
+            start_skew_ppb,
+            step_allowed: true,
+            steps: 0,
+            last_step: None,
+            leap_table,
+            rx_leap: LeapChange::None,
+            rx_leap_count: 0,
+            rx_leap_absent: 0,
+            rx_leap_ignore_until_s: i64::MIN,
+            pending_leap: (LeapChange::None, None, None),
+            armed: LeapChange::None,
+            last_leap_end_s: None,
+            leap_checked_s: i64::MIN,
+            pps: PpsStatus::default(),
+            pps_zeros_shifted: 0,
+            nmea: NmeaStatus::default(),
+            nmea_zeros_shifted: 0,
+            rejections: Rejections::default(),
+            last_rejection: None,
+            last_report_s: i64::MIN,
+            last_now: None,
+        };
+        info!(state = "acquiring", "refclock started");
+        rc.report_to_clock(now, i64::MIN);
+        rc
+    }
+
+    /// The steered clock (the NTP server reads time through it).
+    pub fn clock(&self) -> &C {
+        &self.clock
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &RefclockConfig {
+        &self.cfg
+    }
+
+    // ---------------------------------------------------------------- steering
+
+    /// Phase correction (ns) applied by the discipline up to `mono`: the
+    /// integral of every frequency correction, plus steps.
+    fn applied_at(&self, mono: MonoNanos) -> f64 {
+        match self.u_set_at {
+            Some(at) => self.applied_ns + self.u_ppb * (mono.nanos_since(at).max(0) as f64 / NS),
+            None => self.applied_ns,
+        }
+    }
+
+    fn set_frequency(&mut self, ppb: f64, mono: MonoNanos) {
+        let limit = self.cfg.max_frequency_ppm * 1000.0;
+        let ppb = if ppb.is_finite() {
+            ppb.clamp(-limit, limit)
+        } else {
+            self.u_ppb
+        };
+        self.applied_ns = self.applied_at(mono);
+        self.u_set_at = Some(mono);
+        self.u_ppb = ppb;
+        if let Err(e) = self.clock.set_frequency_ppb(ppb) {
+            warn!(error = %e, "setting the clock frequency failed");
+        }
+    }
+
+    /// Frequency correction that cancels the estimated oscillator error.
+    fn free_frequency(&self) -> f64 {
+        match &self.kf {
+            Some(k) => -k.f,
+            None => self.start_freq_ppb,
+        }
+    }
+
+    fn step_clock(&mut self, offset_ns: i64, mono: MonoNanos) -> bool {
+        match self.clock.step(offset_ns) {
+            Ok(()) => {
+                self.applied_ns += offset_ns as f64;
+                for e in self.edges.iter_mut() {
+                    e.stamp += offset_ns;
+                    e.label = None;
+                }
+                if let Some(r) = self.last_raw.as_mut() {
+                    r.stamp += offset_ns;
+                }
+                if let Some(c) = self.consensus_ns.as_mut() {
+                    *c += offset_ns as f64;
+                }
+                self.steps += 1;
+                self.last_step = Some((mono, offset_ns));
+                info!(step_ns = offset_ns, "clock stepped at start-up");
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, step_ns = offset_ns, "clock step failed; slewing instead");
+                false
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- state machine
+
+    fn set_state(&mut self, state: SyncState, reason: String, mono: MonoNanos) {
+        if state == self.state {
+            self.state_reason = reason;
+            return;
+        }
+        match state {
+            SyncState::Locked | SyncState::Acquiring => {
+                info!(from = self.state.as_str(), to = state.as_str(), reason = %reason, "refclock state change")
+            }
+            SyncState::Holdover | SyncState::Unsynchronised => {
+                warn!(from = self.state.as_str(), to = state.as_str(), reason = %reason, "refclock state change")
+            }
+        }
+        if state == SyncState::Locked {
+            self.ever_locked = true;
+        }
+        self.state = state;
+        self.state_reason = reason;
+        self.state_since = mono;
+    }
+
+    fn reject(&mut self, reason: RejectReason, at: MonoNanos, detail: impl FnOnce() -> String) {
+        self.rejections.count(reason);
+        self.last_rejection = Some(RejectionEvent {
+            reason,
+            at,
+            detail: detail(),
+        });
+    }
+
+    // ------------------------------------------------------------------- pulses
+
+    /// One captured pulse.
+    pub fn on_pps(&mut self, edge: &PpsEdge) {
+        self.pps.edges_seen += 1;
+        self.pps.last_edge = Some(edge.timestamp);
+        self.pps.last_edge_received = Some(edge.received);
+        let mono = edge.received;
+        let mut stamp = edge.timestamp.0;
+        if let Some((at, s)) = self.last_step
+            && mono < at
+        {
+            stamp += s;
+        }
+        let Some(mut rec) = self.check_interval(stamp, mono) else {
+            return;
+        };
+
+        // Which second is this? The filter's prediction (or, before it runs,
+        // the labels' consensus) is far better than ±0.5 s, so rounding is safe.
+        let stamp_c = stamp - self.cfg.pps_latency_ns;
+        let predicted = match (&self.kf, &self.last_sample) {
+            (Some(k), Some(s)) => Some(
+                k.predicted(
+                    (rec.idx - s.idx) as f64,
+                    self.applied_at(mono) - s.applied_ns,
+                    &self.noise.params(),
+                    1.0,
+                )
+                .x,
+            ),
+            _ => self.consensus_ns,
+        };
+        rec.label = predicted.map(|o| ((stamp_c as f64 - o) / NS).round() as i64);
+        self.push_edge(rec);
+
+        let Some(label) = rec.label else {
+            return self.reject(RejectReason::UnlabelledEdge, mono, || {
+                "receiver labels not yet consistent".into()
+            });
+        };
+        if !self.fix_ok(mono) {
+            let why = if self.last_valid_epoch.is_none() {
+                "no valid receiver epoch yet".to_string()
+            } else if !self.last_epoch_valid {
+                "receiver reports no fix".to_string()
+            } else {
+                format!(
+                    "no receiver output for over {} ms",
+                    self.cfg.nmea_timeout_ms
+                )
+            };
+            return self.reject(RejectReason::EdgeWithoutFix, mono, || why);
+        }
+        if let Some(l) = self.leap_window_end()
+            && (l - LEAP_WINDOW_S.0..l + LEAP_WINDOW_S.1).contains(&label)
+        {
+            return self.reject(RejectReason::LeapWindowEdge, mono, || {
+                format!("pulse labelled {label}, leap at {l}")
+            });
+        }
+        let z = (stamp_c - label * NS_I) as f64;
+        self.measure(z, rec, label);
+    }
+
+    /// The interval check against the current pulse train. Returns the
+    /// record of an edge that belongs to it.
+    fn check_interval(&mut self, stamp: i64, mono: MonoNanos) -> Option<EdgeRec> {
+        let raw = EdgeRec {
+            stamp,
+            mono,
+            idx: 0,
+            label: None,
+            confirmed: false,
+        };
+        let prev_raw = self.last_raw.replace(raw);
+        let Some(last) = self.edges.back().copied() else {
+            return Some(raw);
+        };
+        let fits =
+            |from: &EdgeRec, tol_per_s: f64, base_tol: f64, expected_extra: f64| -> Option<i64> {
+                let n = (mono.nanos_since(from.mono) as f64 / NS).round() as i64;
+                if n < 1 {
+                    return None;
+                }
+                let err = (stamp - from.stamp) as f64 - n as f64 * NS - expected_extra * n as f64;
+                // Whole seconds are the labels' business (a leap second steps the
+                // clock by one); only the fraction says whether this is a pulse.
+                let frac = err - (err / NS).round() * NS;
+                (frac.abs() <= base_tol + tol_per_s * n as f64).then_some(n)
+            };
+        let (extra, tol_per_s, base_tol) = match (&self.kf, &self.last_sample) {
+            (Some(k), Some(_)) => {
+                let r = self.noise.params().r;
+                let drift = (self.applied_at(mono) - self.applied_at(last.mono)).abs();
+                (
+                    k.f - 0.0,
+                    6.0 * k.pff.sqrt() + 2_000.0,
+                    100_000.0 + 8.0 * (2.0 * r).sqrt() + drift,
+                )
+            }
+            _ => (0.0, 1_100_000.0, 100_000.0),
+        };
+        // Expected extra from our own steering over the interval.
+        let steering = self.applied_at(mono) - self.applied_at(last.mono);
+        let n_steer = (mono.nanos_since(last.mono) as f64 / NS).round().max(1.0);
+        if let Some(n) = fits(&last, tol_per_s, base_tol, extra + steering / n_steer) {
+            self.train_mismatch = 0;
+            if let Some(b) = self.edges.back_mut() {
+                b.confirmed = true;
+            }
+            if n > 1 {
+                self.pps.pulses_missed += (n - 1) as u64;
+                for _ in 1..n {
+                    self.shift_pps_reach(false);
+                }
+            }
+            self.pps_zeros_shifted = 0;
+            return Some(EdgeRec {
+                idx: last.idx + n,
+                confirmed: true,
+                ..raw
+            });
+        }
+        // Not part of the train. Is it part of a new one (the train was
+        // started by a spurious edge, or the phase really moved)?
+        if let Some(p) = prev_raw
+            && fits(&p, 1_100_000.0, 100_000.0, 0.0).is_some()
+        {
+            self.train_mismatch += 1;
+            if !last.confirmed || self.train_mismatch >= TRAIN_SWITCH {
+                self.train_mismatch = 0;
+                self.edges.clear();
+                warn_train_switch(stamp);
+                if self.kf.is_some() {
+                    self.reset_filter("the pulse train moved", mono);
+                }
+                return Some(raw);
+            }
+        }
+        self.reject(RejectReason::SpuriousEdge, mono, || {
+            format!(
+                "edge {:.3} ms off the pulse train",
+                ((stamp - last.stamp).rem_euclid(NS_I)) as f64 / 1e6
+            )
+        });
+        None
+    }
+
+    fn push_edge(&mut self, rec: EdgeRec) {
+        if self.edges.len() == EDGES_KEPT {
+            self.edges.pop_front();
+        }
+        self.edges.push_back(rec);
+    }
+
+    fn fix_ok(&self, mono: MonoNanos) -> bool {
+        self.last_epoch_valid
+            && self
+                .last_valid_epoch
+                .is_some_and(|t| mono.nanos_since(t) <= self.cfg.nmea_timeout_ms as i64 * 1_000_000)
+    }
+
+    fn leap_window_end(&self) -> Option<i64> {
+        match self.pending_leap {
+            (c, Some(end), _) if c != LeapChange::None => Some(end),
+            _ => self.last_leap_end_s,
+        }
+    }
+
+    fn reset_filter(&mut self, why: &str, mono: MonoNanos) {
+        self.kf = None;
+        self.last_sample = None;
+        self.consensus_ns = None;
+        self.consensus_obs.clear();
+        self.noise.clear_history();
+        self.consecutive_good = 0;
+        self.outlier_streak = 0;
+        if matches!(self.state, SyncState::Locked) {
+            self.set_state(SyncState::Acquiring, why.to_string(), mono);
+        }
+    }
+
+    /// One labelled offset measurement `z` (ns) from pulse `rec`.
+    fn measure(&mut self, z: f64, rec: EdgeRec, label: i64) {
+        let mono = rec.mono;
+        let q = self.noise.params();
+        let (Some(kf), Some(last)) = (self.kf, self.last_sample) else {
+            return self.start_filter(z, rec, label, q);
+        };
+        let dt = (rec.idx - last.idx) as f64;
+        let applied = self.applied_at(mono);
+        let mut pred = kf.predicted(dt, applied - last.applied_ns, &q, 1.0);
+        let inn = pred.innovation(z, q.r);
+        let gate = self.cfg.outlier_sigmas * inn.variance.sqrt();
+        if inn.residual_ns.abs() > gate.max(self.cfg.clock_precision_ns * 4.0) {
+            self.outlier_streak += 1;
+            let consistent = self
+                .outlier_last_z
+                .is_some_and(|p| (z - p).abs() < 0.25 * inn.residual_ns.abs() + 8.0 * q.r.sqrt());
+            self.outlier_last_z = Some(z);
+            if self.outlier_streak >= OUTLIER_STREAK_RESET && consistent {
+                // The phase moved for real: start again from here.
+                let jump = inn.residual_ns;
+                warn!(jump_ns = jump, "phase jump; re-acquiring");
+                pred.x = z;
+                pred.pxx = q.r + jump * jump;
+                pred.pff += (jump / dt.max(1.0)).powi(2);
+                self.kf = Some(pred);
+                self.noise.clear_history();
+                self.last_sample = Some(Sample {
+                    mono,
+                    idx: rec.idx,
+                    label,
+                    applied_ns: applied,
+                });
+                self.outlier_streak = 0;
+                self.consecutive_good = 0;
+                if matches!(self.state, SyncState::Locked) {
+                    self.set_state(
+                        SyncState::Acquiring,
+                        format!("phase jump of {jump:.0} ns"),
+                        mono,
+                    );
+                }
+                self.steer(mono);
+                return;
+            }
+            return self.reject(RejectReason::OutlierEdge, mono, || {
+                format!(
+                    "offset {:.0} ns from prediction, gate {:.0} ns",
+                    inn.residual_ns, gate
+                )
+            });
+        }
+        self.outlier_streak = 0;
+        self.outlier_last_z = None;
+        pred.update(z, q.r);
+        self.kf = Some(pred);
+        self.accept(z, rec, label, applied);
+    }
+
+    fn start_filter(&mut self, mut z: f64, rec: EdgeRec, label: i64, q: NoiseParams) {
+        let mono = rec.mono;
+        if self.step_allowed && z.abs() > self.cfg.step_threshold_ms * 1e6 {
+            let step = -z.round() as i64;
+            if self.step_clock(step, mono) {
+                z += step as f64;
+            }
+        }
+        self.step_allowed = false;
+        let applied = self.applied_at(mono);
+        self.kf = Some(Kalman::new(
+            z,
+            q.r.max(z * z),
+            -self.u_ppb_free_guess(),
+            self.start_skew_ppb * self.start_skew_ppb,
+        ));
+        self.accept(z, rec, label, applied);
+    }
+
+    /// The oscillator's frequency error implied by the correction in force
+    /// before the filter ran (the drift file's, or whatever the clock had).
+    fn u_ppb_free_guess(&self) -> f64 {
+        self.start_freq_ppb
+    }
+
+    fn accept(&mut self, z: f64, rec: EdgeRec, label: i64, applied: f64) {
+        let mono = rec.mono;
+        self.noise.add(rec.idx, z - applied);
+        self.last_sample = Some(Sample {
+            mono,
+            idx: rec.idx,
+            label,
+            applied_ns: applied,
+        });
+        self.pps.edges_used += 1;
+        self.shift_pps_reach(true);
+        self.consecutive_good += 1;
+        if let Some(k) = &self.kf {
+            self.rms_n = (self.rms_n + 1.0).min(64.0);
+            self.rms_sq += (k.x * k.x - self.rms_sq) / self.rms_n;
+        }
+        self.steer(mono);
+        self.evaluate_lock(mono);
+    }
+
+    /// Frequency correction: cancel the estimated oscillator error and remove
+    /// the estimated offset over the next second.
+    fn steer(&mut self, mono: MonoNanos) {
+        let Some(k) = self.kf else { return };
+        let ppb = -k.f - k.x / 1.0;
+        self.set_frequency(ppb, mono);
+        self.phase_term_until = Some(mono.add_nanos(NS_I));
+    }
+
+    fn evaluate_lock(&mut self, mono: MonoNanos) {
+        let Some(k) = &self.kf else { return };
+        if self.disagreement.is_some() {
+            return;
+        }
+        let err = k.x.abs() + self.cfg.error_bound_sigmas * k.pxx.sqrt();
+        let ready =
+            self.consecutive_good >= self.cfg.lock_min_samples && err <= self.cfg.lock_max_error_ns;
+        match self.state {
+            SyncState::Locked => {}
+            SyncState::Unsynchronised => {
+                self.set_state(
+                    SyncState::Acquiring,
+                    "reference back; converging".into(),
+                    mono,
+                );
+                if ready {
+                    self.set_state(
+                        SyncState::Locked,
+                        format!("converged: error ≤ {err:.0} ns"),
+                        mono,
+                    );
+                }
+            }
+            SyncState::Acquiring | SyncState::Holdover => {
+                if ready {
+                    self.set_state(
+                        SyncState::Locked,
+                        format!("converged: error ≤ {err:.0} ns"),
+                        mono,
+                    );
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------- epochs
+
+    /// One second of receiver output.
+    pub fn on_epoch(&mut self, epoch: &Epoch) {
+        let mono = epoch.last_byte.monotonic;
+        self.nmea.epochs_seen += 1;
+        self.nmea.last_label = Some(epoch.utc);
+        self.nmea.last_epoch_at = Some(epoch.last_byte);
+        self.nmea.fix_valid = epoch.valid;
+        self.nmea.fix_mode = epoch.fix_mode;
+        self.nmea.sats_used = epoch.sats_used;
+        self.nmea.sats_visible = epoch.sats_visible;
+        self.nmea.satellites.clone_from(&epoch.satellites);
+        self.last_epoch_valid = epoch.valid;
+        self.shift_nmea_reach(epoch.valid);
+        if !epoch.valid {
+            return self.reject(RejectReason::InvalidFix, mono, || {
+                format!("epoch {} without a valid fix", epoch.utc)
+            });
+        }
+        self.last_valid_epoch = Some(mono);
+        self.track_receiver_leap(epoch);
+
+        let mut arrival = epoch.last_byte.realtime.0;
+        if let Some((at, s)) = self.last_step
+            && mono < at
+        {
+            arrival += s;
+        }
+        let stamps: Vec<i64> = self.edges.iter().map(|e| e.stamp).collect();
+        let pairing = self.delay.pair(arrival, &stamps);
+        self.nmea.delay_learned_ms = self.delay.learned_ns().map(|d| d / 1e6);
+        if let Some((med, p95)) = self.delay.distribution_ns() {
+            self.nmea.delay_median_ms = Some(med / 1e6);
+            self.nmea.delay_p95_ms = Some(p95 / 1e6);
+        }
+        let edge = match pairing {
+            Pairing::Learning => return,
+            Pairing::Unpaired { nearest_ns } => {
+                return self.reject(RejectReason::UnpairedEpoch, mono, || match nearest_ns {
+                    Some(d) => format!(
+                        "epoch {}: nearest pulse {:.0} ms from where expected",
+                        epoch.utc,
+                        d / 1e6
+                    ),
+                    None => format!("epoch {}: no pulse seen", epoch.utc),
+                });
+            }
+            Pairing::Paired { edge, .. } => self.edges[edge],
+        };
+        self.nmea.epochs_paired += 1;
+        let said = epoch.utc.unix_secs();
+        let stamp_c = edge.stamp - self.cfg.pps_latency_ns;
+
+        let Some(assigned) = edge.label else {
+            // The labels establish the clock's whole seconds.
+            if self.kf.is_none() {
+                self.build_consensus((stamp_c - said * NS_I) as f64, edge.idx);
+            }
+            return;
+        };
+        if let Some(l) = self.leap_window_end()
+            && (l - LEAP_WINDOW_S.0..l + LEAP_WINDOW_S.1).contains(&assigned)
+        {
+            return;
+        }
+        let diff = said - assigned;
+        if diff == 0 {
+            if let Some((d, _)) = self.disagreement.take() {
+                info!(offset_s = d, "receiver labels agree with the clock again");
+            }
+            return;
+        }
+        let since = match self.disagreement {
+            Some((d, since)) if d == diff => since,
+            _ => {
+                if self.disagreement.is_none() {
+                    warn!(offset_s = diff, label = %epoch.utc, "receiver labels a pulse with another second than the clock");
+                }
+                self.disagreement = Some((diff, mono));
+                mono
+            }
+        };
+        self.reject(RejectReason::MislabelledSecond, mono, || {
+            format!(
+                "receiver says {}, clock says {assigned} (+{diff} s)",
+                epoch.utc
+            )
+        });
+        if mono.nanos_since(since) >= self.cfg.label_confirm_s as i64 * NS_I {
+            warn!(
+                offset_s = diff,
+                lasted_s = self.cfg.label_confirm_s,
+                "receiver has disagreed by whole seconds for too long; re-acquiring on its second"
+            );
+            let lasted = self.cfg.label_confirm_s;
+            self.reject(RejectReason::WholeSecondDisagreement, mono, || {
+                format!("receiver {diff:+} s for {lasted} s; clock re-acquired")
+            });
+            self.disagreement = None;
+            self.reset_filter("receiver disagrees by whole seconds", mono);
+            self.set_state(
+                SyncState::Acquiring,
+                format!("re-acquiring after a {diff:+} s label change"),
+                mono,
+            );
+            self.consensus_ns = Some((stamp_c - said * NS_I) as f64);
+            for e in self.edges.iter_mut() {
+                e.label = None;
+            }
+            self.step_allowed = true;
+        }
+    }
+
+    fn build_consensus(&mut self, offset_ns: f64, idx: i64) {
+        if let Some(&(prev, prev_idx)) = self.consensus_obs.back() {
+            let tol = 2e6 * (idx - prev_idx).abs().max(1) as f64;
+            if (offset_ns - prev).abs() > tol {
+                self.consensus_obs.clear();
+            }
+        }
+        self.consensus_obs.push_back((offset_ns, idx));
+        if self.consensus_obs.len() >= CONSENSUS_PAIRINGS {
+            self.consensus_ns = Some(offset_ns);
+            self.consensus_obs.clear();
+        }
+    }
+
+    fn track_receiver_leap(&mut self, epoch: &Epoch) {
+        if epoch.leap == LeapChange::None {
+            self.rx_leap_absent += 1;
+            if self.rx_leap_absent >= LEAP_WITHDRAW_EPOCHS {
+                self.rx_leap = LeapChange::None;
+                self.rx_leap_count = 0;
+            }
+            return;
+        }
+        self.rx_leap_absent = 0;
+        if epoch.utc.unix_secs() < self.rx_leap_ignore_until_s {
+            return;
+        }
+        if epoch.leap == self.rx_leap {
+            self.rx_leap_count = self.rx_leap_count.saturating_add(1);
+        } else {
+            self.rx_leap = epoch.leap;
+            self.rx_leap_count = 1;
+        }
+    }
+
+    // -------------------------------------------------------------------- ticks
+
+    /// Called at least once per second: timeouts, holdover, leap arming, reach.
+    pub fn on_tick(&mut self, now: Arrival) {
+        self.last_now = Some(now);
+        let mono = now.monotonic;
+        // The one-second phase correction is over: keep only the frequency.
+        if let Some(until) = self.phase_term_until
+            && mono >= until
+        {
+            self.phase_term_until = None;
+            let f = self.free_frequency();
+            self.set_frequency(f, mono);
+        }
+        self.age_reach(mono);
+        self.update_leap(now);
+        self.run_timeouts(mono);
+        self.report_to_clock(mono, now.realtime.secs());
+    }
+
+    fn run_timeouts(&mut self, mono: MonoNanos) {
+        let since_sample = self.last_sample.map(|s| mono.nanos_since(s.mono));
+        let lost = since_sample.is_none_or(|d| d > self.cfg.pps_timeout_ms as i64 * 1_000_000);
+        match self.state {
+            SyncState::Locked if lost => {
+                let why = match &self.last_rejection {
+                    Some(r) if since_sample.is_some_and(|d| mono.nanos_since(r.at) < d) => {
+                        r.reason.explain()
+                    }
+                    _ => "no PPS pulse",
+                };
+                self.set_state(
+                    SyncState::Holdover,
+                    format!("no usable pulse for {} ms: {why}", self.cfg.pps_timeout_ms),
+                    mono,
+                );
+            }
+            SyncState::Holdover => {
+                let (bound, _, _) = self.error_bound(mono);
+                let limit = self.cfg.holdover_max_root_dispersion_us * 1000.0;
+                if bound > limit {
+                    self.set_state(
+                        SyncState::Unsynchronised,
+                        format!(
+                            "holdover error bound {:.0} µs passed the {:.0} µs limit",
+                            bound / 1e3,
+                            limit / 1e3
+                        ),
+                        mono,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn report_to_clock(&mut self, mono: MonoNanos, sec: i64) {
+        if sec == self.last_report_s && sec != i64::MIN {
+            return;
+        }
+        self.last_report_s = sec;
+        let (bound, _, sigma) = self.error_bound(mono);
+        let report = SyncReport {
+            synchronised: self.serving().0 < 16 && self.state != SyncState::Unsynchronised,
+            est_error_ns: sigma,
+            max_error_ns: bound,
+        };
+        if let Err(e) = self.clock.report_sync(report) {
+            tracing::debug!(error = %e, "could not report sync state to the clock");
+        }
+    }
+
+    fn shift_pps_reach(&mut self, bit: bool) {
+        self.pps.reach = (self.pps.reach << 1) | bit as u8;
+    }
+
+    fn shift_nmea_reach(&mut self, bit: bool) {
+        self.nmea.reach = (self.nmea.reach << 1) | bit as u8;
+        self.nmea_zeros_shifted = 0;
+    }
+
+    /// Seconds without pulses or epochs shift zeros into the reach registers.
+    fn age_reach(&mut self, mono: MonoNanos) {
+        if let Some(last) = self.edges.back().map(|e| e.mono) {
+            let silent = (mono.nanos_since(last) as f64 / NS - 0.5).floor() as i64;
+            while self.pps_zeros_shifted < silent.min(8) {
+                self.pps.reach <<= 1;
+                self.pps_zeros_shifted += 1;
+            }
+        }
+        if let Some(last) = self.nmea.last_epoch_at.map(|a| a.monotonic) {
+            let silent = (mono.nanos_since(last) as f64 / NS - 0.5).floor() as i64;
+            while self.nmea_zeros_shifted < silent.min(8) {
+                self.nmea.reach <<= 1;
+                self.nmea_zeros_shifted += 1;
+            }
+        }
+    }
+
+    // -------------------------------------------------------------------- leaps
+
+    fn update_leap(&mut self, now: Arrival) {
+        let now_s = now.realtime.secs();
+        if now_s == self.leap_checked_s || self.kf.is_none() {
+            return;
+        }
+        self.leap_checked_s = now_s;
+        let Some(end) = end_of_month_unix_s(now_s) else {
+            return;
+        };
+        // A leap just happened (the clock is past the midnight it was for).
+        if let (c, Some(at), _) = self.pending_leap
+            && c != LeapChange::None
+            && now_s >= at
+        {
+            info!(leap = ?c, "leap second passed");
+            self.last_leap_end_s = Some(at);
+            self.rx_leap_ignore_until_s = at + 86_400;
+            self.rx_leap = LeapChange::None;
+            self.rx_leap_count = 0;
+            self.pending_leap = (LeapChange::None, None, None);
+            if self.armed != LeapChange::None {
+                self.armed = LeapChange::None;
+                if let Err(e) = self.clock.set_leap(LeapChange::None) {
+                    warn!(error = %e, "could not clear the leap flag");
+                }
+            }
+        }
+        let receiver = (self.rx_leap != LeapChange::None
+            && self.rx_leap_count >= LEAP_ANNOUNCE_EPOCHS
+            && now_s >= self.rx_leap_ignore_until_s)
+            .then_some(self.rx_leap);
+        let file = self
+            .leap_table
+            .as_ref()
+            .and_then(|t| t.leap_at_end_of_month(now_s))
+            .filter(|(c, _)| *c != LeapChange::None);
+        let pending = match (receiver, file) {
+            (Some(c), Some((fc, _))) if c != fc => {
+                tracing::debug!(receiver = ?c, file = ?fc, "receiver and leap file disagree; following the receiver");
+                (c, Some(end), Some(LeapSource::Receiver))
+            }
+            (Some(c), _) => (c, Some(end), Some(LeapSource::Receiver)),
+            (None, Some((c, at))) => (c, Some(at), Some(LeapSource::LeapFile)),
+            (None, None) => (LeapChange::None, None, None),
+        };
+        if pending.0 != self.pending_leap.0 {
+            info!(leap = ?pending.0, source = ?pending.2, "leap second status changed");
+        }
+        self.pending_leap = pending;
+        // Arm only on the last day of the month, before its final second.
+        let last_day = pending
+            .1
+            .is_some_and(|at| now_s >= at - 86_400 && now_s < at - 1);
+        let want = if last_day {
+            pending.0
+        } else {
+            LeapChange::None
+        };
+        if want != self.armed {
+            match self.clock.set_leap(want) {
+                Ok(()) => {
+                    info!(leap = ?want, "leap flag set on the clock");
+                    self.armed = want;
+                }
+                Err(e) => warn!(error = %e, "could not set the leap flag"),
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------- status
+
+    /// Error bound (ns), its growth rate (ns/s) and the one-sigma error (ns)
+    /// at `mono`: the filter's prediction with the learned noise (inflated
+    /// by the holdover safety factor), |offset| and the systematic allowances.
+    fn error_bound(&self, mono: MonoNanos) -> (f64, f64, f64) {
+        let (Some(k), Some(s)) = (&self.kf, &self.last_sample) else {
+            return (MAX_DISPERSION_NS, 0.0, MAX_DISPERSION_NS);
+        };
+        let dt = (mono.nanos_since(s.mono) as f64 / NS).max(0.0);
+        let q = self.noise.params();
+        let scale = self.cfg.holdover_noise_safety_factor;
+        let applied = self.applied_at(mono) - s.applied_ns;
+        let p0 = k.predicted(dt, applied, &q, scale);
+        let p1 = k.predicted(dt + 1.0, applied - k.f, &q, scale);
+        let fixed = self.cfg.pps_systematic_uncertainty_ns + self.cfg.clock_precision_ns;
+        let n = self.cfg.error_bound_sigmas;
+        let b0 = p0.x.abs() + n * p0.pxx.sqrt() + fixed;
+        let b1 = p1.x.abs() + n * p1.pxx.sqrt() + fixed;
+        (b0.min(MAX_DISPERSION_NS), (b1 - b0).max(0.0), p0.pxx.sqrt())
+    }
+
+    /// (stratum, reference id) to serve now.
+    fn serving(&self) -> (u8, ReferenceId) {
+        let reference = match self.cfg.reference_id {
+            ReferenceIdChoice::Gps => ReferenceId::GPS,
+            ReferenceIdChoice::Pps => ReferenceId::PPS,
+        };
+        let mono = self
+            .last_now
+            .map(|n| n.monotonic)
+            .unwrap_or_else(|| self.clock.monotonic());
+        let within_limit =
+            || self.error_bound(mono).0 <= self.cfg.holdover_max_root_dispersion_us * 1000.0;
+        let fallback = match self.cfg.local_stratum {
+            Some(s) if self.ever_locked => (s, ReferenceId::LOCAL),
+            _ => (16, reference),
+        };
+        match self.state {
+            SyncState::Locked => (1, reference),
+            SyncState::Holdover if within_limit() => (1, reference),
+            SyncState::Holdover | SyncState::Unsynchronised => fallback,
+            SyncState::Acquiring => (16, reference),
+        }
+    }
+
+    /// A snapshot for the NTP server and the operator surfaces.
+    pub fn status(&self) -> Status {
+        let now = self.clock.arrival();
+        let mono = now.monotonic;
+        let (bound, rate, sigma) = self.error_bound(mono);
+        let (stratum, reference_id) = self.serving();
+        let q = self.noise.params();
+        let kf = self.kf;
+        let holdover = (self.state == SyncState::Holdover).then(|| HoldoverStatus {
+            elapsed_s: self
+                .last_sample
+                .map(|s| mono.nanos_since(s.mono) as f64 / NS)
+                .unwrap_or(0.0),
+            bound_ns: bound,
+            limit_ns: self.cfg.holdover_max_root_dispersion_us * 1000.0,
+        });
+        Status {
+            as_of: now.realtime,
+            as_of_mono: mono,
+            state: self.state,
+            state_reason: self.state_reason.clone(),
+            state_since: self.state_since,
+            stratum,
+            reference_id,
+            leap: self.pending_leap.0,
+            leap_at: self.pending_leap.1.map(|s| UnixNanos(s * NS_I)),
+            leap_source: self.pending_leap.2,
+            leap_armed: self.armed,
+            reference_time: self.last_sample.map(|s| UnixNanos(s.label * NS_I)),
+            root_dispersion_ns: bound,
+            dispersion_rate_ns_per_s: rate,
+            offset_ns: kf.map(|k| k.x).unwrap_or(0.0),
+            offset_sigma_ns: sigma,
+            rms_offset_ns: self.rms_sq.sqrt(),
+            frequency_ppm: self.u_ppb / 1000.0,
+            residual_frequency_ppm: kf.map(|k| (k.f + self.u_ppb) / 1000.0).unwrap_or(0.0),
+            skew_ppm: kf
+                .map(|k| k.pff.sqrt() / 1000.0)
+                .unwrap_or(self.start_skew_ppb / 1000.0),
+            jitter_ns: q.r.sqrt(),
+            noise: NoiseStatus {
+                measurement_ns: q.r.sqrt(),
+                white_fm_ns_per_sqrt_s: q.q_wfm.sqrt(),
+                random_walk_ppb_per_sqrt_s: q.q_rw.sqrt(),
+            },
+            holdover,
+            holdover_limit_ns: self.cfg.holdover_max_root_dispersion_us * 1000.0,
+            pps: self.pps.clone(),
+            nmea: self.nmea.clone(),
+            rejections: self.rejections,
+            last_rejection: self.last_rejection.clone(),
+            label_disagreement: self.disagreement.map(|(d, since)| LabelDisagreement {
+                offset_s: d,
+                duration_s: mono.nanos_since(since) as f64 / NS,
+                confirm_after_s: self.cfg.label_confirm_s,
+            }),
+            steps: self.steps,
+        }
+    }
+
+    /// What the daemon should persist to the drift file: the learned
+    /// frequency, once the filter has converged at least once.
+    pub fn drift_record(&self) -> Option<DriftRecord> {
+        let k = self.kf.as_ref()?;
+        if !self.ever_locked {
+            return None;
+        }
+        Some(DriftRecord {
+            frequency_ppm: -k.f / 1000.0,
+            skew_ppm: k.pff.sqrt() / 1000.0,
+        })
+    }
+}
+
+fn warn_train_switch(stamp: i64) {
+    warn!(
+        phase_ms = stamp.rem_euclid(NS_I) as f64 / 1e6,
+        "PPS pulses moved to a new phase; following them"
+    );
+}

@@ -1,0 +1,355 @@
+//! The phase/frequency Kalman filter and the online learning of its noise.
+//!
+//! State: `x`, the disciplined clock's offset (ns), and `f`, the free-running
+//! oscillator's frequency error (ppb = ns/s). The discipline's own frequency
+//! corrections are known inputs, so the filter sees the oscillator as it is.
+//!
+//! Noise is learned from the data, not configured: the free-running phase
+//! ψ (measured offset minus every correction we applied) is reconstructed for
+//! each pulse, and the variance of its second differences at lags τ = 1..128 s
+//! is fitted to `6R + 2·q_wfm·τ + (2/3)·q_rw·τ³` (white phase noise R of the
+//! pulse stamps, white frequency noise, frequency random walk). Exact edges
+//! give R ≈ 0 and a near-deadbeat filter; a Pi's 1-2 µs interrupt jitter gives
+//! a smoothing one; a warming oscillator raises q_rw and the filter follows.
+
+/// Lags (seconds) at which second differences are measured.
+const LAGS: [i64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+/// Free-running phase history kept, samples (covers 2 × the largest lag).
+const HISTORY: usize = 512;
+/// Pseudo-samples the prior is worth at each lag.
+const PRIOR_WEIGHT: f64 = 0.5;
+/// Longest averaging window, in samples of each lag.
+const WINDOW: f64 = 600.0;
+
+/// Noise intensities of the clock model.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct NoiseParams {
+    /// White phase noise of the measurements, ns².
+    pub r: f64,
+    /// White frequency noise (phase random walk), ns²/s.
+    pub q_wfm: f64,
+    /// Frequency random walk, ppb²/s (= ns²/s³).
+    pub q_rw: f64,
+}
+
+impl NoiseParams {
+    /// Modest assumptions, used until data says otherwise: 300 ns of jitter,
+    /// a frequency wander of 1 ppb/√s.
+    pub const PRIOR: NoiseParams = NoiseParams {
+        r: 300.0 * 300.0,
+        q_wfm: 1.0,
+        q_rw: 1.0,
+    };
+
+    /// The variance of a lag-τ second difference this model predicts.
+    fn second_difference_variance(&self, tau: f64) -> f64 {
+        6.0 * self.r + 2.0 * self.q_wfm * tau + (2.0 / 3.0) * self.q_rw * tau * tau * tau
+    }
+}
+
+/// Learns [`NoiseParams`] from the free-running phase.
+#[derive(Clone, Debug)]
+pub struct NoiseLearner {
+    history: Vec<Option<(i64, f64)>>,
+    var: [f64; LAGS.len()],
+    count: [f64; LAGS.len()],
+    floor_r: f64,
+    fitted: NoiseParams,
+}
+
+impl NoiseLearner {
+    /// An empty learner; `floor_r` is the smallest measurement variance
+    /// believed (the clock's reading precision squared).
+    pub fn new(floor_r: f64) -> Self {
+        let mut var = [0.0; LAGS.len()];
+        for (v, &tau) in var.iter_mut().zip(LAGS.iter()) {
+            *v = NoiseParams::PRIOR.second_difference_variance(tau as f64);
+        }
+        Self {
+            history: vec![None; HISTORY],
+            var,
+            count: [0.0; LAGS.len()],
+            floor_r: floor_r.max(1e-6),
+            fitted: NoiseParams::PRIOR,
+        }
+    }
+
+    /// Forgets the phase history (after a phase jump or relabel); keeps what
+    /// was learned about the noise.
+    pub fn clear_history(&mut self) {
+        self.history.iter_mut().for_each(|h| *h = None);
+    }
+
+    fn phase_at(&self, idx: i64) -> Option<f64> {
+        match self.history[idx.rem_euclid(HISTORY as i64) as usize] {
+            Some((i, p)) if i == idx => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Adds the free-running phase ψ (ns) of the pulse numbered `idx`
+    /// (consecutive pulses are consecutive numbers) and refits.
+    pub fn add(&mut self, idx: i64, psi_ns: f64) {
+        self.history[idx.rem_euclid(HISTORY as i64) as usize] = Some((idx, psi_ns));
+        let mut changed = false;
+        for (k, &tau) in LAGS.iter().enumerate() {
+            let (Some(mid), Some(old)) = (self.phase_at(idx - tau), self.phase_at(idx - 2 * tau))
+            else {
+                continue;
+            };
+            let d = psi_ns - 2.0 * mid + old;
+            self.count[k] += 1.0;
+            let w = 1.0 / (self.count[k] + PRIOR_WEIGHT).min(WINDOW);
+            self.var[k] += w * (d * d - self.var[k]);
+            changed = true;
+        }
+        if changed {
+            self.fitted = self.fit();
+        }
+    }
+
+    /// The current noise estimate.
+    pub fn params(&self) -> NoiseParams {
+        self.fitted
+    }
+
+    /// Weighted non-negative least squares of the lag variances onto the three
+    /// noise types, by trying every subset of them (there are only seven).
+    fn fit(&self) -> NoiseParams {
+        let basis = |tau: f64| [6.0, 2.0 * tau, (2.0 / 3.0) * tau * tau * tau];
+        // Relative-error weights: each lag's estimate is worth about
+        // count/τ independent samples, and its error scales with its size.
+        let rows: Vec<([f64; 3], f64, f64)> = LAGS
+            .iter()
+            .zip(self.var.iter().zip(self.count.iter()))
+            .map(|(&tau, (&v, &n))| {
+                let eff = ((n + PRIOR_WEIGHT) / tau as f64).max(0.5);
+                let v = v.max(1e-9);
+                (basis(tau as f64), v, eff / (v * v))
+            })
+            .collect();
+        let mut best: Option<(f64, [f64; 3])> = None;
+        for mask in 1u8..8 {
+            let idx: Vec<usize> = (0..3).filter(|i| mask & (1 << i) != 0).collect();
+            let n = idx.len();
+            let mut a = [[0.0f64; 4]; 3];
+            for (g, v, w) in &rows {
+                for (r, &i) in idx.iter().enumerate() {
+                    for (c, &j) in idx.iter().enumerate() {
+                        a[r][c] += w * g[i] * g[j];
+                    }
+                    a[r][3] += w * g[i] * v;
+                }
+            }
+            let Some(sol) = solve(&mut a, n) else {
+                continue;
+            };
+            if sol.iter().take(n).any(|&s| s < 0.0 || !s.is_finite()) {
+                continue;
+            }
+            let mut coef = [0.0; 3];
+            for (r, &i) in idx.iter().enumerate() {
+                coef[i] = sol[r];
+            }
+            let cost: f64 = rows
+                .iter()
+                .map(|(g, v, w)| {
+                    let m = g[0] * coef[0] + g[1] * coef[1] + g[2] * coef[2];
+                    w * (v - m) * (v - m)
+                })
+                .sum();
+            if best.is_none_or(|(c, _)| cost < c) {
+                best = Some((cost, coef));
+            }
+        }
+        let coef =
+            best.map(|b| b.1)
+                .unwrap_or([NoiseParams::PRIOR.r, 0.0, NoiseParams::PRIOR.q_rw]);
+        NoiseParams {
+            r: coef[0].max(self.floor_r),
+            q_wfm: coef[1],
+            q_rw: coef[2].max(1e-6),
+        }
+    }
+}
+
+/// Gaussian elimination with partial pivoting on the top-left n×n block of
+/// `a`, whose right-hand side is column 3.
+fn solve(a: &mut [[f64; 4]; 3], n: usize) -> Option<[f64; 3]> {
+    for col in 0..n {
+        let piv = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[piv][col].abs() < 1e-300 {
+            return None;
+        }
+        a.swap(col, piv);
+        for row in 0..n {
+            if row != col {
+                let f = a[row][col] / a[col][col];
+                for k in (col..n).chain(std::iter::once(3)) {
+                    a[row][k] -= f * a[col][k];
+                }
+            }
+        }
+    }
+    let mut out = [0.0; 3];
+    #[allow(clippy::needless_range_loop)]
+    for i in 0..n {
+        out[i] = a[i][3] / a[i][i];
+    }
+    Some(out)
+}
+
+/// The two-state Kalman filter.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Kalman {
+    /// Offset of the disciplined clock at the last update, ns.
+    pub x: f64,
+    /// Free-running frequency error of the oscillator, ppb.
+    pub f: f64,
+    /// Covariance [[pxx, pxf], [pxf, pff]].
+    pub pxx: f64,
+    /// Covariance of offset and frequency.
+    pub pxf: f64,
+    /// Variance of the frequency estimate, ppb².
+    pub pff: f64,
+}
+
+/// What one measurement did to the filter.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Innovation {
+    /// Measurement minus prediction, ns.
+    pub residual_ns: f64,
+    /// Its predicted variance, ns².
+    pub variance: f64,
+}
+
+impl Kalman {
+    /// A filter that starts at offset `x` (ns) and frequency error `f` (ppb).
+    pub fn new(x: f64, pxx: f64, f: f64, pff: f64) -> Self {
+        Self {
+            x,
+            f,
+            pxx,
+            pxf: 0.0,
+            pff,
+        }
+    }
+
+    /// The state `dt` seconds on, given that the discipline added
+    /// `applied_ns` of phase correction meanwhile, under noise `q`
+    /// (scaled by `q_scale`). Does not change the filter.
+    pub fn predicted(&self, dt: f64, applied_ns: f64, q: &NoiseParams, q_scale: f64) -> Kalman {
+        let dt = dt.max(0.0);
+        let qw = q.q_wfm * q_scale;
+        let qr = q.q_rw * q_scale;
+        Kalman {
+            x: self.x + self.f * dt + applied_ns,
+            f: self.f,
+            pxx: self.pxx
+                + 2.0 * dt * self.pxf
+                + dt * dt * self.pff
+                + qw * dt
+                + qr * dt * dt * dt / 3.0,
+            pxf: self.pxf + dt * self.pff + qr * dt * dt / 2.0,
+            pff: self.pff + qr * dt,
+        }
+    }
+
+    /// The innovation a measurement `z` would give against this (predicted) state.
+    pub fn innovation(&self, z: f64, r: f64) -> Innovation {
+        Innovation {
+            residual_ns: z - self.x,
+            variance: self.pxx + r,
+        }
+    }
+
+    /// Updates this (predicted) state with measurement `z` of variance `r`.
+    pub fn update(&mut self, z: f64, r: f64) -> Innovation {
+        let inn = self.innovation(z, r);
+        let s = inn.variance.max(1e-12);
+        let kx = self.pxx / s;
+        let kf = self.pxf / s;
+        self.x += kx * inn.residual_ns;
+        self.f += kf * inn.residual_ns;
+        let (pxx, pxf, pff) = (self.pxx, self.pxf, self.pff);
+        self.pxx = (1.0 - kx) * pxx;
+        self.pxf = (1.0 - kx) * pxf;
+        self.pff = pff - kf * pxf;
+        // Keep the covariance symmetric positive definite against rounding.
+        self.pxx = self.pxx.max(1e-12);
+        self.pff = self.pff.max(1e-12);
+        let lim = (self.pxx * self.pff).sqrt() * 0.999_999;
+        self.pxf = self.pxf.clamp(-lim, lim);
+        inn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use rand_distr::{Distribution, Normal};
+
+    /// Free-running phase with white PM `sigma_pm` (ns) and random-walk FM
+    /// `sigma_rw` (ppb per √s), sampled once per second.
+    fn learn(sigma_pm: f64, sigma_rw: f64, n: usize) -> NoiseParams {
+        let mut rng = StdRng::seed_from_u64(7);
+        let pm = Normal::new(0.0, sigma_pm.max(1e-12)).expect("normal");
+        let rw = Normal::new(0.0, sigma_rw.max(1e-12)).expect("normal");
+        let mut learner = NoiseLearner::new(1.0);
+        let (mut x, mut f) = (0.0, 5000.0);
+        for i in 0..n {
+            learner.add(i as i64, x + pm.sample(&mut rng));
+            x += f;
+            f += rw.sample(&mut rng);
+        }
+        learner.params()
+    }
+
+    #[test]
+    fn learns_white_phase_noise_of_a_pi_interrupt() {
+        let p = learn(1000.0, 0.5, 4000);
+        let sigma = p.r.sqrt();
+        assert!(
+            (700.0..1300.0).contains(&sigma),
+            "jitter learned as {sigma} ns, want ~1000"
+        );
+        assert!(
+            p.q_rw < 20.0,
+            "random walk {} ppb²/s for a true 0.25",
+            p.q_rw
+        );
+    }
+
+    #[test]
+    fn learns_random_walk_when_edges_are_exact() {
+        let p = learn(0.0, 1.0, 4000);
+        assert!(p.r.sqrt() < 5.0, "jitter {} ns on exact edges", p.r.sqrt());
+        assert!(
+            (0.3..3.0).contains(&p.q_rw),
+            "random walk {} ppb²/s, want ~1",
+            p.q_rw
+        );
+    }
+
+    #[test]
+    fn kalman_tracks_a_line_exactly_and_gets_confident() {
+        let q = NoiseParams {
+            r: 1.0,
+            q_wfm: 0.0,
+            q_rw: 0.01,
+        };
+        let mut k = Kalman::new(0.0, 1e6, 0.0, 1e8);
+        for i in 1..50 {
+            k = k.predicted(1.0, 0.0, &q, 1.0);
+            k.update(100.0 + 2000.0 * i as f64, q.r);
+        }
+        assert!((k.f - 2000.0).abs() < 0.5, "f {}", k.f);
+        assert!(k.pxx.sqrt() < 2.0 && k.pff.sqrt() < 1.0, "{k:?}");
+        // Prediction uncertainty grows with the horizon.
+        let p10 = k.predicted(10.0, 0.0, &q, 1.0).pxx;
+        let p1000 = k.predicted(1000.0, 0.0, &q, 1.0).pxx;
+        assert!(p1000 > 100.0 * p10, "{p10} {p1000}");
+    }
+}

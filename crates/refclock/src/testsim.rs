@@ -1,0 +1,383 @@
+//! A tiny simulated world for the unit tests: an oscillator-driven clock that
+//! the discipline steers, a PPS line and a receiver, in simulated time. (The
+//! full simulator, with scenario files, is `crates/sim`.)
+#![allow(dead_code)]
+
+use crate::clock::{Clock, ClockError, SyncReport};
+use crate::{Refclock, RefclockConfig, Status};
+use chrono::{Datelike, Timelike};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Normal};
+use skytime_gnss::{Epoch, FixMode};
+use skytime_pps::PpsEdge;
+use skytime_timebase::{Arrival, LeapChange, MonoNanos, TimeSource, UnixNanos, UtcSecond};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Default)]
+struct ClockState {
+    /// True time, ns since the Unix epoch.
+    true_ns: i64,
+    /// Local minus true, ns.
+    offset_ns: f64,
+    /// Oscillator's own frequency error, ppb.
+    osc_ppb: f64,
+    /// Correction applied by the discipline, ppb.
+    corr_ppb: f64,
+    leap: LeapChange,
+    steps: Vec<i64>,
+    reports: u64,
+    last_report: SyncReport,
+}
+
+/// A clock on a simulated oscillator; clones share one clock.
+#[derive(Clone, Debug, Default)]
+pub struct SimClock(Arc<Mutex<ClockState>>);
+
+impl SimClock {
+    pub fn new(true_ns: i64, offset_ns: f64, osc_ppb: f64) -> Self {
+        SimClock(Arc::new(Mutex::new(ClockState {
+            true_ns,
+            offset_ns,
+            osc_ppb,
+            ..Default::default()
+        })))
+    }
+    fn lock(&self) -> std::sync::MutexGuard<'_, ClockState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// Runs true time forward to `true_ns`, applying frequency and the kernel's
+    /// leap-second behaviour (an armed insert repeats the second at midnight).
+    pub fn advance_to(&self, true_ns: i64) {
+        let mut s = self.lock();
+        if true_ns <= s.true_ns {
+            return;
+        }
+        let dt = (true_ns - s.true_ns) as f64 / 1e9;
+        let before = s.true_ns as f64 + s.offset_ns;
+        s.offset_ns += (s.osc_ppb + s.corr_ppb) * dt;
+        s.true_ns = true_ns;
+        let after = s.true_ns as f64 + s.offset_ns;
+        let midnight = ((after / 1e9 / 86_400.0).floor() * 86_400.0) * 1e9;
+        if before < midnight && after >= midnight {
+            match s.leap {
+                LeapChange::Insert => s.offset_ns -= 1e9,
+                LeapChange::Delete => {}
+                LeapChange::None => {}
+            }
+            s.leap = LeapChange::None;
+        }
+        // A delete skips 23:59:59: the clock jumps at 23:59:59 local.
+        if s.leap == LeapChange::Delete {
+            let sec_of_day = (after / 1e9).rem_euclid(86_400.0);
+            if sec_of_day >= 86_399.0 {
+                s.offset_ns += 1e9;
+                s.leap = LeapChange::None;
+            }
+        }
+    }
+    pub fn error_ns(&self) -> f64 {
+        self.lock().offset_ns
+    }
+    pub fn true_ns(&self) -> i64 {
+        self.lock().true_ns
+    }
+    pub fn set_osc_ppb(&self, ppb: f64) {
+        self.lock().osc_ppb = ppb;
+    }
+    pub fn osc_ppb(&self) -> f64 {
+        self.lock().osc_ppb
+    }
+    pub fn steps(&self) -> Vec<i64> {
+        self.lock().steps.clone()
+    }
+    pub fn leap(&self) -> LeapChange {
+        self.lock().leap
+    }
+    pub fn last_report(&self) -> (u64, SyncReport) {
+        let s = self.lock();
+        (s.reports, s.last_report)
+    }
+}
+
+impl TimeSource for SimClock {
+    fn realtime(&self) -> UnixNanos {
+        let s = self.lock();
+        UnixNanos(s.true_ns + s.offset_ns.round() as i64)
+    }
+    fn monotonic(&self) -> MonoNanos {
+        MonoNanos(self.lock().true_ns - 1_000_000_000_000_000_000)
+    }
+}
+
+impl Clock for SimClock {
+    fn set_frequency_ppb(&self, ppb: f64) -> Result<(), ClockError> {
+        self.lock().corr_ppb = ppb;
+        Ok(())
+    }
+    fn frequency_ppb(&self) -> f64 {
+        self.lock().corr_ppb
+    }
+    fn step(&self, offset_ns: i64) -> Result<(), ClockError> {
+        let mut s = self.lock();
+        s.offset_ns += offset_ns as f64;
+        s.steps.push(offset_ns);
+        Ok(())
+    }
+    fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError> {
+        self.lock().leap = leap;
+        Ok(())
+    }
+    fn report_sync(&self, report: SyncReport) -> Result<(), ClockError> {
+        let mut s = self.lock();
+        s.reports += 1;
+        s.last_report = report;
+        Ok(())
+    }
+}
+
+/// What the simulated hat does, second by second.
+#[derive(Clone, Debug)]
+pub struct World {
+    pub seed: u64,
+    pub start_unix_s: i64,
+    pub initial_offset_ns: f64,
+    pub osc_ppb: f64,
+    pub walk_ppb: f64,
+    pub pps_jitter_ns: f64,
+    pub pps_latency_ns: f64,
+    pub nmea_delay_ms: f64,
+    pub nmea_jitter_ms: f64,
+    /// (from_s, to_s): no pulses.
+    pub pps_outages: Vec<(i64, i64)>,
+    /// (from_s, to_s): no epochs.
+    pub nmea_outages: Vec<(i64, i64)>,
+    /// (from_s, to_s): epochs say "no fix".
+    pub invalid_fix: Vec<(i64, i64)>,
+    /// (from_s, to_s, offset_s): epochs label the wrong second.
+    pub wrong_second: Vec<(i64, i64, i64)>,
+    /// Extra pulses at these times (s since start, fractional).
+    pub spurious: Vec<f64>,
+    /// Unix second of the midnight after an inserted leap second.
+    pub leap_insert_at: Option<i64>,
+    pub tick_ms: i64,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World {
+            seed: 1,
+            start_unix_s: 1_772_323_200, // 2026-03-01T00:00:00Z
+            initial_offset_ns: 0.1e9,
+            osc_ppb: 10_000.0,
+            walk_ppb: 1.0,
+            pps_jitter_ns: 0.0,
+            pps_latency_ns: 0.0,
+            nmea_delay_ms: 350.0,
+            nmea_jitter_ms: 50.0,
+            pps_outages: vec![],
+            nmea_outages: vec![],
+            invalid_fix: vec![],
+            wrong_second: vec![],
+            spurious: vec![],
+            leap_insert_at: None,
+            tick_ms: 1000,
+        }
+    }
+}
+
+/// One observation per simulated second, taken mid-second.
+#[derive(Clone, Debug)]
+pub struct Obs {
+    pub t_s: i64,
+    pub error_ns: f64,
+    pub status: Status,
+}
+
+enum Ev {
+    Edge(u32),
+    Epoch { second: i64 },
+    Tick,
+    Observe(i64),
+}
+
+fn in_any(v: &[(i64, i64)], s: i64) -> bool {
+    v.iter().any(|&(a, b)| s >= a && s < b)
+}
+
+/// The label a receiver gives to the true Unix second `s` (inserting
+/// 23:59:60 before `leap_at`).
+fn label_for(s: i64, leap_at: Option<i64>) -> Option<UtcSecond> {
+    match leap_at {
+        Some(at) if s == at - 1 => {
+            let dt = chrono::DateTime::from_timestamp(s, 0)?.naive_utc();
+            UtcSecond::new(dt.date(), dt.hour() as u8, dt.minute() as u8, 60)
+        }
+        Some(at) if s < at - 1 => UtcSecond::from_unix_secs(s),
+        Some(_) => UtcSecond::from_unix_secs(s - 1),
+        None => UtcSecond::from_unix_secs(s),
+    }
+}
+
+impl World {
+    /// Runs `duration_s` seconds, calling `each` after every observation.
+    pub fn run_with(
+        &self,
+        config: &RefclockConfig,
+        drift: Option<crate::DriftRecord>,
+        duration_s: i64,
+        mut each: impl FnMut(&Obs, &mut Refclock<SimClock>),
+    ) -> (Vec<Obs>, Refclock<SimClock>) {
+        let mut rng = StdRng::seed_from_u64(self.seed);
+        let start = self.start_unix_s * 1_000_000_000;
+        let clock = SimClock::new(start - 500_000_000, self.initial_offset_ns, self.osc_ppb);
+        let mut rc = Refclock::new(config, clock.clone(), drift);
+        let pps_j = Normal::new(0.0, self.pps_jitter_ns.max(1e-9)).expect("normal");
+        let nmea_j = Normal::new(0.0, self.nmea_jitter_ms.max(1e-9) * 1e6).expect("normal");
+        let walk = Normal::new(0.0, self.walk_ppb.max(1e-12)).expect("normal");
+        let mut events: Vec<(i64, Ev)> = Vec::new();
+        let mut seq = 0u32;
+        for k in 0..duration_s {
+            // True time of the leap-inserted second sequence: with an inserted
+            // second, true Unix-like time has one more second than labels.
+            let t = start + k * 1_000_000_000;
+            if !in_any(&self.pps_outages, k) {
+                seq += 1;
+                let d = (self.pps_latency_ns + pps_j.sample(&mut rng)).max(0.0) as i64;
+                events.push((t + d, Ev::Edge(seq)));
+            }
+            if !in_any(&self.nmea_outages, k) {
+                let d = (self.nmea_delay_ms * 1e6 + nmea_j.sample(&mut rng)).max(0.0) as i64;
+                events.push((t + d, Ev::Epoch { second: k }));
+            }
+            let tick = self.tick_ms.max(1) * 1_000_000;
+            let mut x = 0;
+            while x < 1_000_000_000 {
+                events.push((t + x + 1, Ev::Tick));
+                x += tick;
+            }
+            events.push((t + 500_000_000, Ev::Observe(k)));
+        }
+        for &s in &self.spurious {
+            events.push((start + (s * 1e9) as i64, Ev::Edge(0)));
+        }
+        events.sort_by_key(|e| e.0);
+        let mut obs = Vec::new();
+        let mut last_walk_s = 0i64;
+        for (t, ev) in events {
+            let k_now = (t - start).div_euclid(1_000_000_000);
+            while last_walk_s < k_now {
+                clock.set_osc_ppb(clock.osc_ppb() + walk.sample(&mut rng));
+                last_walk_s += 1;
+            }
+            clock.advance_to(t);
+            match ev {
+                Ev::Edge(s) => {
+                    let edge = PpsEdge {
+                        sequence: s,
+                        timestamp: clock.realtime(),
+                        received: clock.monotonic(),
+                    };
+                    rc.on_pps(&edge);
+                }
+                Ev::Epoch { second } => {
+                    // True Unix second of the edge this epoch labels. With a
+                    // leap inserted, true seconds after it are labelled one less.
+                    let true_s = self.start_unix_s + second;
+                    let wrong = self
+                        .wrong_second
+                        .iter()
+                        .find(|w| second >= w.0 && second < w.1)
+                        .map(|w| w.2)
+                        .unwrap_or(0);
+                    let Some(utc) = label_for(true_s + wrong, self.leap_insert_at) else {
+                        continue;
+                    };
+                    let leap = match self.leap_insert_at {
+                        Some(at) if true_s < at && true_s >= at - 6 * 3600 => LeapChange::Insert,
+                        _ => LeapChange::None,
+                    };
+                    let a = clock.arrival();
+                    let first = Arrival {
+                        monotonic: a.monotonic.add_nanos(-60_000_000),
+                        realtime: a.realtime.add_nanos(-60_000_000),
+                    };
+                    let valid = !in_any(&self.invalid_fix, second);
+                    let epoch = Epoch {
+                        utc,
+                        millis: 0,
+                        valid,
+                        fix_mode: if valid {
+                            FixMode::Fix3D
+                        } else {
+                            FixMode::NoFix
+                        },
+                        sats_used: Some(if valid { 9 } else { 0 }),
+                        sats_visible: Some(12),
+                        hdop: Some(0.9),
+                        leap,
+                        talker: "GP".into(),
+                        sentences: vec!["RMC".into(), "GGA".into()],
+                        satellites: vec![],
+                        first_byte: first,
+                        last_byte: a,
+                    };
+                    rc.on_epoch(&epoch);
+                }
+                Ev::Tick => rc.on_tick(clock.arrival()),
+                Ev::Observe(k) => {
+                    let o = Obs {
+                        t_s: k,
+                        error_ns: clock.error_ns(),
+                        status: rc.status(),
+                    };
+                    each(&o, &mut rc);
+                    obs.push(o);
+                }
+            }
+        }
+        (obs, rc)
+    }
+
+    pub fn run(&self, config: &RefclockConfig, duration_s: i64) -> (Vec<Obs>, Refclock<SimClock>) {
+        self.run_with(config, None, duration_s, |_, _| {})
+    }
+}
+
+/// Seconds served as synchronised with |error| beyond the advertised bound.
+pub fn served_bad(obs: &[Obs]) -> Vec<i64> {
+    obs.iter()
+        .filter(|o| {
+            o.status.serves_synchronised() && o.error_ns.abs() > o.status.root_dispersion_ns
+        })
+        .map(|o| o.t_s)
+        .collect()
+}
+
+/// RMS and max |error| over observations from `from_s` on.
+pub fn error_stats(obs: &[Obs], from_s: i64) -> (f64, f64) {
+    let v: Vec<f64> = obs
+        .iter()
+        .filter(|o| o.t_s >= from_s)
+        .map(|o| o.error_ns)
+        .collect();
+    let rms = (v.iter().map(|e| e * e).sum::<f64>() / v.len().max(1) as f64).sqrt();
+    let max = v.iter().fold(0.0f64, |m, e| m.max(e.abs()));
+    (rms, max)
+}
+
+/// The config the unit tests run with: defaults without the host's files.
+pub fn test_config() -> RefclockConfig {
+    RefclockConfig {
+        drift_file: None,
+        leap_seconds_file: None,
+        ..RefclockConfig::default()
+    }
+}
+
+#[allow(dead_code)]
+pub fn is_last_day(unix_s: i64) -> bool {
+    chrono::DateTime::from_timestamp(unix_s, 0)
+        .map(|d| (d.date_naive() + chrono::Days::new(1)).month() != d.month())
+        .unwrap_or(false)
+}
