@@ -1,6 +1,12 @@
 //! The skytime daemon's wiring: configuration, threads, and the surfaces
 //! (control socket, metrics, status page) that expose the refclock's status.
 
+pub mod cli;
 pub mod config;
 pub mod ctl;
+pub mod daemon;
+pub mod discipline;
+pub mod paths;
 pub mod simulate;
+pub mod state;
+pub mod surfaces;

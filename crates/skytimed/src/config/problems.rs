@@ -41,14 +41,28 @@ pub fn deserialize_all<T: DeserializeOwned>(
     text: &str,
     known_keys: &[String],
 ) -> Result<T, Vec<ConfigProblem>> {
+    match deserialize_repairing(text, known_keys) {
+        (Some(value), problems) if problems.is_empty() => Ok(value),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// Like [`deserialize_all`], but also returns the value obtained after dropping
+/// every offending key (so defaults stand in), when the file could be parsed at
+/// all. Semantic checks can then run over it and report their problems too.
+pub fn deserialize_repairing<T: DeserializeOwned>(
+    text: &str,
+    known_keys: &[String],
+) -> (Option<T>, Vec<ConfigProblem>) {
     let original = match Document::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
-            return Err(vec![ConfigProblem {
+            let problem = ConfigProblem {
                 key: String::new(),
                 line: e.span().map(|s| line_of(text, s.start)),
                 message: format!("not valid TOML: {}", e.message()),
-            }]);
+            };
+            return (None, vec![problem]);
         }
     };
     let mut problems = Vec::new();
@@ -67,8 +81,7 @@ pub fn deserialize_all<T: DeserializeOwned>(
             });
         }
         match result {
-            Ok(value) if problems.is_empty() => return Ok(value),
-            Ok(_) => return Err(dedup(problems)),
+            Ok(value) => return (Some(value), dedup(problems)),
             Err(e) => {
                 let doc = match Document::parse(current.as_str()) {
                     Ok(doc) => doc,
@@ -95,7 +108,7 @@ pub fn deserialize_all<T: DeserializeOwned>(
             }
         }
     }
-    Err(dedup(problems))
+    (None, dedup(problems))
 }
 
 /// Attaches line numbers to semantic problems found after deserialisation.

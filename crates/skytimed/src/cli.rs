@@ -1,0 +1,85 @@
+//! `skytimed`'s command line.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A Stratum-1 NTP server disciplined by a GNSS receiver and its PPS.
+#[derive(Debug, Parser)]
+#[command(name = "skytimed", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: /etc/skytime/skytime.toml if it exists.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Validate a configuration file, print every problem with its line, and exit.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["simulate", "config"])]
+    pub check_config: Option<PathBuf>,
+
+    /// Run on a simulated GPS hat (pseudo-terminal NMEA, simulated PPS and a
+    /// simulated clock); the host clock is never touched. Serves 127.0.0.1:12300.
+    #[arg(long)]
+    pub simulate: bool,
+
+    /// Shape the simulated hat with a scenario file ([clock], [pps], [nmea]).
+    #[arg(long, value_name = "FILE", requires = "simulate")]
+    pub scenario: Option<PathBuf>,
+
+    /// NTP address to serve, e.g. 127.0.0.1:12301 or [::1]:12301; repeatable.
+    /// Replaces the configured `ntp.listen`.
+    #[arg(long = "listen", value_name = "ADDR:PORT")]
+    pub listen: Vec<SocketAddr>,
+
+    /// Directory for the drift file and control socket (default under
+    /// --simulate: $XDG_RUNTIME_DIR/skytime-sim or /tmp/skytime-sim-UID).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Prometheus endpoint address, or `off`.
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    pub metrics_listen: Option<Endpoint>,
+
+    /// Status page address, or `off`.
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    pub web_listen: Option<Endpoint>,
+
+    /// Log level or tracing filter (overrides the config's `log.level`).
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands that do something other than run the daemon.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario in simulated time against the real discipline and print
+    /// its accuracy summary as JSON (last line).
+    Simulate {
+        /// Scenario file (TOML).
+        #[arg(long, value_name = "FILE")]
+        scenario: PathBuf,
+    },
+}
+
+/// An HTTP endpoint given on the command line: an address, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Do not serve.
+    Off,
+    /// Serve here (port 0: any free port, logged at start-up).
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for Endpoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Endpoint::Off);
+        }
+        s.parse()
+            .map(Endpoint::At)
+            .map_err(|_| format!("`{s}` is neither ADDR:PORT nor `off`"))
+    }
+}

@@ -1,0 +1,377 @@
+//! Starting, running and stopping the daemon.
+//!
+//! Start-up opens every device and binds every socket before any thread runs,
+//! so a missing serial or PPS device, a port in use, or a bad config ends the
+//! process with one clear line and a non-zero status, never a panic or a box
+//! that looks up but serves nothing.
+
+use crate::cli::{Cli, Endpoint};
+use crate::config::{Config, ConfigLoadError, DEFAULT_CONFIG_PATH, LogFormat, format_problems};
+use crate::discipline::{self, Discipline, Input, InputSender};
+use crate::paths;
+use crate::state::{DaemonState, Endpoints};
+use anyhow::{Context, Result, anyhow};
+use arc_swap::ArcSwap;
+use skytime_gnss::{GnssEvent, SerialReader};
+use skytime_ntp::{NtpServer, SystemState};
+use skytime_pps::{PpsEvent, PpsSource, PpsThread, PpsThreadOptions};
+use skytime_refclock::{Clock, Refclock};
+use skytime_sim::Scenario;
+use skytime_sim::hat::{DEFAULT_REALTIME_SCENARIO, SimulatedHat};
+use skytime_timebase::{HostClock, TimeSource};
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// NTP address `--simulate` serves when not told otherwise.
+pub const SIMULATE_NTP_LISTEN: &str = "127.0.0.1:12300";
+/// Status page of a `--simulate` daemon (kept clear of a real instance's).
+pub const SIMULATE_WEB_LISTEN: &str = "127.0.0.1:12380";
+/// Prometheus endpoint of a `--simulate` daemon.
+pub const SIMULATE_METRICS_LISTEN: &str = "127.0.0.1:12390";
+
+/// `skytimed`'s whole life: returns the process exit status.
+pub fn main(cli: Cli) -> ExitCode {
+    if let Some(path) = &cli.check_config {
+        return check_config(path);
+    }
+    if let Some(crate::cli::Command::Simulate { scenario }) = &cli.command {
+        return match crate::simulate::run(scenario) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("skytimed: error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line (a bad config file lists one line per problem).
+            eprintln!("skytimed: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `--check-config FILE`: every problem with its line, exit 0 only when clean.
+fn check_config(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(_) => {
+            println!("{}: OK", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(ConfigLoadError::Invalid { path, problems }) => {
+            eprintln!("{}", format_problems(&path, &problems));
+            eprintln!("{}: {} problem(s)", path.display(), problems.len());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("skytimed: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The configuration this run uses: the file, then command-line overrides.
+fn resolve_config(cli: &Cli) -> Result<(Config, PathBuf)> {
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None if !cli.simulate && Path::new(DEFAULT_CONFIG_PATH).exists() => {
+            Config::load(Path::new(DEFAULT_CONFIG_PATH))?
+        }
+        None => Config::packaged_defaults(),
+    };
+    let state_dir = match (&cli.state_dir, cli.simulate) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => paths::simulate_state_dir(),
+        (None, false) => PathBuf::from("/var/lib/skytime"),
+    };
+    if cli.simulate {
+        // The simulated box is self-contained: loopback ports of its own, its
+        // own drift file and socket, no system leap file dependence removed.
+        config.ntp.listen = vec![parse_addr(SIMULATE_NTP_LISTEN)?];
+        config.refclock.drift_file = Some(state_dir.join("drift"));
+        config.control.socket = paths::control_socket_in(&state_dir);
+        config.control.group = None;
+        config.metrics.listen = parse_addr(SIMULATE_METRICS_LISTEN)?;
+        config.web.listen = parse_addr(SIMULATE_WEB_LISTEN)?;
+    } else if cli.state_dir.is_some() {
+        config.refclock.drift_file = Some(state_dir.join("drift"));
+        config.control.socket = paths::control_socket_in(&state_dir);
+    }
+    if !cli.listen.is_empty() {
+        config.ntp.listen = cli.listen.clone();
+    }
+    for (endpoint, arg) in [(&mut config.metrics, cli.metrics_listen), (&mut config.web, cli.web_listen)] {
+        match arg {
+            Some(Endpoint::Off) => endpoint.enabled = false,
+            Some(Endpoint::At(addr)) => {
+                endpoint.enabled = true;
+                endpoint.listen = addr;
+            }
+            None => {}
+        }
+    }
+    if let Some(level) = &cli.log_level {
+        config.log.level = level.clone();
+    }
+    let problems = config.validate();
+    if !problems.is_empty() {
+        let text: Vec<String> = problems.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+        return Err(anyhow!("invalid settings: {}", text.join("; ")));
+    }
+    Ok((config, state_dir))
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr> {
+    s.parse().with_context(|| format!("bad built-in address {s}"))
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let (config, state_dir) = resolve_config(&cli)?;
+    init_logging(&config);
+    if cli.simulate || cli.state_dir.is_some() {
+        std::fs::create_dir_all(&state_dir)
+            .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    }
+    if cli.simulate {
+        let scenario = match &cli.scenario {
+            Some(path) => Scenario::load(path).with_context(|| format!("scenario {}", path.display()))?,
+            None => Scenario::parse(DEFAULT_REALTIME_SCENARIO, "built-in").context("built-in scenario")?,
+        };
+        let hat = SimulatedHat::start(&scenario)?;
+        let mut config = config;
+        config.gnss.device = hat.tty_path().to_path_buf();
+        tracing::info!(
+            serial = %hat.tty_path().display(),
+            scenario = %scenario.name,
+            "simulated GPS hat started (host clock untouched; the disciplined clock is simulated)"
+        );
+        let clock = hat.clock();
+        let pps_hat = Arc::new(std::sync::Mutex::new(Some(hat.pps())));
+        let opener = move || {
+            pps_hat
+                .lock()
+                .ok()
+                .and_then(|mut p| p.take())
+                .ok_or_else(|| skytime_pps::PpsError::Disconnected {
+                    path: "simulated PPS".into(),
+                    reason: "the simulated PPS cannot be reopened".into(),
+                })
+        };
+        let time: Arc<dyn TimeSource> = Arc::new(clock.clone());
+        let result = serve(config, clock, time, opener, None);
+        drop(hat);
+        result
+    } else {
+        let clock = skytime_refclock::kernel::KernelClock::new();
+        // Fail now, with the fix in the message, rather than in the PPS thread.
+        let first = skytime_pps::KernelPps::open(&config.pps)?;
+        let counters = first.counters();
+        let pps_config = config.pps.clone();
+        let mut first = Some(first);
+        let opener = move || match first.take() {
+            Some(pps) => Ok(pps),
+            None => skytime_pps::KernelPps::open(&pps_config),
+        };
+        // The NTP workers and the serial reader read the same kernel clock.
+        serve(config, clock, Arc::new(HostClock), opener, Some(counters))
+    }
+}
+
+/// Opens, binds and runs everything on `clock` (kernel or simulated) until a
+/// shutdown signal. `pps_counters` is `None` under simulation.
+fn serve<C, S, O>(
+    config: Config,
+    clock: C,
+    time: Arc<dyn TimeSource>,
+    open_pps: O,
+    pps_counters: Option<Arc<skytime_pps::PpsCounters>>,
+) -> Result<()>
+where
+    C: Clock + 'static,
+    S: PpsSource + 'static,
+    O: FnMut() -> Result<S, skytime_pps::PpsError> + Send + 'static,
+{
+    let simulated = pps_counters.is_none();
+
+    // 1. Devices and sockets, all before any thread starts.
+    let serial = SerialReader::open(&config.gnss, Arc::clone(&time))?;
+    let ntp_state = Arc::new(ArcSwap::from_pointee(SystemState::unsynchronised()));
+    let ntp = NtpServer::bind(&config.ntp, Arc::clone(&time), Arc::clone(&ntp_state))?;
+    let ntp_addrs = ntp.local_addrs();
+
+    // 2. The discipline core, from the drift file if there is one.
+    let drift = match &config.refclock.drift_file {
+        Some(path) => match skytime_refclock::drift::load(path) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable drift file");
+                None
+            }
+        },
+        None => None,
+    };
+    if let Some(d) = &drift {
+        tracing::info!(frequency_ppm = d.frequency_ppm, "starting from the drift file");
+    }
+    let started = clock.realtime();
+    let refclock = Refclock::new(&config.refclock, clock, drift);
+    let daemon = Arc::new(DaemonState::new(refclock.status(), simulated, started));
+    let _ = daemon.gnss.set(serial.counters());
+    if let Some(c) = pps_counters {
+        let _ = daemon.pps.set(c);
+    }
+
+    // 3. Operator surfaces (control socket, metrics, status page).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("skytimed-io")
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")?;
+    let surfaces = crate::surfaces::start(&runtime, &config, Arc::clone(&daemon))?;
+
+    // 4. Threads.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (inputs, receiver) = discipline::channel();
+    let ntp = Arc::new(ntp.spawn()?);
+    let _ = daemon.ntp.set(Arc::clone(&ntp));
+    let serial_stop = serial.stop_handle();
+    let gnss_thread = spawn_serial(serial, inputs.clone())?;
+    let pps_inputs = inputs.clone();
+    let pps_thread = PpsThread::spawn(
+        open_pps,
+        PpsThreadOptions {
+            realtime_priority: Some(50),
+            ..PpsThreadOptions::default()
+        },
+        move |event| match event {
+            PpsEvent::Edge(edge) => {
+                if pps_inputs.send(Input::Pps(edge)) {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            }
+            PpsEvent::Silent | PpsEvent::Error(_) => ControlFlow::Continue(()),
+        },
+    )
+    .context("cannot start the PPS thread")?;
+    drop(inputs);
+    let watchdog = watchdog_enabled();
+    let discipline_thread = Discipline {
+        refclock,
+        inputs: receiver,
+        ntp_state,
+        daemon: Arc::clone(&daemon),
+        drift_file: config.refclock.drift_file.clone(),
+        stop: Arc::clone(&stop),
+        heartbeat: Box::new(move || {
+            if watchdog {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        }),
+    }
+    .spawn()
+    .context("cannot start the discipline thread")?;
+
+    let endpoints = Endpoints {
+        ntp: ntp_addrs.clone(),
+        metrics: surfaces.metrics,
+        web: surfaces.web,
+        control_socket: surfaces.control_socket.clone(),
+    };
+    for addr in &endpoints.ntp {
+        tracing::info!(%addr, "serving NTP");
+    }
+    if let Some(addr) = endpoints.metrics {
+        tracing::info!(url = %format!("http://{addr}/metrics"), "serving Prometheus metrics");
+    }
+    if let Some(addr) = endpoints.web {
+        tracing::info!(url = %format!("http://{addr}/"), "serving the status page");
+    }
+    if let Some(path) = &endpoints.control_socket {
+        tracing::info!(path = %path.display(), "control socket ready (skytimectl)");
+    }
+    let _ = daemon.endpoints.set(endpoints);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+
+    // 5. Run until told to stop.
+    runtime.block_on(wait_for_shutdown_signal());
+    tracing::info!("stopping");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    stop.store(true, Ordering::Relaxed);
+    serial_stop.stop();
+    let _ = discipline_thread.join();
+    pps_thread.stop();
+    let _ = gnss_thread.join();
+    if let Ok(handle) = Arc::try_unwrap(ntp) {
+        handle.shutdown();
+    }
+    surfaces.stop();
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}
+
+fn spawn_serial(serial: SerialReader, inputs: InputSender) -> Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("gnss".into())
+        .spawn(move || {
+            serial.run(|event| match event {
+                GnssEvent::Epoch(epoch) => {
+                    if inputs.send(Input::Epoch(Box::new(epoch))) {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
+                    }
+                }
+                // The reader logs its own state changes once each.
+                _ => ControlFlow::Continue(()),
+            })
+        })
+        .context("cannot start the serial thread")
+}
+
+fn watchdog_enabled() -> bool {
+    sd_notify::watchdog_enabled().is_some()
+}
+
+async fn wait_for_shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers, run until killed.
+            std::future::pending::<()>().await;
+        }
+    }
+}
