@@ -5,7 +5,11 @@
 pub mod hat;
 pub mod nmea_out;
 pub mod oscillator;
+pub mod runner;
 pub mod scenario;
+pub mod sim_clock;
 
 pub use oscillator::{Oscillator, OscillatorParams};
+pub use runner::{RunDetails, ScenarioReport, ScenarioRun, run_scenario, run_scenario_traced};
 pub use scenario::{Scenario, ScenarioError};
+pub use sim_clock::SimClock;

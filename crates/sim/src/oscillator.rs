@@ -120,10 +120,12 @@ impl Oscillator {
 
     /// Temperature now, kelvin above the starting temperature.
     pub fn temperature_delta_k(&self) -> f64 {
+        // + 0.0 turns the empty sum's -0.0 into 0.0 for printing.
         self.temperature
             .iter()
             .map(|c| ramp_kelvin(c, self.t_s))
-            .sum()
+            .sum::<f64>()
+            + 0.0
     }
 
     /// The natural frequency error now, parts per billion (positive: runs fast).

@@ -1,0 +1,608 @@
+//! The scenario runner: the real receiver parser and the real discipline,
+//! driven by a simulated sky, PPS line and oscillator in simulated time.
+//!
+//! Everything happens in one thread in event order: PPS edges (timestamped by
+//! reading the simulated clock at the true instant the kernel would), NMEA
+//! bytes (stamped with their arrival on the simulated clock, sentence by
+//! sentence at 9600 baud), the idle flush that closes each burst, and a tick
+//! once per second at which the disciplined clock is compared with true time.
+//! The discipline learns nothing the real box would not know: not the PPS
+//! latency, not the NMEA delay, not the oscillator.
+
+use crate::nmea_out::{FixInfo, nmea_burst};
+use crate::oscillator::{Oscillator, OscillatorParams};
+use crate::scenario::{LeapEvent, Scenario};
+use crate::sim_clock::SimClock;
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+use rand_distr::{Distribution, Exp, StandardNormal};
+use serde::Serialize;
+use skytime_gnss::{Epoch, EpochAssembler, ParserConfig};
+use skytime_pps::PpsEdge;
+use skytime_refclock::{Refclock, RefclockConfig, Status, SyncState};
+use skytime_timebase::{LeapChange, NANOS_PER_SEC, TimeSource, UtcSecond};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::Write;
+
+/// Serial line speed of the simulated receiver.
+pub const BAUD: u32 = 9600;
+/// Nanoseconds one byte takes on the line (start + 8 data + stop bits).
+const BYTE_NS: i64 = 10 * NANOS_PER_SEC / BAUD as i64;
+/// When the per-second tick and measurement happen, ns into each true second.
+const MEASURE_AT_NS: i64 = NANOS_PER_SEC / 2;
+/// How long after an edge user space reads it (for `PpsEdge::received`).
+const PPS_WAKEUP_NS: i64 = 50_000;
+/// |error| under which the clock counts as locked, for `lock_time_s`.
+const LOCK_THRESHOLD_NS: f64 = 1_000.0;
+/// Seconds the error must stay under the threshold for `lock_time_s`.
+const LOCK_HOLD_S: u64 = 60;
+/// Leap announcements start this long before the leap.
+const LEAP_ANNOUNCE_S: i64 = 12 * 3600;
+
+/// The summary the issue asks for: one JSON object per scenario.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScenarioReport {
+    /// Scenario name.
+    pub name: String,
+    /// RMS of (disciplined clock − true time) after warm-up, ns.
+    pub rms_offset_ns: f64,
+    /// Largest |clock − true time| after warm-up, ns.
+    pub max_abs_offset_ns: f64,
+    /// First second from which |error| stays under 1 µs for 60 s.
+    pub lock_time_s: Option<u64>,
+    /// First second at which the box would serve as synchronised.
+    pub sync_time_s: Option<u64>,
+    /// Seconds served as synchronised while |error| exceeded the advertised root dispersion.
+    pub served_bad_s: u64,
+    /// Largest |error| while in holdover, ns (None: never in holdover).
+    pub holdover_max_abs_offset_ns: Option<f64>,
+    /// Clock steps.
+    pub steps: u64,
+}
+
+/// What else happened in a run, for diagnosis (not part of the issue's JSON).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunDetails {
+    /// Pulses delivered to the refclock (including spurious ones).
+    pub edges_sent: u64,
+    /// Spurious pulses among them.
+    pub spurious_sent: u64,
+    /// NMEA bursts written (and flushed by the serial shell).
+    pub bursts_sent: u64,
+    /// Epochs the real parser produced from them.
+    pub epochs_parsed: u64,
+    /// Seconds spent in each state (acquiring, locked, holdover, unsynchronised).
+    pub seconds_in_state: [u64; 4],
+    /// Seconds served as synchronised.
+    pub served_s: u64,
+    /// The first second served as synchronised with |error| beyond the bound.
+    pub first_served_bad_s: Option<u64>,
+    /// Epochs the parser labelled 23:59:60.
+    pub leap_second_epochs: u64,
+    /// Epochs that carried a leap announcement.
+    pub leap_announced_epochs: u64,
+    /// Leap seconds the simulated kernel applied (−1 per insert, +1 per delete).
+    pub kernel_leap_steps_s: i64,
+    /// The refclock's status at the end (None if the scenario could not start).
+    pub final_status: Option<Status>,
+}
+
+/// A finished run.
+#[derive(Clone, Debug)]
+pub struct ScenarioRun {
+    /// The issue's summary.
+    pub report: ScenarioReport,
+    /// Diagnostics.
+    pub details: RunDetails,
+}
+
+#[derive(Debug)]
+enum Event {
+    /// A PPS edge; the kernel stamps it now.
+    Edge { sequence: u32, spurious: bool },
+    /// Bytes whose last byte arrives now.
+    Bytes(Vec<u8>),
+    /// The line has been quiet for the idle gap: the serial shell flushes.
+    Flush,
+    /// Once per second: tick the refclock, then measure.
+    Measure { second: u64 },
+}
+
+/// Events ordered by true time, then by insertion order.
+struct Queue {
+    heap: BinaryHeap<Reverse<(i64, u64)>>,
+    events: std::collections::HashMap<u64, Event>,
+    next_id: u64,
+}
+
+impl Queue {
+    fn new() -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            events: std::collections::HashMap::new(),
+            next_id: 0,
+        }
+    }
+    fn push(&mut self, at_ns: i64, event: Event) {
+        self.heap.push(Reverse((at_ns, self.next_id)));
+        self.events.insert(self.next_id, event);
+        self.next_id += 1;
+    }
+    fn pop_before(&mut self, limit_ns: i64) -> Option<(i64, Event)> {
+        let Reverse((at, id)) = *self.heap.peek()?;
+        if at >= limit_ns {
+            return None;
+        }
+        self.heap.pop();
+        self.events.remove(&id).map(|e| (at, e))
+    }
+}
+
+/// Independent random streams, so that changing one noise source's settings
+/// leaves the others' draws alone.
+fn rng(seed: u64, stream: u64) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// The refclock settings a simulation runs with: the defaults, minus
+/// anything that would read this host's files.
+pub fn simulation_refclock_config() -> RefclockConfig {
+    RefclockConfig {
+        drift_file: None,
+        leap_seconds_file: None,
+        ..RefclockConfig::default()
+    }
+}
+
+/// Runs a scenario and returns the issue's summary.
+pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
+    let mut sink = std::io::sink();
+    // Writing to io::sink cannot fail.
+    run_scenario_traced(scenario, &mut sink, false)
+        .map_or_else(|_| invalid_scenario_report(scenario), |r| r.report)
+}
+
+fn invalid_scenario_report(scenario: &Scenario) -> ScenarioReport {
+    ScenarioReport {
+        name: scenario.name.clone(),
+        rms_offset_ns: f64::NAN,
+        max_abs_offset_ns: f64::NAN,
+        lock_time_s: None,
+        sync_time_s: None,
+        served_bad_s: 0,
+        holdover_max_abs_offset_ns: None,
+        steps: 0,
+    }
+}
+
+/// The header of the per-second trace.
+pub const TRACE_HEADER: &str = "t_s,utc,error_ns,state,serving,root_dispersion_ns,status_offset_ns,frequency_ppm,natural_freq_ppb,temperature_k,pps_sent,nmea_sent";
+
+/// Statistics over the per-second measurements.
+#[derive(Default)]
+struct Stats {
+    sum_sq: f64,
+    n: u64,
+    max_abs: f64,
+    lock_time: Option<u64>,
+    streak_start: Option<u64>,
+    sync_time: Option<u64>,
+    served_bad: u64,
+    holdover_max: Option<f64>,
+}
+
+/// One simulation in progress: the world (labels, noise streams, event
+/// queue) and the real code under test (parser and refclock).
+struct Sim<'a> {
+    s: &'a Scenario,
+    leap: Option<LeapEvent>,
+    /// `labels[k]`: the UTC second that true second k is, leap seconds included.
+    labels: Vec<UtcSecond>,
+    clock: SimClock,
+    refclock: Refclock<SimClock>,
+    assembler: EpochAssembler,
+    idle_gap_ns: i64,
+    pps_rng: Xoshiro256PlusPlus,
+    nmea_rng: Xoshiro256PlusPlus,
+    spurious_rng: Xoshiro256PlusPlus,
+    spurious_gap: Option<Exp<f64>>,
+    next_spurious_ns: i64,
+    queue: Queue,
+    sequence: u32,
+    burst_end_prev_ns: i64,
+    epochs: Vec<Epoch>,
+    details: RunDetails,
+    stats: Stats,
+    pps_this_s: u32,
+    chunks_this_s: u32,
+}
+
+impl<'a> Sim<'a> {
+    fn new(s: &'a Scenario) -> Option<Self> {
+        let start_unix = s.start_unix_nanos()?;
+        let first = UtcSecond::from_unix_secs(start_unix.secs())?;
+        let leap = s.leap_event();
+        let leap_on = |label: &UtcSecond| match leap {
+            Some(ev) if ev.day == label.date() => ev.change,
+            _ => LeapChange::None,
+        };
+        let mut labels = Vec::with_capacity(s.duration_s as usize + 2);
+        labels.push(first);
+        for k in 1..(s.duration_s as usize + 2) {
+            let prev = labels[k - 1];
+            labels.push(prev.next(leap_on(&prev)));
+        }
+
+        let osc = Oscillator::new(&OscillatorParams::from(&s.clock), s.seed);
+        let clock = SimClock::new(
+            osc,
+            start_unix,
+            s.clock.initial_offset_s * NANOS_PER_SEC as f64,
+        );
+        let refclock = Refclock::new(&simulation_refclock_config(), clock.clone(), None);
+        let parser_config = ParserConfig::default();
+        // Scenario dates may predate the build (a 2016 leap second): put the
+        // GPS week-rollover pivot just before the start, as a replay does.
+        let pivot = first
+            .date()
+            .checked_sub_days(chrono::Days::new(30))
+            .unwrap_or(first.date());
+        let assembler = EpochAssembler::with_pivot(&parser_config, pivot);
+
+        let mut spurious_rng = rng(s.seed, 3);
+        let rate_per_s = s.pps.spurious_per_hour / 3600.0;
+        let spurious_gap = if rate_per_s > 0.0 {
+            Exp::new(rate_per_s).ok()
+        } else {
+            None
+        };
+        let next_spurious_ns = match &spurious_gap {
+            Some(exp) => (exp.sample(&mut spurious_rng) * NANOS_PER_SEC as f64) as i64,
+            None => i64::MAX,
+        };
+        let details = empty_details();
+        Some(Self {
+            s,
+            leap,
+            labels,
+            clock,
+            refclock,
+            assembler,
+            idle_gap_ns: i64::from(parser_config.idle_gap_ms) * 1_000_000,
+            pps_rng: rng(s.seed, 1),
+            nmea_rng: rng(s.seed, 2),
+            spurious_rng,
+            spurious_gap,
+            next_spurious_ns,
+            queue: Queue::new(),
+            sequence: 0,
+            burst_end_prev_ns: i64::MIN,
+            epochs: Vec::new(),
+            details,
+            stats: Stats::default(),
+            pps_this_s: 0,
+            chunks_this_s: 0,
+        })
+    }
+
+    /// Queues everything that happens because of true second `k`: its pulse,
+    /// line noise, and the receiver's burst that labels it.
+    fn schedule_second(&mut self, k: u64) {
+        let s = self.s;
+        let t0 = k as i64 * NANOS_PER_SEC;
+        let tk = k as f64;
+        // Draw every random number whether or not it is used, so that an
+        // outage does not shift the noise of the seconds after it.
+        let pps_z: f64 = StandardNormal.sample(&mut self.pps_rng);
+        let nmea_z: f64 = StandardNormal.sample(&mut self.nmea_rng);
+
+        if !s.pps.outages.iter().any(|w| w.contains(tk)) {
+            let at = t0 + (s.pps.latency_ns + s.pps.jitter_ns * pps_z).round() as i64;
+            self.sequence = self.sequence.wrapping_add(1);
+            let sequence = self.sequence;
+            self.queue.push(
+                at,
+                Event::Edge {
+                    sequence,
+                    spurious: false,
+                },
+            );
+        }
+        if let Some(exp) = self.spurious_gap {
+            while self.next_spurious_ns < t0 + NANOS_PER_SEC {
+                self.sequence = self.sequence.wrapping_add(1);
+                let sequence = self.sequence;
+                let at = self.next_spurious_ns.max(t0) + s.pps.latency_ns.round() as i64;
+                self.queue.push(
+                    at,
+                    Event::Edge {
+                        sequence,
+                        spurious: true,
+                    },
+                );
+                let gap_s: f64 = exp.sample(&mut self.spurious_rng);
+                self.next_spurious_ns += ((gap_s * NANOS_PER_SEC as f64) as i64).max(1);
+            }
+        }
+
+        if s.nmea.outages.iter().any(|w| w.contains(tk)) {
+            return;
+        }
+        let true_label = self.labels[k as usize];
+        let shown = match s
+            .nmea
+            .wrong_second
+            .iter()
+            .find(|w| tk >= w.from_s && tk < w.to_s)
+        {
+            Some(w) => {
+                UtcSecond::from_unix_secs(true_label.unix_secs() + w.offset_s).unwrap_or(true_label)
+            }
+            None => true_label,
+        };
+        let fix = if s.nmea.invalid_fix.iter().any(|w| w.contains(tk)) {
+            FixInfo::none()
+        } else {
+            FixInfo::good()
+        };
+        let announce = match self.leap {
+            Some(ev) => {
+                let to_go = ev.midnight_unix_secs() - true_label.unix_secs();
+                let before = to_go > 0 && to_go <= LEAP_ANNOUNCE_S;
+                if before || (to_go == 1 && true_label.is_leap_second()) {
+                    ev.change
+                } else {
+                    LeapChange::None
+                }
+            }
+            None => LeapChange::None,
+        };
+        let bytes = nmea_burst(shown, &fix, announce);
+        let delay_ms = (s.nmea.delay_ms + s.nmea.jitter_ms * nmea_z).clamp(0.0, 999.0);
+        let duration_ns = bytes.len() as i64 * BYTE_NS;
+        let mut end = t0 + (delay_ms * 1e6).round() as i64;
+        if end - duration_ns < self.burst_end_prev_ns {
+            // The line is still busy with the previous burst: this one goes out after it.
+            end = self.burst_end_prev_ns + duration_ns;
+        }
+        self.burst_end_prev_ns = end;
+        let mut at = end - duration_ns;
+        for chunk in split_chunks(&bytes) {
+            at += chunk.len() as i64 * BYTE_NS;
+            self.queue.push(at, Event::Bytes(chunk.to_vec()));
+        }
+        self.queue
+            .push(end + self.idle_gap_ns + 1_000_000, Event::Flush);
+    }
+
+    fn deliver_epochs(&mut self) {
+        for e in self.epochs.drain(..) {
+            self.details.epochs_parsed += 1;
+            self.details.leap_second_epochs += u64::from(e.utc.is_leap_second());
+            self.details.leap_announced_epochs += u64::from(e.leap != LeapChange::None);
+            self.refclock.on_epoch(&e);
+        }
+    }
+
+    /// Processes every queued event before true time `limit_ns`.
+    fn run_until(
+        &mut self,
+        limit_ns: i64,
+        out: &mut dyn Write,
+        trace: bool,
+    ) -> std::io::Result<()> {
+        while let Some((at, event)) = self.queue.pop_before(limit_ns) {
+            self.clock.advance_to(at);
+            match event {
+                Event::Edge { sequence, spurious } => {
+                    self.pps_this_s += 1;
+                    self.details.edges_sent += 1;
+                    self.details.spurious_sent += u64::from(spurious);
+                    let edge = PpsEdge {
+                        sequence,
+                        timestamp: self.clock.realtime(),
+                        received: self.clock.monotonic().add_nanos(PPS_WAKEUP_NS),
+                    };
+                    self.refclock.on_pps(&edge);
+                }
+                Event::Bytes(bytes) => {
+                    self.chunks_this_s += 1;
+                    self.assembler
+                        .push(&bytes, self.clock.arrival(), &mut self.epochs);
+                    self.deliver_epochs();
+                }
+                Event::Flush => {
+                    self.details.bursts_sent += 1;
+                    self.assembler
+                        .flush_idle(self.clock.arrival(), &mut self.epochs);
+                    self.deliver_epochs();
+                }
+                Event::Measure { second } => self.measure(second, out, trace)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Ticks the refclock and compares the disciplined clock with true time.
+    fn measure(&mut self, second: u64, out: &mut dyn Write, trace: bool) -> std::io::Result<()> {
+        let now = self.clock.arrival();
+        self.refclock.on_tick(now);
+        let status = self.refclock.status();
+        let true_now = self.labels[second as usize]
+            .unix_nanos()
+            .add_nanos(MEASURE_AT_NS);
+        let err = self.clock.error_ns(true_now);
+        let serving = status.serves_synchronised();
+        // The bound a client would compute from what is served now.
+        let elapsed_s = (now.realtime.nanos_since(status.as_of) as f64 / 1e9).max(0.0);
+        let bound = status.root_dispersion_ns + status.dispersion_rate_ns_per_s * elapsed_s;
+        let st = &mut self.stats;
+        if serving {
+            self.details.served_s += 1;
+            st.sync_time.get_or_insert(second);
+            // NaN counts as bad: an error bound that is not a number is no bound.
+            if err.is_nan() || bound.is_nan() || err.abs() > bound {
+                st.served_bad += 1;
+                self.details.first_served_bad_s.get_or_insert(second);
+            }
+        }
+        let state_idx = match status.state {
+            SyncState::Acquiring => 0,
+            SyncState::Locked => 1,
+            SyncState::Holdover => 2,
+            SyncState::Unsynchronised => 3,
+        };
+        self.details.seconds_in_state[state_idx] += 1;
+        if status.state == SyncState::Holdover {
+            let h = st.holdover_max.get_or_insert(0.0);
+            *h = h.max(err.abs());
+        }
+        if err.abs() < LOCK_THRESHOLD_NS {
+            let start = *st.streak_start.get_or_insert(second);
+            if st.lock_time.is_none() && second + 1 - start >= LOCK_HOLD_S {
+                st.lock_time = Some(start);
+            }
+        } else {
+            st.streak_start = None;
+        }
+        if second >= self.s.warmup_s {
+            st.sum_sq += err * err;
+            st.n += 1;
+            st.max_abs = st.max_abs.max(err.abs());
+        }
+        if trace {
+            writeln!(
+                out,
+                "{second},{},{err:.1},{},{},{bound:.1},{:.1},{:.6},{:.3},{:.3},{},{}",
+                self.labels[second as usize],
+                status.state.as_str(),
+                u8::from(serving),
+                status.offset_ns,
+                status.frequency_ppm,
+                self.clock.natural_freq_ppb(),
+                self.clock.temperature_delta_k(),
+                self.pps_this_s,
+                self.chunks_this_s,
+            )?;
+        }
+        self.pps_this_s = 0;
+        self.chunks_this_s = 0;
+        Ok(())
+    }
+
+    fn finish(mut self) -> ScenarioRun {
+        self.details.kernel_leap_steps_s = self.clock.leap_steps_s();
+        self.details.final_status = Some(self.refclock.status());
+        let st = &self.stats;
+        let round1 = |v: f64| (v * 10.0).round() / 10.0;
+        let report = ScenarioReport {
+            name: self.s.name.clone(),
+            rms_offset_ns: round1(if st.n > 0 {
+                (st.sum_sq / st.n as f64).sqrt()
+            } else {
+                f64::NAN
+            }),
+            max_abs_offset_ns: round1(st.max_abs),
+            lock_time_s: st.lock_time,
+            sync_time_s: st.sync_time,
+            served_bad_s: st.served_bad,
+            holdover_max_abs_offset_ns: st.holdover_max.map(round1),
+            steps: self.clock.steps(),
+        };
+        ScenarioRun {
+            report,
+            details: self.details,
+        }
+    }
+}
+
+/// Runs a scenario; with `trace`, writes one CSV line per simulated second
+/// (see [`TRACE_HEADER`]) to `out`. Fails only when writing the trace fails.
+pub fn run_scenario_traced(
+    scenario: &Scenario,
+    out: &mut dyn Write,
+    trace: bool,
+) -> std::io::Result<ScenarioRun> {
+    let Some(mut sim) = Sim::new(scenario) else {
+        // Only a Scenario built in code, without validation, gets here.
+        return Ok(ScenarioRun {
+            report: invalid_scenario_report(scenario),
+            details: empty_details(),
+        });
+    };
+    if trace {
+        writeln!(out, "{TRACE_HEADER}")?;
+    }
+    // A burst that ends early in its second starts in the previous one, so
+    // second k+1 is scheduled before the events of second k are processed.
+    sim.schedule_second(0);
+    for k in 0..scenario.duration_s {
+        sim.schedule_second(k + 1);
+        sim.queue.push(
+            k as i64 * NANOS_PER_SEC + MEASURE_AT_NS,
+            Event::Measure { second: k },
+        );
+        sim.run_until((k as i64 + 1) * NANOS_PER_SEC, out, trace)?;
+    }
+    Ok(sim.finish())
+}
+
+fn empty_details() -> RunDetails {
+    RunDetails {
+        edges_sent: 0,
+        spurious_sent: 0,
+        bursts_sent: 0,
+        epochs_parsed: 0,
+        seconds_in_state: [0; 4],
+        served_s: 0,
+        first_served_bad_s: None,
+        leap_second_epochs: 0,
+        leap_announced_epochs: 0,
+        kernel_leap_steps_s: 0,
+        final_status: None,
+    }
+}
+
+/// Splits a burst into what a serial read returns: each NMEA sentence (up to
+/// and including its line feed) and each binary UBX frame on its own.
+fn split_chunks(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut chunks = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let len = if rest.len() >= 6 && rest[0] == 0xB5 && rest[1] == 0x62 {
+            let payload = usize::from(u16::from_le_bytes([rest[4], rest[5]]));
+            (6 + payload + 2).min(rest.len())
+        } else {
+            rest.iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1)
+        };
+        let (chunk, tail) = rest.split_at(len);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_split_sentences_and_ubx_frames() {
+        let bytes = nmea_burst(
+            UtcSecond::from_unix_secs(1_483_228_000).expect("label"),
+            &FixInfo::good(),
+            LeapChange::Insert,
+        );
+        let chunks = split_chunks(&bytes);
+        assert_eq!(chunks[0].len(), 32);
+        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), bytes.len());
+        assert!(
+            chunks[1..]
+                .iter()
+                .all(|c| c.starts_with(b"$") && c.ends_with(b"\r\n"))
+        );
+    }
+}
