@@ -53,6 +53,15 @@ pub fn binary(name: &str) -> PathBuf {
     binary_dir().join(name)
 }
 
+/// A distinct loopback source address per call (127.0.1.1, 127.0.1.2, ...),
+/// so test clients are separate clients to the server's per-client rate
+/// limit, as separate machines on a LAN would be.
+pub fn next_client_address() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + std::process::id() * 7;
+    format!("127.{}.{}.{}", 1 + (n >> 16) % 200, (n >> 8) & 0xff, 1 + (n & 0xff) % 254)
+}
+
 /// A UDP port on 127.0.0.1 that was free a moment ago.
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
@@ -116,6 +125,11 @@ impl Daemon {
         let mut args: Vec<String> = vec!["--simulate".into(), "--listen".into(), listen];
         args.push("--state-dir".into());
         args.push(dir.path().display().to_string());
+        // Tests run side by side: any free ports, read back from the log.
+        for flag in ["--metrics-listen", "--web-listen"] {
+            args.push(flag.into());
+            args.push("127.0.0.1:0".into());
+        }
         args.extend(extra_args.iter().map(|s| s.to_string()));
         Self::spawn(&args, port, dir)
     }
@@ -203,8 +217,9 @@ impl Daemon {
         self.child.id()
     }
 
-    /// Sends SIGTERM and waits for exit; returns the exit status.
-    pub fn terminate(mut self) -> Result<std::process::ExitStatus> {
+    /// Sends SIGTERM and waits for exit; returns the exit status. The scratch
+    /// directory stays until the `Daemon` is dropped.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
         let pid = i32::try_from(self.child.id()).context("pid out of range")?;
         // SAFETY: kill(2) on the PID of a child this process spawned and has not reaped.
         unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -270,18 +285,33 @@ pub struct NtpdigReport {
     pub json: serde_json::Value,
 }
 
-/// Queries `host` on `port` with the real ntpdig (ntpsec). ntpdig has no port
-/// option, so Python's `socket.getaddrinfo` is wrapped to substitute the port.
+/// Queries `host` on `port` with the real ntpdig (ntpsec), from a fresh
+/// loopback source address for IPv4 (see [`next_client_address`]).
 pub fn ntpdig(host: &str, port: u16) -> Result<NtpdigReport> {
+    let source = if host.contains(':') { String::new() } else { next_client_address() };
+    ntpdig_from(host, port, &source)
+}
+
+/// Queries with ntpdig from `source` ("" for the kernel's choice). ntpdig has
+/// no port or source option, so Python's `socket.getaddrinfo` is wrapped to
+/// substitute the port, and new IPv4 sockets are bound to the source first.
+pub fn ntpdig_from(host: &str, port: u16, source: &str) -> Result<NtpdigReport> {
     require_tool("/usr/bin/ntpdig");
     const WRAPPER: &str = "import socket, runpy, sys\n\
         orig = socket.getaddrinfo\n\
         port = int(sys.argv[1])\n\
+        source = sys.argv[2]\n\
         socket.getaddrinfo = lambda host, _port, *a, **k: orig(host, port, *a, **k)\n\
-        sys.argv = ['ntpdig'] + sys.argv[2:]\n\
+        class Bound(socket.socket):\n\
+        \x20   def __init__(self, family=socket.AF_INET, *a, **k):\n\
+        \x20       super().__init__(family, *a, **k)\n\
+        \x20       if source and family == socket.AF_INET:\n\
+        \x20           self.bind((source, 0))\n\
+        socket.socket = Bound\n\
+        sys.argv = ['ntpdig'] + sys.argv[3:]\n\
         runpy.run_path('/usr/bin/ntpdig', run_name='__main__')\n";
     let out = run_with_timeout(
-        Command::new("/usr/bin/python3").args(["-c", WRAPPER, &port.to_string(), "-j", "-t", "2", host]),
+        Command::new("/usr/bin/python3").args(["-c", WRAPPER, &port.to_string(), source, "-j", "-t", "2", host]),
         Duration::from_secs(15),
     )?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -322,7 +352,8 @@ pub struct ChronyReport {
 }
 
 /// Runs the real one-shot chrony client (`chronyd -Q`, never touches the
-/// clock) against 127.0.0.1:`port` and reads what it measured.
+/// clock) against 127.0.0.1:`port`, from a fresh loopback source address
+/// (`bindacqaddress`), and reads what it measured.
 pub fn chrony_oneshot(port: u16) -> Result<ChronyReport> {
     require_tool("/usr/sbin/chronyd");
     let dir = TempDir::new("chronyq");
@@ -339,6 +370,7 @@ pub fn chrony_oneshot(port: u16) -> Result<ChronyReport> {
             format!("pidfile {}", pidfile.display()),
             format!("logdir {}", dir.path().display()),
             "log measurements".into(),
+            format!("bindacqaddress {}", next_client_address()),
         ]),
         Duration::from_secs(30),
     )?;
@@ -392,8 +424,12 @@ pub struct RawReply {
 /// Sends one plain NTPv4 client request and returns the reply's header, or
 /// `None` if the server stayed silent for `timeout`.
 pub fn raw_query(server: SocketAddr, timeout: Duration) -> Result<Option<RawReply>> {
-    let bind = if server.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" };
-    let sock = UdpSocket::bind(bind)?;
+    let bind = if server.is_ipv4() {
+        format!("{}:0", next_client_address())
+    } else {
+        "[::1]:0".to_string()
+    };
+    let sock = UdpSocket::bind(bind.as_str())?;
     sock.set_read_timeout(Some(timeout))?;
     let mut req = [0u8; 48];
     req[0] = (4 << 3) | 3; // LI 0, version 4, mode 3 (client)

@@ -42,7 +42,7 @@ pub fn main(cli: Cli) -> ExitCode {
         return match crate::simulate::run(scenario) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("skytimed: error: {e:#}");
+                eprintln!("skytimed: error: {}", one_line(&e));
                 ExitCode::from(1)
             }
         };
@@ -51,10 +51,27 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line (a bad config file lists one line per problem).
-            eprintln!("skytimed: error: {e:#}");
+            eprintln!("skytimed: error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// An error and its causes on one line, without repeating a cause that a
+/// library error already spelled out in its own message.
+pub fn one_line(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// `--check-config FILE`: every problem with its line, exit 0 only when clean.
@@ -181,11 +198,15 @@ fn run(cli: Cli) -> Result<()> {
                 })
         };
         let time: Arc<dyn TimeSource> = Arc::new(clock.clone());
-        let result = serve(config, clock, time, opener, None);
+        let serial = SerialReader::open(&config.gnss, Arc::clone(&time))?;
+        let result = serve(config, clock, time, serial, opener, None);
         drop(hat);
         result
     } else {
         let clock = skytime_refclock::kernel::KernelClock::new();
+        // The serial reader stamps arrivals with the same kernel clock.
+        let time: Arc<dyn TimeSource> = Arc::new(HostClock);
+        let serial = SerialReader::open(&config.gnss, Arc::clone(&time))?;
         // Fail now, with the fix in the message, rather than in the PPS thread.
         let first = skytime_pps::KernelPps::open(&config.pps)?;
         let counters = first.counters();
@@ -195,17 +216,17 @@ fn run(cli: Cli) -> Result<()> {
             Some(pps) => Ok(pps),
             None => skytime_pps::KernelPps::open(&pps_config),
         };
-        // The NTP workers and the serial reader read the same kernel clock.
-        serve(config, clock, Arc::new(HostClock), opener, Some(counters))
+        serve(config, clock, time, serial, opener, Some(counters))
     }
 }
 
-/// Opens, binds and runs everything on `clock` (kernel or simulated) until a
-/// shutdown signal. `pps_counters` is `None` under simulation.
+/// Binds and runs everything on `clock` (kernel or simulated) until a shutdown
+/// signal. `time` reads the same clock; `pps_counters` is `None` under simulation.
 fn serve<C, S, O>(
     config: Config,
     clock: C,
     time: Arc<dyn TimeSource>,
+    serial: SerialReader,
     open_pps: O,
     pps_counters: Option<Arc<skytime_pps::PpsCounters>>,
 ) -> Result<()>
@@ -216,8 +237,7 @@ where
 {
     let simulated = pps_counters.is_none();
 
-    // 1. Devices and sockets, all before any thread starts.
-    let serial = SerialReader::open(&config.gnss, Arc::clone(&time))?;
+    // 1. Sockets, all bound before any thread starts (devices are already open).
     let ntp_state = Arc::new(ArcSwap::from_pointee(SystemState::unsynchronised()));
     let ntp = NtpServer::bind(&config.ntp, Arc::clone(&time), Arc::clone(&ntp_state))?;
     let ntp_addrs = ntp.local_addrs();

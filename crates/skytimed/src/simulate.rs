@@ -1,9 +1,35 @@
-//! `skytimed simulate --scenario FILE`: the sim engineer replaces this placeholder.
+//! `skytimed simulate --scenario FILE`: runs one scenario in simulated time
+//! against the real parser and discipline (`skytime_sim` does the work) and
+//! prints the JSON summary as the last line of stdout.
 
+use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Runs one scenario in simulated time and prints its JSON summary last.
+/// Exit status when the run finished but served a wrong time as synchronised
+/// (`served_bad_s` > 0), so scripts and CI notice without parsing the JSON.
+pub const EXIT_SERVED_BAD: u8 = 3;
+
+/// Runs one scenario in simulated time and prints its JSON summary last;
+/// diagnostics go to stderr.
 pub fn run(scenario: &Path) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("simulate of {} is not built yet", scenario.display())
+    let loaded = skytime_sim::Scenario::load(scenario)?;
+    let started = std::time::Instant::now();
+    let run = skytime_sim::run_scenario_traced(&loaded, &mut std::io::sink(), false)
+        .context("simulation")?;
+    eprintln!(
+        "{}: {} s simulated in {:.3} s of wall time",
+        loaded.name,
+        loaded.duration_s,
+        started.elapsed().as_secs_f64()
+    );
+    for line in run.diagnostics() {
+        eprintln!("  {line}");
+    }
+    println!("{}", serde_json::to_string(&run.report)?);
+    Ok(if run.report.served_bad_s > 0 {
+        ExitCode::from(EXIT_SERVED_BAD)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

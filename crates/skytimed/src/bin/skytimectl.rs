@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("skytimectl: error: {e:#}");
+            eprintln!("skytimectl: error: {}", skytimed::daemon::one_line(&e));
             ExitCode::from(1)
         }
     }
