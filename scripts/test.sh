@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The whole skytime test suite, for a fresh Debian/Ubuntu machine with Rust.
+#
+# Installs what the tests need when it is missing (chrony and ntpsec-ntpdig as
+# real NTP peers, and the tools the other checks use), then runs, in order:
+# format and lint checks, every unit, property and integration test, the
+# end-to-end tests against the real chrony and ntpdig, the benchmarks (their
+# figures are printed, not asserted), and the aarch64 cross-build.
+#
+# Nothing here changes the host clock: every daemon under test disciplines a
+# simulated clock, and chronyd only ever runs with -Q or -x.
+#
+#   SKYTIME_SKIP_CROSS=1   skip the aarch64 cross-build and qemu tests
+#   SKYTIME_SKIP_BENCH=1   skip the benchmarks
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+section() { printf '\n\033[1m=== %s ===\033[0m\n' "$*"; }
+started=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - started ))s"; }
+
+# --- what the tests need -----------------------------------------------------
+section "dependencies"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+missing=()
+[ -x /usr/sbin/chronyd ] || missing+=(chrony)
+[ -x /usr/bin/ntpdig ] || missing+=(ntpsec-ntpdig)
+command -v python3 >/dev/null || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    # Installing chrony must not start its service: a running chronyd would
+    # discipline this machine's clock. policy-rc.d forbids service starts for
+    # the duration of the install (only if none is in place already).
+    policy_added=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+        $SUDO chmod 755 /usr/sbin/policy-rc.d
+        policy_added=1
+    fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    if [ -n "$policy_added" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+else
+    echo "chrony, ntpdig: present"
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo --version
+
+# --- static checks -----------------------------------------------------------
+section "cargo fmt --check"
+cargo fmt --all -- --check
+
+section "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --release -- -D warnings
+
+# --- tests -------------------------------------------------------------------
+# One profile (release) for everything: the end-to-end tests then exercise the
+# daemon as it ships, and nothing is compiled twice.
+section "unit, property and integration tests"
+cargo test --workspace --release --exclude skytime-e2e
+
+section "end-to-end tests against real chrony and ntpdig"
+# Two at a time: each runs a real-time daemon; more would measure this
+# two-core machine's scheduler rather than skytime.
+cargo test --release -p skytime-e2e -- --test-threads=2
+
+# --- benchmarks (printed) ----------------------------------------------------
+if [ -z "${SKYTIME_SKIP_BENCH:-}" ]; then
+    for bench in scripts/bench-*.sh; do
+        [ -e "$bench" ] || continue
+        section "benchmark: $bench"
+        bash "$bench"
+    done
+fi
+
+# --- cross-build -------------------------------------------------------------
+if [ -z "${SKYTIME_SKIP_CROSS:-}" ] && [ -x scripts/ci-cross.sh ]; then
+    section "aarch64 cross-build, unit tests under qemu, .deb"
+    bash scripts/ci-cross.sh
+fi
+
+section "all passed in $(elapsed)"
