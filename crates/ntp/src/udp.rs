@@ -253,7 +253,9 @@ fn new_socket(addr: SocketAddr, reuse_port: bool) -> Result<Socket, NtpError> {
     }
     if reuse_port {
         s.set_reuse_port(true).map_err(opt("SO_REUSEPORT"))?;
-        s.set_nonblocking(true).map_err(opt("O_NONBLOCK"))?;
+        // Blocking reads wake at least this often to see the stop flag.
+        s.set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .map_err(opt("SO_RCVTIMEO"))?;
         // Room for bursts; the kernel caps it at net.core.rmem_max, which is fine.
         let _ = s.set_recv_buffer_size(1 << 21);
     }
@@ -420,7 +422,15 @@ impl Worker {
             .collect();
         let mut last_publish = self.clock.monotonic();
         let mut received_at_publish = 0u64;
+        let single = self.sockets.len() == 1;
         while !self.stop.load(Ordering::Relaxed) {
+            if single {
+                // One socket: a blocking recvmmsg (woken by the first datagram,
+                // or by SO_RCVTIMEO) saves a poll() per wake-up.
+                self.serve_batch(0, libc::MSG_WAITFORONE, &mut bufs);
+                self.publish_if_due(&mut last_publish, &mut received_at_publish, &mut bufs);
+                continue;
+            }
             // SAFETY: pollfds is a live, correctly sized array of pollfd.
             let ready =
                 unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 100) };
@@ -433,7 +443,7 @@ impl Worker {
                         // A bounded number of batches per wake-up keeps several
                         // sockets fair and the stop flag responsive.
                         for _ in 0..64 {
-                            if self.serve_batch(i, &mut bufs) < self.batch {
+                            if self.serve_batch(i, libc::MSG_DONTWAIT, &mut bufs) < self.batch {
                                 break;
                             }
                         }
@@ -441,22 +451,27 @@ impl Worker {
                     pfd.revents = 0;
                 }
             }
-            let now = self.clock.monotonic();
-            let elapsed_ns = now.nanos_since(last_publish);
-            if elapsed_ns >= 1_000_000_000 {
-                let received = self.counters().received();
-                let rate = (received - received_at_publish) as f64 * 1e9 / elapsed_ns as f64;
-                self.counters().set_rate(rate);
-                let n = self.server.clients().busiest(&mut bufs.busiest);
-                self.counters().publish_busiest(&bufs.busiest[..n]);
-                received_at_publish = received;
-                last_publish = now;
-            }
+            self.publish_if_due(&mut last_publish, &mut received_at_publish, &mut bufs);
+        }
+    }
+
+    /// Once a second: the request rate and the busiest clients, for readers.
+    fn publish_if_due(&self, last: &mut MonoNanos, received_then: &mut u64, b: &mut Buffers) {
+        let now = self.clock.monotonic();
+        let elapsed_ns = now.nanos_since(*last);
+        if elapsed_ns >= 1_000_000_000 {
+            let received = self.counters().received();
+            let rate = received.wrapping_sub(*received_then) as f64 * 1e9 / elapsed_ns as f64;
+            self.counters().set_rate(rate);
+            let n = self.server.clients().busiest(&mut b.busiest);
+            self.counters().publish_busiest(&b.busiest[..n]);
+            *received_then = received;
+            *last = now;
         }
     }
 
     /// Reads one batch from socket `si`, answers it, returns how many datagrams were read.
-    fn serve_batch(&mut self, si: usize, b: &mut Buffers) -> usize {
+    fn serve_batch(&mut self, si: usize, flags: i32, b: &mut Buffers) -> usize {
         let n = b.rx_msgs.len();
         for j in 0..n {
             b.rx_iov[j] = libc::iovec {
@@ -480,7 +495,7 @@ impl Worker {
                 fd,
                 b.rx_msgs.as_mut_ptr(),
                 n as _,
-                libc::MSG_DONTWAIT as _,
+                flags as _,
                 std::ptr::null_mut(),
             )
         };

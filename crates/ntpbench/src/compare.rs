@@ -1,0 +1,475 @@
+//! The comparison run: starts each server on loopback (the reflector, the
+//! skytime-ntp library server, `chronyd -x`, `skytimed --simulate`), finds the
+//! highest rate each answers with under 1 % loss, measures response times and
+//! the server's CPU per reply at a fixed rate, and prints one table.
+
+use crate::load::{Clients, LoadResult, LoadSpec};
+use anyhow::{Context, Result, bail};
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Knobs of one comparison run; every run is bounded in count and time.
+#[derive(Clone, Debug)]
+pub struct CompareArgs {
+    /// Worker-thread counts to try for the multi-threaded servers.
+    pub workers: Vec<usize>,
+    /// Path to skytimed, if it is to be measured.
+    pub skytimed: Option<PathBuf>,
+    /// Path to chronyd, if it is to be measured.
+    pub chronyd: Option<PathBuf>,
+    /// Client sockets (distinct 127.1.x.y sources).
+    pub clients: usize,
+    /// Length of one max-rate trial.
+    pub trial: Duration,
+    /// Fixed rate of the CPU run.
+    pub cpu_rate: u64,
+    /// Length of the CPU run.
+    pub cpu_run: Duration,
+    /// First rate tried by the max-rate search.
+    pub start_rate: u64,
+    /// Highest rate the search will try.
+    pub max_rate: u64,
+}
+
+struct Server {
+    name: String,
+    workers: usize,
+    child: Child,
+    addr: SocketAddr,
+    _dir: Scratch,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Result<Scratch> {
+        let dir =
+            std::env::temp_dir().join(format!("skytime-ntpbench-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn spawn(
+    name: &str,
+    workers: usize,
+    cmd: &mut Command,
+    addr: SocketAddr,
+    dir: Scratch,
+    log: &Path,
+) -> Result<Server> {
+    let log_file = fs::File::create(log)?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("start {name}"))?;
+    Ok(Server {
+        name: name.to_string(),
+        workers,
+        child,
+        addr,
+        _dir: dir,
+    })
+}
+
+fn self_exe() -> Result<PathBuf> {
+    std::env::current_exe().context("locate ntpbench itself")
+}
+
+fn start_reflector(workers: usize) -> Result<Server> {
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let dir = Scratch::new(&format!("reflector{workers}"))?;
+    let log = dir.path("log");
+    let mut cmd = Command::new(self_exe()?);
+    cmd.args([
+        "reflector",
+        "--listen",
+        &addr.to_string(),
+        "--workers",
+        &workers.to_string(),
+    ]);
+    spawn(
+        "reflector (recvmmsg/sendmmsg)",
+        workers,
+        &mut cmd,
+        addr,
+        dir,
+        &log,
+    )
+}
+
+fn start_library(workers: usize) -> Result<Server> {
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let dir = Scratch::new(&format!("lib{workers}"))?;
+    let log = dir.path("log");
+    let mut cmd = Command::new(self_exe()?);
+    cmd.args([
+        "serve",
+        "--listen",
+        &addr.to_string(),
+        "--workers",
+        &workers.to_string(),
+    ]);
+    spawn(
+        "skytime-ntp library server",
+        workers,
+        &mut cmd,
+        addr,
+        dir,
+        &log,
+    )
+}
+
+fn start_chronyd(chronyd: &Path) -> Result<Server> {
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let dir = Scratch::new("chronyd")?;
+    let conf = dir.path("chrony.conf");
+    fs::write(
+        &conf,
+        format!(
+            "port {port}\nbindaddress 127.0.0.1\ncmdport 0\nlocal stratum 1\nallow 127.0.0.0/8\npidfile {}\n",
+            dir.path("chronyd.pid").display()
+        ),
+    )?;
+    let log = dir.path("log");
+    let mut cmd = Command::new(chronyd);
+    cmd.args(["-x", "-u", "root", "-d", "-f"]).arg(&conf);
+    spawn("chronyd -x", 1, &mut cmd, addr, dir, &log)
+}
+
+fn start_skytimed(skytimed: &Path, workers: usize) -> Result<Server> {
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let dir = Scratch::new(&format!("skytimed{workers}"))?;
+    let conf = dir.path("skytime.toml");
+    // Rate limiting off: the load comes from 64 clients at up to thousands of
+    // requests per second each, which a real deployment would (rightly) limit.
+    fs::write(
+        &conf,
+        format!("[ntp]\nworkers = {workers}\n\n[ntp.ratelimit]\nenabled = false\n"),
+    )?;
+    let log = dir.path("log");
+    let state = dir.path("state");
+    fs::create_dir_all(&state)?;
+    let mut cmd = Command::new(skytimed);
+    cmd.arg("--simulate")
+        .arg("--config")
+        .arg(&conf)
+        .args(["--listen", &addr.to_string()])
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--metrics-listen", "off", "--web-listen", "off"]);
+    spawn("skytimed --simulate", workers, &mut cmd, addr, dir, &log)
+}
+
+/// utime + stime of a whole process (all threads), in seconds.
+pub fn process_cpu_s(pid: u32) -> Result<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("read /proc/{pid}/stat"))?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After "pid (comm)", field 3 (state) is index 0: utime is field 14, stime 15.
+    let utime: u64 = fields
+        .get(11)
+        .and_then(|v| v.parse().ok())
+        .context("utime")?;
+    let stime: u64 = fields
+        .get(12)
+        .and_then(|v| v.parse().ok())
+        .context("stime")?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok((utime + stime) as f64 / ticks)
+}
+
+/// What the table shows for one server.
+pub struct Row {
+    name: String,
+    workers: usize,
+    max_rate: Option<u64>,
+    generator_limited: bool,
+    cpu_run: Option<LoadResult>,
+    cpu_us_per_reply: Option<f64>,
+    idle_cpu_ms_per_s: Option<f64>,
+    note: String,
+}
+
+fn trial(clients: &Clients, rate: u64, args: &CompareArgs) -> LoadResult {
+    let r = clients.run(&LoadSpec {
+        rate_per_s: rate,
+        duration: args.trial,
+        drain: Duration::from_millis(300),
+    });
+    eprintln!(
+        "    {rate:>7}/s: sent {:>9.0}/s, loss {:>6.2} %, p99 {:>7.1} us",
+        r.sent_rate(),
+        r.loss() * 100.0,
+        r.response_ns.quantile(0.99).unwrap_or(0) as f64 / 1000.0
+    );
+    r
+}
+
+fn measure(server: &mut Server, args: &CompareArgs) -> Row {
+    let mut row = Row {
+        name: server.name.clone(),
+        workers: server.workers,
+        max_rate: None,
+        generator_limited: false,
+        cpu_run: None,
+        cpu_us_per_reply: None,
+        idle_cpu_ms_per_s: None,
+        note: String::new(),
+    };
+    eprintln!(
+        "== {} (workers {}) on {}",
+        server.name, server.workers, server.addr
+    );
+    let clients = match Clients::open(server.addr, args.clients) {
+        Ok(c) => c,
+        Err(e) => {
+            row.note = format!("no clients: {e:#}");
+            return row;
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            row.note = format!("exited at start-up ({status})");
+            return row;
+        }
+        if clients.probe(Duration::from_millis(300)) {
+            break;
+        }
+        if Instant::now() > deadline {
+            row.note = "never answered".into();
+            return row;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Highest rate with < 1 % loss: grow by 25 % until a trial fails, then bisect.
+    let mut good: Option<u64> = None;
+    let mut bad: Option<u64> = None;
+    let mut rate = args.start_rate;
+    for _ in 0..16 {
+        let r = trial(&clients, rate, args);
+        let offered_ok = r.sent_rate() >= 0.97 * rate as f64;
+        if r.loss() < 0.01 && offered_ok {
+            good = Some(rate);
+        } else {
+            if r.loss() < 0.01 && !offered_ok {
+                row.generator_limited = true;
+            }
+            bad = Some(rate);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        rate = match (good, bad) {
+            (Some(g), None) if g >= args.max_rate => break,
+            (Some(g), None) => (g + g / 4).min(args.max_rate),
+            (None, Some(b)) if b <= 1000 => break,
+            (None, Some(b)) => b / 2,
+            (Some(g), Some(b)) if b - g <= (b / 40).max(1000) => break,
+            (Some(g), Some(b)) => (g + b) / 2,
+            (None, None) => break,
+        };
+    }
+    row.max_rate = good;
+
+    // Idle cost, then CPU per reply at the fixed rate.
+    let pid = server.child.id();
+    if let (Ok(a), _) = (
+        process_cpu_s(pid),
+        std::thread::sleep(Duration::from_secs(1)),
+    ) {
+        if let Ok(b) = process_cpu_s(pid) {
+            row.idle_cpu_ms_per_s = Some((b - a) * 1000.0);
+        }
+    }
+    let before = process_cpu_s(pid);
+    let r = clients.run(&LoadSpec {
+        rate_per_s: args.cpu_rate,
+        duration: args.cpu_run,
+        drain: Duration::from_millis(300),
+    });
+    let after = process_cpu_s(pid);
+    if let (Ok(a), Ok(b)) = (before, after)
+        && r.received > 0
+    {
+        row.cpu_us_per_reply = Some((b - a) * 1e6 / r.received as f64);
+    }
+    eprintln!(
+        "    CPU run {}/s: sent {:.0}/s, loss {:.2} %, {:.2} us CPU per reply",
+        args.cpu_rate,
+        r.sent_rate(),
+        r.loss() * 100.0,
+        row.cpu_us_per_reply.unwrap_or(f64::NAN)
+    );
+    row.cpu_run = Some(r);
+    row
+}
+
+fn us(ns: Option<u64>) -> String {
+    ns.map_or("-".into(), |v| format!("{:.1}", v as f64 / 1000.0))
+}
+
+/// Runs every server and prints the table to stdout.
+pub fn compare(args: &CompareArgs) -> Result<()> {
+    if args.workers.is_empty() {
+        bail!("--workers needs at least one count");
+    }
+    let mut rows = Vec::new();
+    let mut plan: Vec<Box<dyn Fn() -> Result<Server>>> = Vec::new();
+    for &w in &args.workers {
+        plan.push(Box::new(move || start_reflector(w)));
+    }
+    if let Some(c) = args.chronyd.clone() {
+        plan.push(Box::new(move || start_chronyd(&c)));
+    }
+    for &w in &args.workers {
+        plan.push(Box::new(move || start_library(w)));
+    }
+    if let Some(s) = args.skytimed.clone() {
+        for &w in &args.workers {
+            let s = s.clone();
+            plan.push(Box::new(move || start_skytimed(&s, w)));
+        }
+    }
+    for start in plan {
+        match start() {
+            Ok(mut server) => rows.push(measure(&mut server, args)),
+            Err(e) => eprintln!("cannot start a server: {e:#}"),
+        }
+    }
+    print_table(args, &rows);
+    Ok(())
+}
+
+fn print_table(args: &CompareArgs, rows: &[Row]) {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!();
+    println!(
+        "NTP server comparison on loopback: {} client sources (127.1.x.y), {} CPU cores, trials of {} ms, CPU run at {}/s for {} ms",
+        args.clients,
+        cores,
+        args.trial.as_millis(),
+        args.cpu_rate,
+        args.cpu_run.as_millis()
+    );
+    println!(
+        "{:<30} {:>3} {:>14} {:>9} {:>9} {:>10} {:>10} {:>11} {:>9}",
+        "server",
+        "wrk",
+        "max rate <1%",
+        "resp p50",
+        "resp p99",
+        "T3-T2 p50",
+        "T3-T2 p99",
+        "CPU us/rep",
+        "idle ms/s"
+    );
+    for r in rows {
+        let run = r.cpu_run.as_ref();
+        let max = match (r.max_rate, r.generator_limited) {
+            (Some(m), true) => format!(">={m}*"),
+            (Some(m), false) => m.to_string(),
+            (None, _) => "-".into(),
+        };
+        println!(
+            "{:<30} {:>3} {:>14} {:>9} {:>9} {:>10} {:>10} {:>11} {:>9} {}",
+            r.name,
+            r.workers,
+            max,
+            us(run.and_then(|x| x.response_ns.quantile(0.5))),
+            us(run.and_then(|x| x.response_ns.quantile(0.99))),
+            us(run.and_then(|x| x.t3_minus_t2_ns.quantile(0.5))),
+            us(run.and_then(|x| x.t3_minus_t2_ns.quantile(0.99))),
+            r.cpu_us_per_reply.map_or("-".into(), |v| format!("{v:.2}")),
+            r.idle_cpu_ms_per_s
+                .map_or("-".into(), |v| format!("{v:.0}")),
+            r.note
+        );
+    }
+    println!(
+        "(response times and T3-T2 in microseconds, from the fixed-rate CPU run; * = load generator could not offer more)"
+    );
+
+    let find = |prefix: &str, w: usize| {
+        rows.iter()
+            .find(|r| r.name.starts_with(prefix) && r.workers == w)
+    };
+    let chrony = rows.iter().find(|r| r.name.starts_with("chronyd"));
+    for &w in &args.workers {
+        let Some(refl) = find("reflector", w) else {
+            continue;
+        };
+        for server in ["skytimed", "skytime-ntp"] {
+            let Some(s) = find(server, w) else { continue };
+            if let (Some(sc), Some(rc)) = (s.cpu_us_per_reply, refl.cpu_us_per_reply) {
+                println!(
+                    "{server} ({w} worker): CPU per reply {:.2} us = {:.2}x the reflector's {:.2} us (target <= 1.10x)",
+                    sc,
+                    sc / rc,
+                    rc
+                );
+            }
+            if let Some(c) = chrony {
+                if let (Some(sc), Some(cc)) = (s.cpu_us_per_reply, c.cpu_us_per_reply) {
+                    println!(
+                        "{server} ({w} worker): CPU per reply {:.2}x chronyd's {:.2} us",
+                        sc / cc,
+                        cc
+                    );
+                }
+                if let (Some(sm), Some(cm)) = (s.max_rate, c.max_rate) {
+                    println!(
+                        "{server} ({w} worker): max rate {sm}/s vs chronyd {cm}/s = {:.2}x (target >= 1.00x)",
+                        sm as f64 / cm as f64
+                    );
+                }
+            }
+            if let Some(p99) = s
+                .cpu_run
+                .as_ref()
+                .and_then(|x| x.t3_minus_t2_ns.quantile(0.99))
+            {
+                println!(
+                    "{server} ({w} worker): p99 T3-T2 {:.1} us at {}/s (target <= 10 us)",
+                    p99 as f64 / 1000.0,
+                    args.cpu_rate
+                );
+            }
+        }
+    }
+}

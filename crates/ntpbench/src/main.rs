@@ -1,0 +1,190 @@
+//! `ntpbench`: the NTP load generator, the bare UDP reflector and the driver
+//! that compares skytimed, chronyd and the reflector in one run on loopback.
+//! `scripts/bench-ntp.sh` builds it and runs `ntpbench compare`.
+
+mod compare;
+mod hist;
+mod load;
+mod reflector;
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use clap::{Parser, Subcommand};
+use skytime_ntp::{NtpServer, ServerConfig, SystemState};
+use skytime_timebase::{HostClock, LeapChange, TimeSource};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "ntpbench",
+    about = "NTP server load generator and comparison (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Compare the reflector, the skytime-ntp library server, chronyd -x and skytimed.
+    Compare {
+        /// Worker counts for the multi-threaded servers, e.g. 1,2,4,8.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        workers: Vec<usize>,
+        /// skytimed binary (omit to skip it).
+        #[arg(long)]
+        skytimed: Option<PathBuf>,
+        /// chronyd binary (omit to skip it).
+        #[arg(long)]
+        chronyd: Option<PathBuf>,
+        /// Client sockets, each from its own 127.1.x.y address.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Length of each max-rate trial.
+        #[arg(long, default_value_t = 1000)]
+        trial_ms: u64,
+        /// Fixed rate of the CPU-per-reply run.
+        #[arg(long, default_value_t = 100_000)]
+        cpu_rate: u64,
+        /// Length of the CPU-per-reply run.
+        #[arg(long, default_value_t = 3000)]
+        cpu_ms: u64,
+        /// First rate of the max-rate search.
+        #[arg(long, default_value_t = 50_000)]
+        start_rate: u64,
+        /// Highest rate the search tries.
+        #[arg(long, default_value_t = 1_000_000)]
+        max_rate: u64,
+    },
+    /// Offer a fixed load to one server and print what came back.
+    Load {
+        /// Server address (loopback only).
+        #[arg(long)]
+        server: SocketAddr,
+        /// Requests per second.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        /// Duration in milliseconds (at most 60 s).
+        #[arg(long, default_value_t = 2000)]
+        duration_ms: u64,
+        /// Client sockets.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+    },
+    /// Bare recvmmsg/sendmmsg UDP reflector (runs until killed).
+    Reflector {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+    /// The skytime-ntp library server on the host clock, always synchronised (runs until killed).
+    Serve {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+}
+
+fn loopback_only(addr: SocketAddr) -> Result<()> {
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "{addr} is not a loopback address: load goes to loopback only"
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Compare {
+            workers,
+            skytimed,
+            chronyd,
+            clients,
+            trial_ms,
+            cpu_rate,
+            cpu_ms,
+            start_rate,
+            max_rate,
+        } => compare::compare(&compare::CompareArgs {
+            workers,
+            skytimed,
+            chronyd,
+            clients: clients.clamp(1, 60_000),
+            trial: Duration::from_millis(trial_ms.clamp(100, 10_000)),
+            cpu_rate,
+            cpu_run: Duration::from_millis(cpu_ms.clamp(100, 30_000)),
+            start_rate,
+            max_rate,
+        }),
+        Cmd::Load {
+            server,
+            rate,
+            duration_ms,
+            clients,
+        } => {
+            loopback_only(server)?;
+            let c = load::Clients::open(server, clients.clamp(1, 60_000))?;
+            let r = c.run(&load::LoadSpec {
+                rate_per_s: rate,
+                duration: Duration::from_millis(duration_ms.min(60_000)),
+                drain: Duration::from_millis(300),
+            });
+            let q = |h: &hist::Histogram, p| h.quantile(p).map_or(f64::NAN, |v| v as f64 / 1000.0);
+            println!(
+                "sent {} ({:.0}/s, {} refused), received {}, loss {:.3} %, kod {}, unsync {}, response p50 {:.1} us p99 {:.1} us, T3-T2 p50 {:.1} us p99 {:.1} us",
+                r.sent,
+                r.sent_rate(),
+                r.send_failures,
+                r.received,
+                r.loss() * 100.0,
+                r.kods,
+                r.unsynchronised,
+                q(&r.response_ns, 0.5),
+                q(&r.response_ns, 0.99),
+                q(&r.t3_minus_t2_ns, 0.5),
+                q(&r.t3_minus_t2_ns, 0.99),
+            );
+            Ok(())
+        }
+        Cmd::Reflector { listen, workers } => {
+            loopback_only(listen)?;
+            reflector::run(listen, workers)
+        }
+        Cmd::Serve { listen, workers } => {
+            loopback_only(listen)?;
+            let mut config = ServerConfig {
+                listen: vec![listen],
+                workers,
+                ..ServerConfig::default()
+            };
+            config.ratelimit.enabled = false;
+            let now = HostClock.realtime();
+            let state = SystemState {
+                synchronised: true,
+                leap: LeapChange::None,
+                stratum: 1,
+                reference_id: *b"GPS\0",
+                root_delay_ns: 0.0,
+                root_dispersion_ns: 1_000.0,
+                dispersion_rate_ns_per_s: 0.0,
+                as_of: now,
+                reference_time: now,
+            };
+            let server = NtpServer::bind(
+                &config,
+                Arc::new(HostClock),
+                Arc::new(ArcSwap::from_pointee(state)),
+            )
+            .context("bind")?;
+            let _handle = server.spawn().context("spawn")?;
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+    }
+}
