@@ -55,39 +55,15 @@ fn main() -> ExitCode {
         }
     };
     let wall_s = started.elapsed().as_secs_f64();
-    let d = &run.details;
     eprintln!(
-        "{}: {} s simulated in {wall_s:.3} s wall; edges {} (spurious {}), bursts {}, epochs parsed {}; \
-         seconds acquiring/locked/holdover/unsync {:?}, served {} (first bad: {:?}); \
-         23:59:60 epochs {}, leap-announcing epochs {}, kernel leap steps {}",
-        scenario.name,
-        scenario.duration_s,
-        d.edges_sent,
-        d.spurious_sent,
-        d.bursts_sent,
-        d.epochs_parsed,
-        d.seconds_in_state,
-        d.served_s,
-        d.first_served_bad_s,
-        d.leap_second_epochs,
-        d.leap_announced_epochs,
-        d.kernel_leap_steps_s
+        "{}: {} s simulated in {wall_s:.3} s of wall time",
+        scenario.name, scenario.duration_s
     );
-    if let Some(st) = &d.final_status {
-        eprintln!(
-            "final status: state {} ({}), stratum {}, root dispersion {:.0} ns (+{:.3} ns/s), frequency {:.4} ppm, jitter {:.0} ns, rejections {}",
-            st.state.as_str(),
-            st.state_reason,
-            st.stratum,
-            st.root_dispersion_ns,
-            st.dispersion_rate_ns_per_s,
-            st.frequency_ppm,
-            st.jitter_ns,
-            serde_json::to_string(&st.rejections).unwrap_or_default()
-        );
+    for line in run.diagnostics() {
+        eprintln!("  {line}");
     }
     if let Some(p) = &trace {
-        eprintln!("trace: {}", p.display());
+        eprintln!("  trace: {}", p.display());
     }
     match serde_json::to_string(&run.report) {
         Ok(json) => {

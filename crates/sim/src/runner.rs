@@ -97,6 +97,59 @@ pub struct ScenarioRun {
     pub details: RunDetails,
 }
 
+impl ScenarioRun {
+    /// Human-readable diagnostics (what was sent, what the parser and refclock
+    /// made of it, where the state machine spent its time), one item per line.
+    pub fn diagnostics(&self) -> Vec<String> {
+        let d = &self.details;
+        let mut lines = vec![
+            format!(
+                "sent: {} pulses ({} spurious), {} NMEA bursts; parsed {} epochs ({} labelled 23:59:60, {} announcing a leap)",
+                d.edges_sent,
+                d.spurious_sent,
+                d.bursts_sent,
+                d.epochs_parsed,
+                d.leap_second_epochs,
+                d.leap_announced_epochs
+            ),
+            format!(
+                "seconds acquiring {}, locked {}, holdover {}, unsynchronised {}; served as synchronised {} (first bad second: {}); kernel leap steps {} s",
+                d.seconds_in_state[0],
+                d.seconds_in_state[1],
+                d.seconds_in_state[2],
+                d.seconds_in_state[3],
+                d.served_s,
+                d.first_served_bad_s
+                    .map_or("none".to_string(), |s| s.to_string()),
+                d.kernel_leap_steps_s
+            ),
+        ];
+        if let Some(st) = &d.final_status {
+            lines.push(format!(
+                "final: {} ({}), stratum {}, root dispersion {:.0} ns (+{:.3} ns/s), frequency {:.4} ppm, jitter {:.0} ns",
+                st.state.as_str(),
+                st.state_reason,
+                st.stratum,
+                st.root_dispersion_ns,
+                st.dispersion_rate_ns_per_s,
+                st.frequency_ppm,
+                st.jitter_ns
+            ));
+            let rejected: Vec<String> = st
+                .rejections
+                .iter()
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(reason, n)| format!("{n} {}", reason.explain()))
+                .collect();
+            if !rejected.is_empty() {
+                lines.push(format!("rejected: {}", rejected.join("; ")));
+            }
+        }
+        lines
+    }
+}
+
 #[derive(Debug)]
 enum Event {
     /// A PPS edge; the kernel stamps it now.
