@@ -13,7 +13,7 @@
 use crate::clock::{Clock, SyncReport};
 use crate::config::{RefclockConfig, ReferenceIdChoice};
 use crate::drift::DriftRecord;
-use crate::filter::{Kalman, NoiseLearner, NoiseParams};
+use crate::filter::{FilterBank, Kalman, NoiseLearner, NoiseParams, Q_SCALES};
 use crate::leapfile::{LeapTable, end_of_month_unix_s};
 use crate::pairing::{DelayLearner, Pairing};
 use crate::status::{
@@ -99,11 +99,19 @@ pub struct Refclock<C: Clock> {
     last_valid_epoch: Option<MonoNanos>,
 
     kf: Option<Kalman>,
+    bank: Option<FilterBank>,
+    /// A filter run with the largest oscillator noise the data allow: its
+    /// uncertainty is what the advertised error bound is built from.
+    guard: Option<Kalman>,
     last_sample: Option<Sample>,
     noise: NoiseLearner,
     consecutive_good: u32,
     outlier_streak: u32,
     outlier_last_z: Option<f64>,
+    /// |innovation| of the pulses being rejected as outliers right now: until
+    /// resolved, nobody knows whether the pulses or the clock moved, so the
+    /// advertised bound covers it.
+    doubt_ns: f64,
     rms_sq: f64,
     rms_n: f64,
 
@@ -125,6 +133,7 @@ pub struct Refclock<C: Clock> {
     pending_leap: (LeapChange, Option<i64>, Option<LeapSource>),
     armed: LeapChange,
     last_leap_end_s: Option<i64>,
+    last_leap_window_edge: Option<MonoNanos>,
     leap_checked_s: i64,
 
     pps: PpsStatus,
@@ -179,11 +188,14 @@ impl<C: Clock> Refclock<C> {
             last_epoch_valid: false,
             last_valid_epoch: None,
             kf: None,
+            bank: None,
+            guard: None,
             last_sample: None,
             noise: NoiseLearner::new(config.clock_precision_ns * config.clock_precision_ns),
             consecutive_good: 0,
             outlier_streak: 0,
             outlier_last_z: None,
+            doubt_ns: 0.0,
             rms_sq: 0.0,
             rms_n: 0.0,
             applied_ns: 0.0,
@@ -203,6 +215,7 @@ impl<C: Clock> Refclock<C> {
             pending_leap: (LeapChange::None, None, None),
             armed: LeapChange::None,
             last_leap_end_s: None,
+            last_leap_window_edge: None,
             leap_checked_s: i64::MIN,
             pps: PpsStatus::default(),
             pps_zeros_shifted: 0,
@@ -221,6 +234,12 @@ impl<C: Clock> Refclock<C> {
     /// The steered clock (the NTP server reads time through it).
     pub fn clock(&self) -> &C {
         &self.clock
+    }
+
+    /// What the noise learner has measured (lag s, variance ns², samples),
+    /// for diagnostics.
+    pub fn noise_lag_variances(&self) -> Vec<(i64, f64, f64)> {
+        self.noise.lag_variances()
     }
 
     /// The configuration in force.
@@ -377,6 +396,7 @@ impl<C: Clock> Refclock<C> {
         if let Some(l) = self.leap_window_end()
             && (l - LEAP_WINDOW_S.0..l + LEAP_WINDOW_S.1).contains(&label)
         {
+            self.last_leap_window_edge = Some(mono);
             return self.reject(RejectReason::LeapWindowEdge, mono, || {
                 format!("pulse labelled {label}, leap at {l}")
             });
@@ -492,12 +512,15 @@ impl<C: Clock> Refclock<C> {
 
     fn reset_filter(&mut self, why: &str, mono: MonoNanos) {
         self.kf = None;
+        self.bank = None;
+        self.guard = None;
         self.last_sample = None;
         self.consensus_ns = None;
         self.consensus_obs.clear();
         self.noise.clear_history();
         self.consecutive_good = 0;
         self.outlier_streak = 0;
+        self.doubt_ns = 0.0;
         if matches!(self.state, SyncState::Locked) {
             self.set_state(SyncState::Acquiring, why.to_string(), mono);
         }
@@ -507,12 +530,16 @@ impl<C: Clock> Refclock<C> {
     fn measure(&mut self, z: f64, rec: EdgeRec, label: i64) {
         let mono = rec.mono;
         let q = self.noise.params();
-        let (Some(kf), Some(last)) = (self.kf, self.last_sample) else {
+        let (Some(mut bank), Some(last)) = (self.bank.take(), self.last_sample) else {
             return self.start_filter(z, rec, label, q);
         };
         let dt = (rec.idx - last.idx) as f64;
         let applied = self.applied_at(mono);
-        let mut pred = kf.predicted(dt, applied - last.applied_ns, &q, 1.0);
+        let preds = bank.predicted(dt, applied - last.applied_ns, &q);
+        let mut pred = preds[Q_SCALES
+            .iter()
+            .position(|&m| m == bank.best_scale())
+            .unwrap_or(1)];
         let inn = pred.innovation(z, q.r);
         let gate = self.cfg.outlier_sigmas * inn.variance.sqrt();
         if inn.residual_ns.abs() > gate.max(self.cfg.clock_precision_ns * 4.0) {
@@ -528,6 +555,9 @@ impl<C: Clock> Refclock<C> {
                 pred.x = z;
                 pred.pxx = q.r + jump * jump;
                 pred.pff += (jump / dt.max(1.0)).powi(2);
+                bank.reset_to(pred);
+                self.bank = Some(bank);
+                self.guard = Some(pred);
                 self.kf = Some(pred);
                 self.noise.clear_history();
                 self.last_sample = Some(Sample {
@@ -538,7 +568,7 @@ impl<C: Clock> Refclock<C> {
                 });
                 self.outlier_streak = 0;
                 self.consecutive_good = 0;
-                if matches!(self.state, SyncState::Locked) {
+                if matches!(self.state, SyncState::Locked | SyncState::Holdover) {
                     self.set_state(
                         SyncState::Acquiring,
                         format!("phase jump of {jump:.0} ns"),
@@ -548,6 +578,8 @@ impl<C: Clock> Refclock<C> {
                 self.steer(mono);
                 return;
             }
+            self.bank = Some(bank);
+            self.doubt_ns = self.doubt_ns.max(inn.residual_ns.abs());
             return self.reject(RejectReason::OutlierEdge, mono, || {
                 format!(
                     "offset {:.0} ns from prediction, gate {:.0} ns",
@@ -557,8 +589,16 @@ impl<C: Clock> Refclock<C> {
         }
         self.outlier_streak = 0;
         self.outlier_last_z = None;
-        pred.update(z, q.r);
-        self.kf = Some(pred);
+        self.doubt_ns = 0.0;
+        bank.update(preds, z, q.r);
+        self.kf = Some(bank.best());
+        self.bank = Some(bank);
+        if let Some(g) = self.guard {
+            let gq = self.guard_noise();
+            let mut gp = g.predicted(dt, applied - last.applied_ns, &gq, 1.0);
+            gp.update(z, q.r);
+            self.guard = Some(gp);
+        }
         self.accept(z, rec, label, applied);
     }
 
@@ -572,13 +612,34 @@ impl<C: Clock> Refclock<C> {
         }
         self.step_allowed = false;
         let applied = self.applied_at(mono);
-        self.kf = Some(Kalman::new(
+        let k = Kalman::new(
             z,
             q.r.max(z * z),
             -self.u_ppb_free_guess(),
             self.start_skew_ppb * self.start_skew_ppb,
-        ));
+        );
+        self.kf = Some(k);
+        self.bank = Some(FilterBank::new(k));
+        self.guard = Some(k);
         self.accept(z, rec, label, applied);
+    }
+
+    /// The noise the guard filter assumes: the learned noise times the safety
+    /// factor, and never less random walk than the data allow.
+    fn guard_noise(&self) -> NoiseParams {
+        let q = self.noise.params();
+        let scale = self.cfg.holdover_noise_safety_factor;
+        let best_scale = self
+            .bank
+            .as_ref()
+            .map(|b| b.best_scale())
+            .unwrap_or(1.0)
+            .max(1.0);
+        NoiseParams {
+            r: q.r,
+            q_wfm: q.q_wfm * scale * best_scale,
+            q_rw: (q.q_rw * scale * best_scale).max(self.noise.q_rw_upper()),
+        }
     }
 
     /// The oscillator's frequency error implied by the correction in force
@@ -822,8 +883,17 @@ impl<C: Clock> Refclock<C> {
     }
 
     fn run_timeouts(&mut self, mono: MonoNanos) {
-        let since_sample = self.last_sample.map(|s| mono.nanos_since(s.mono));
+        // Pulses kept out of the filter around a leap second still show the
+        // reference is there.
+        let alive = match (self.last_sample.map(|s| s.mono), self.last_leap_window_edge) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let since_sample = alive.map(|t| mono.nanos_since(t));
         let lost = since_sample.is_none_or(|d| d > self.cfg.pps_timeout_ms as i64 * 1_000_000);
+        if lost {
+            self.consecutive_good = 0;
+        }
         match self.state {
             SyncState::Locked if lost => {
                 let why = match &self.last_rejection {
@@ -977,19 +1047,18 @@ impl<C: Clock> Refclock<C> {
     /// at `mono`: the filter's prediction with the learned noise (inflated
     /// by the holdover safety factor), |offset| and the systematic allowances.
     fn error_bound(&self, mono: MonoNanos) -> (f64, f64, f64) {
-        let (Some(k), Some(s)) = (&self.kf, &self.last_sample) else {
+        let (Some(k), Some(s)) = (&self.guard, &self.last_sample) else {
             return (MAX_DISPERSION_NS, 0.0, MAX_DISPERSION_NS);
         };
         let dt = (mono.nanos_since(s.mono) as f64 / NS).max(0.0);
-        let q = self.noise.params();
-        let scale = self.cfg.holdover_noise_safety_factor;
+        let q = self.guard_noise();
         let applied = self.applied_at(mono) - s.applied_ns;
-        let p0 = k.predicted(dt, applied, &q, scale);
-        let p1 = k.predicted(dt + 1.0, applied - k.f, &q, scale);
+        let p0 = k.predicted(dt, applied, &q, 1.0);
+        let p1 = k.predicted(dt + 1.0, applied + self.free_frequency(), &q, 1.0);
         let fixed = self.cfg.pps_systematic_uncertainty_ns + self.cfg.clock_precision_ns;
         let n = self.cfg.error_bound_sigmas;
-        let b0 = p0.x.abs() + n * p0.pxx.sqrt() + fixed;
-        let b1 = p1.x.abs() + n * p1.pxx.sqrt() + fixed;
+        let b0 = p0.x.abs() + n * p0.pxx.sqrt() + fixed + self.doubt_ns;
+        let b1 = p1.x.abs() + n * p1.pxx.sqrt() + fixed + self.doubt_ns;
         (b0.min(MAX_DISPERSION_NS), (b1 - b0).max(0.0), p0.pxx.sqrt())
     }
 

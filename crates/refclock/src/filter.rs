@@ -13,9 +13,15 @@
 //! a smoothing one; a warming oscillator raises q_rw and the filter follows.
 
 /// Lags (seconds) at which second differences are measured.
-const LAGS: [i64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+const LAGS: [i64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 /// Free-running phase history kept, samples (covers 2 × the largest lag).
-const HISTORY: usize = 512;
+const HISTORY: usize = 4096;
+/// The upper bound is the variance that would leave the measured one at the
+/// lower 2.3 % point of its chi-square distribution (z = -2).
+const UPPER_Z: f64 = 2.0;
+/// Frequency random walk assumed (ppb²/s) while no lag has data: a poor
+/// crystal (≈ 3 ppb/√s), so that early holdover is honest.
+const UNKNOWN_Q_RW: f64 = 10.0;
 /// Pseudo-samples the prior is worth at each lag.
 const PRIOR_WEIGHT: f64 = 0.5;
 /// Longest averaging window, in samples of each lag.
@@ -105,6 +111,43 @@ impl NoiseLearner {
         }
         if changed {
             self.fitted = self.fit();
+        }
+    }
+
+    /// The second-difference variances at each lag and their sample counts.
+    pub fn lag_variances(&self) -> Vec<(i64, f64, f64)> {
+        LAGS.iter()
+            .zip(self.var.iter().zip(self.count.iter()))
+            .map(|(&t, (&v, &n))| (t, v, n))
+            .collect()
+    }
+
+    /// The largest frequency random walk (ppb²/s) that the data do not rule
+    /// out: each lag's variance raised by its sampling error, minus what
+    /// white phase noise explains, over τ³; the tightest lag wins. This is
+    /// what holdover must assume: a fit from a few long lags can come out
+    /// near zero by chance (or call it white frequency noise).
+    pub fn q_rw_upper(&self) -> f64 {
+        let fit = self.fitted;
+        let mut best = f64::INFINITY;
+        for ((&tau, &v), &n) in LAGS.iter().zip(self.var.iter()).zip(self.count.iter()) {
+            // Degrees of freedom of overlapping second differences, conservatively.
+            let dof = n / (2.0 * tau as f64);
+            // Wilson–Hilferty: the chi-square quantile as a cube of a normal one.
+            let h = 2.0 / (9.0 * dof);
+            let base = 1.0 - h - UPPER_Z * h.sqrt();
+            if dof < 1.0 || base <= 0.05 {
+                continue;
+            }
+            let tau = tau as f64;
+            let upper = v / (base * base * base);
+            let q = (upper - 6.0 * fit.r) / ((2.0 / 3.0) * tau * tau * tau);
+            best = best.min(q.max(0.0));
+        }
+        if best.is_finite() {
+            best.max(fit.q_rw)
+        } else {
+            UNKNOWN_Q_RW.max(fit.q_rw)
         }
     }
 
@@ -284,12 +327,125 @@ impl Kalman {
     }
 }
 
+/// Multipliers on the learned process noise, one filter each.
+pub const Q_SCALES: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
+/// Samples over which the filters' likelihoods are compared.
+const SCORE_WINDOW: f64 = 30.0;
+/// How much more likely (log-likelihood over the window) another filter must
+/// be before it takes over from the one with the learned noise: switching on
+/// noise alone would add noise.
+const SWITCH_EVIDENCE: f64 = 8.0;
+/// The filter with the learned noise, unscaled.
+const NOMINAL: usize = 1;
+
+/// A bank of filters that differ only in how much the oscillator is allowed
+/// to wander (the learned noise times [`Q_SCALES`]); the one whose recent
+/// innovations are most likely steers. The noise learner needs hundreds of
+/// seconds to notice a warming oscillator; the bank notices in tens.
+#[derive(Clone, Debug)]
+pub struct FilterBank {
+    filters: [Kalman; Q_SCALES.len()],
+    scores: [f64; Q_SCALES.len()],
+    samples: f64,
+    best: usize,
+}
+
+impl FilterBank {
+    /// Every filter starting from `k`; the unscaled one leads until the data speak.
+    pub fn new(k: Kalman) -> Self {
+        Self {
+            filters: [k; Q_SCALES.len()],
+            scores: [0.0; Q_SCALES.len()],
+            samples: 0.0,
+            best: NOMINAL,
+        }
+    }
+
+    /// The filter in charge.
+    pub fn best(&self) -> Kalman {
+        self.filters[self.best]
+    }
+
+    /// The noise multiplier of the filter in charge.
+    pub fn best_scale(&self) -> f64 {
+        Q_SCALES[self.best]
+    }
+
+    /// Every filter's prediction `dt` seconds on (see [`Kalman::predicted`]).
+    pub fn predicted(&self, dt: f64, applied_ns: f64, q: &NoiseParams) -> [Kalman; Q_SCALES.len()] {
+        std::array::from_fn(|i| self.filters[i].predicted(dt, applied_ns, q, Q_SCALES[i]))
+    }
+
+    /// Updates every prediction with `z` and re-elects the filter in charge.
+    pub fn update(&mut self, mut preds: [Kalman; Q_SCALES.len()], z: f64, r: f64) {
+        self.samples = (self.samples + 1.0).min(SCORE_WINDOW);
+        let alpha = 1.0 / self.samples;
+        for (i, p) in preds.iter_mut().enumerate() {
+            let inn = p.update(z, r);
+            let s = inn.variance.max(1e-12);
+            let nll = s.ln() + inn.residual_ns * inn.residual_ns / s;
+            self.scores[i] += alpha * (nll - self.scores[i]);
+        }
+        self.filters = preds;
+        let best = (0..Q_SCALES.len())
+            .min_by(|&a, &b| self.scores[a].total_cmp(&self.scores[b]))
+            .unwrap_or(NOMINAL);
+        // Scores are mean negative log-likelihoods (×2) over the window.
+        let evidence = (self.scores[NOMINAL] - self.scores[best]) * self.samples / 2.0;
+        self.best = if evidence > SWITCH_EVIDENCE {
+            best
+        } else {
+            NOMINAL
+        };
+    }
+
+    /// Every filter to `k` (after a phase jump), keeping the scores.
+    pub fn reset_to(&mut self, k: Kalman) {
+        self.filters = [k; Q_SCALES.len()];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
     use rand_distr::{Distribution, Normal};
+
+    fn learner(sigma_pm: f64, sigma_rw: f64, n: usize, seed: u64) -> NoiseLearner {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let pm = Normal::new(0.0, sigma_pm.max(1e-12)).expect("normal");
+        let rw = Normal::new(0.0, sigma_rw.max(1e-12)).expect("normal");
+        let mut learner = NoiseLearner::new(1.0);
+        let (mut x, mut f) = (0.0, 5000.0);
+        for i in 0..n {
+            learner.add(i as i64, x + pm.sample(&mut rng));
+            x += f;
+            f += rw.sample(&mut rng);
+        }
+        learner
+    }
+
+    #[test]
+    fn the_random_walk_upper_bound_covers_the_truth_even_from_little_data() {
+        for seed in 0..20 {
+            for n in [300, 600, 2000, 6000] {
+                let l = learner(1000.0, 0.5, n, seed);
+                let up = l.q_rw_upper();
+                assert!(
+                    up >= 0.25,
+                    "seed {seed} n {n}: upper {up} below the true 0.25 (fit {:?})",
+                    l.params()
+                );
+                if n == 6000 {
+                    assert!(
+                        up < 5.0,
+                        "seed {seed}: upper {up} uselessly loose after {n} s"
+                    );
+                }
+            }
+        }
+    }
 
     /// Free-running phase with white PM `sigma_pm` (ns) and random-walk FM
     /// `sigma_rw` (ppb per √s), sampled once per second.

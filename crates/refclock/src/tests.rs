@@ -1,24 +1,31 @@
 //! Behaviour of the whole discipline in the small simulated world of
 //! [`crate::testsim`]: pairing, rejection, every state transition, leaps, drift.
 
-use crate::SyncState;
-use crate::testsim::{World, error_stats, served_bad, test_config};
+use crate::testsim::{Obs, World, error_stats, served_bad, test_config};
+use crate::{DriftRecord, RefclockConfig, ReferenceId, SyncState};
+use skytime_timebase::LeapChange;
+
+fn state_at(obs: &[Obs], t: i64) -> SyncState {
+    obs[t as usize].status.state
+}
+
+fn first(obs: &[Obs], from: i64, state: SyncState) -> Option<i64> {
+    obs.iter()
+        .find(|o| o.t_s >= from && o.status.state == state)
+        .map(|o| o.t_s)
+}
 
 #[test]
 fn chrony_anchor_like_world_locks_fast_and_tracks_to_nanoseconds() {
     let w = World::default();
     let (obs, rc) = w.run(&test_config(), 900);
-    let lock = obs
-        .iter()
-        .find(|o| o.status.state == SyncState::Locked)
-        .map(|o| o.t_s);
+    let lock = first(&obs, 0, SyncState::Locked);
     let (rms, max) = error_stats(&obs, 300);
     eprintln!(
         "lock at {lock:?}, rms {rms:.1} ns, max {max:.1} ns, steps {:?}",
         rc.clock().steps()
     );
     let st = rc.status();
-    eprintln!("{}", serde_json::to_string_pretty(&st).unwrap_or_default());
     assert!(lock.is_some_and(|t| t <= 20), "lock at {lock:?}");
     assert!(rms < 60.0 && max < 300.0, "rms {rms} max {max}");
     assert!(
@@ -29,4 +36,434 @@ fn chrony_anchor_like_world_locks_fast_and_tracks_to_nanoseconds() {
     assert_eq!(rc.clock().steps().len(), 1);
     assert_eq!(st.pps.reach, 0o377);
     assert_eq!(st.nmea.reach, 0o377);
+    assert_eq!(st.stratum, 1);
+    assert_eq!(st.reference_id, ReferenceId::GPS);
+    let delay = st.nmea.delay_median_ms.unwrap_or(0.0);
+    assert!((delay - 350.0).abs() < 15.0, "median delay {delay}");
+    // Serialises for the control socket.
+    let json = serde_json::to_string(&st).unwrap_or_default();
+    assert!(json.contains("\"reference_id\":\"GPS\""), "{json}");
+}
+
+#[test]
+fn never_serves_before_lock() {
+    let (obs, _) = World::default().run(&test_config(), 60);
+    let lock = first(&obs, 0, SyncState::Locked).unwrap_or(i64::MAX);
+    for o in obs.iter().filter(|o| o.t_s < lock) {
+        assert!(
+            !o.status.serves_synchronised(),
+            "served at {} before lock at {lock}",
+            o.t_s
+        );
+        assert_eq!(o.status.stratum, 16);
+    }
+}
+
+#[test]
+fn every_nmea_delay_from_0_to_950_ms_labels_the_right_second() {
+    for delay in (0..=950).step_by(50) {
+        let w = World {
+            nmea_delay_ms: delay as f64,
+            nmea_jitter_ms: 20.0,
+            initial_offset_ns: -0.7e9 + delay as f64 * 1e5,
+            seed: delay as u64,
+            ..World::default()
+        };
+        let (obs, rc) = w.run(&test_config(), 90);
+        let st = rc.status();
+        let last = obs.last().map(|o| o.error_ns).unwrap_or(f64::NAN);
+        assert_eq!(
+            st.state,
+            SyncState::Locked,
+            "delay {delay} ms: {}",
+            st.state_reason
+        );
+        assert!(
+            last.abs() < 1000.0,
+            "delay {delay} ms: final error {last} ns"
+        );
+        assert_eq!(st.rejections.mislabelled_seconds, 0, "delay {delay} ms");
+        assert!(served_bad(&obs).is_empty(), "delay {delay} ms");
+        let learned = st.nmea.delay_learned_ms.unwrap_or(-1.0);
+        assert!(
+            (learned - delay as f64).abs() < 25.0,
+            "delay {delay} ms learned as {learned}"
+        );
+    }
+}
+
+#[test]
+fn a_briefly_mislabelled_second_never_moves_the_clock() {
+    let w = World {
+        wrong_second: vec![(200, 206, 1), (300, 302, -1)],
+        ..World::default()
+    };
+    let (obs, rc) = w.run(&test_config(), 400);
+    let st = rc.status();
+    assert_eq!(st.rejections.mislabelled_seconds, 8);
+    assert_eq!(st.rejections.whole_second_disagreements, 0);
+    assert!(
+        obs[150..]
+            .iter()
+            .all(|o| o.status.state == SyncState::Locked)
+    );
+    let (_, max) = error_stats(&obs, 150);
+    assert!(max < 100.0, "max error {max} ns");
+    assert_eq!(rc.clock().steps().len(), 1);
+    assert!(st.label_disagreement.is_none());
+}
+
+#[test]
+fn a_persistent_whole_second_disagreement_is_deliberately_followed() {
+    let w = World {
+        wrong_second: vec![(200, 10_000, 1)],
+        ..World::default()
+    };
+    let cfg = test_config();
+    let (obs, rc) = w.run(&cfg, 400);
+    let st = rc.status();
+    // Served while the receiver was merely suspect...
+    assert_eq!(state_at(&obs, 215), SyncState::Locked);
+    assert!(
+        obs[215]
+            .status
+            .label_disagreement
+            .is_some_and(|d| d.offset_s == 1)
+    );
+    // ...then believed: re-acquired (not served meanwhile) on its second.
+    let reacq = first(&obs, 200, SyncState::Acquiring).unwrap_or(0);
+    assert!((228..=235).contains(&reacq), "re-acquired at {reacq}");
+    assert!(!obs[reacq as usize].status.serves_synchronised());
+    assert_eq!(st.rejections.whole_second_disagreements, 1);
+    assert_eq!(rc.clock().steps().len(), 2);
+    assert_eq!(st.state, SyncState::Locked);
+    let last = obs.last().map(|o| o.error_ns).unwrap_or(0.0);
+    assert!(
+        (last - 1e9).abs() < 1000.0,
+        "clock should now be on the receiver's second: {last}"
+    );
+}
+
+#[test]
+fn spurious_edges_are_rejected_and_do_not_disturb_the_clock() {
+    let spurious: Vec<f64> = (0..60)
+        .map(|i| 100.0 + i as f64 * 7.31 + 0.123 * (i % 7) as f64)
+        .collect();
+    let w = World {
+        spurious: spurious.clone(),
+        ..World::default()
+    };
+    let (obs, rc) = w.run(&test_config(), 600);
+    let st = rc.status();
+    assert!(
+        st.rejections.spurious_edges >= 55,
+        "spurious rejected: {:?}",
+        st.rejections
+    );
+    let (_, max) = error_stats(&obs, 100);
+    assert!(max < 100.0, "max error {max}");
+    assert!(
+        obs[100..]
+            .iter()
+            .all(|o| o.status.state == SyncState::Locked)
+    );
+}
+
+#[test]
+fn a_spurious_first_edge_does_not_stop_acquisition() {
+    let w = World {
+        spurious: vec![-0.3],
+        ..World::default()
+    };
+    let (obs, _) = w.run(&test_config(), 60);
+    assert!(first(&obs, 0, SyncState::Locked).is_some_and(|t| t < 25));
+}
+
+#[test]
+fn invalid_fix_rejects_pulses_holds_over_and_relocks() {
+    let w = World {
+        invalid_fix: vec![(200, 260)],
+        ..World::default()
+    };
+    let (obs, rc) = w.run(&test_config(), 400);
+    let st = rc.status();
+    assert!(
+        st.rejections.invalid_fix_epochs >= 59,
+        "{:?}",
+        st.rejections
+    );
+    assert!(st.rejections.edges_without_fix >= 58, "{:?}", st.rejections);
+    assert_eq!(state_at(&obs, 199), SyncState::Locked);
+    assert_eq!(state_at(&obs, 205), SyncState::Holdover);
+    assert!(
+        obs[205].status.serves_synchronised(),
+        "short holdover still serves"
+    );
+    assert!(obs[205].status.holdover.is_some());
+    let back = first(&obs, 260, SyncState::Locked).unwrap_or(i64::MAX);
+    assert!(back < 275, "relocked at {back}");
+    assert!(served_bad(&obs).is_empty());
+}
+
+fn outage_world() -> World {
+    World {
+        pps_outages: vec![(200, 700)],
+        nmea_outages: vec![(200, 700)],
+        walk_ppb: 2.0,
+        pps_jitter_ns: 500.0,
+        ..World::default()
+    }
+}
+
+#[test]
+fn holdover_runs_out_into_unsynchronised_then_reacquires() {
+    let cfg = RefclockConfig {
+        holdover_max_root_dispersion_us: 60.0,
+        ..test_config()
+    };
+    let (obs, _) = outage_world().run(&cfg, 800);
+    assert_eq!(state_at(&obs, 199), SyncState::Locked);
+    let hold = first(&obs, 199, SyncState::Holdover).unwrap_or(0);
+    assert!((201..=204).contains(&hold), "holdover at {hold}");
+    let unsync = first(&obs, hold, SyncState::Unsynchronised).unwrap_or(i64::MAX);
+    assert!(unsync < 700, "never ran out of holdover");
+    let s = &obs[unsync as usize].status;
+    assert_eq!(s.stratum, 16);
+    assert!(!s.serves_synchronised());
+    // Root dispersion grew at a learned rate while serving.
+    let d0 = obs[(hold + 5) as usize].status.root_dispersion_ns;
+    let d1 = obs[(hold + 50) as usize].status.root_dispersion_ns;
+    assert!(d1 > d0 && obs[(hold + 5) as usize].status.dispersion_rate_ns_per_s > 0.0);
+    // The reference returns: acquiring, then locked.
+    let reacq = first(&obs, 700, SyncState::Acquiring).unwrap_or(i64::MAX);
+    let relock = first(&obs, 700, SyncState::Locked).unwrap_or(i64::MAX);
+    assert!(
+        reacq <= relock && relock < 760,
+        "reacquired {reacq} relocked {relock}"
+    );
+    assert!(
+        served_bad(&obs).is_empty(),
+        "served bad: {:?}",
+        served_bad(&obs)
+    );
+}
+
+#[test]
+fn local_stratum_fallback_serves_locl_after_holdover() {
+    let cfg = RefclockConfig {
+        holdover_max_root_dispersion_us: 60.0,
+        local_stratum: Some(10),
+        ..test_config()
+    };
+    let (obs, _) = outage_world().run(&cfg, 690);
+    let unsync = first(&obs, 200, SyncState::Unsynchronised).unwrap_or(0);
+    assert!(unsync > 0);
+    let s = &obs[unsync as usize + 1].status;
+    assert_eq!((s.stratum, s.reference_id), (10, ReferenceId::LOCAL));
+    // Before any lock, the fallback is never served.
+    let (early, _) = outage_world().run(&cfg, 5);
+    assert!(early.iter().all(|o| o.status.stratum == 16));
+}
+
+#[test]
+fn holdover_bound_stays_honest_with_a_wandering_oscillator() {
+    for seed in 1..=4 {
+        let w = World {
+            seed,
+            pps_outages: vec![(600, 2400)],
+            nmea_outages: vec![(600, 2400)],
+            walk_ppb: 0.5,
+            pps_jitter_ns: 1000.0,
+            ..World::default()
+        };
+        let (obs, _) = w.run(&test_config(), 2500);
+        assert!(
+            served_bad(&obs).is_empty(),
+            "seed {seed}: served bad {:?}",
+            served_bad(&obs)
+        );
+    }
+}
+
+#[test]
+fn a_real_phase_jump_reacquires_instead_of_rejecting_forever() {
+    let w = World {
+        clock_jumps: vec![(200, 50_000.0)],
+        ..World::default()
+    };
+    let (obs, rc) = w.run(&test_config(), 300);
+    let st = rc.status();
+    assert!(st.rejections.outlier_edges >= 3, "{:?}", st.rejections);
+    let reacq = first(&obs, 200, SyncState::Acquiring).unwrap_or(0);
+    assert!((203..=206).contains(&reacq), "re-acquired at {reacq}");
+    assert_eq!(st.state, SyncState::Locked);
+    let (_, max) = error_stats(&obs, 230);
+    assert!(max < 100.0, "back on time: {max}");
+    // While the pulses disagreed with the clock, the bound covered the doubt;
+    // only the half second between the jump and the next pulse, when nothing
+    // could know, was served wrong.
+    assert_eq!(served_bad(&obs), vec![200]);
+}
+
+#[test]
+fn a_pps_latency_change_is_followed_and_the_doubt_advertised() {
+    // Unobservable: the pulses move 50 µs late for good. The discipline must
+    // follow the pulses (nothing else says what is right) and widen its bound
+    // while they disagree with the clock.
+    let w = World {
+        latency_steps: vec![(200, 50_000.0)],
+        ..World::default()
+    };
+    let (obs, _) = w.run(&test_config(), 300);
+    for o in &obs[200..204] {
+        assert!(
+            o.status.root_dispersion_ns > 50_000.0 || !o.status.serves_synchronised(),
+            "{}",
+            o.t_s
+        );
+    }
+    let last = obs.last().map(|o| o.error_ns).unwrap_or(0.0);
+    assert!(
+        (last + 50_000.0).abs() < 500.0,
+        "following the moved pulses: {last}"
+    );
+}
+
+#[test]
+fn leap_second_insert_is_armed_on_the_last_day_and_kept_out_of_the_filter() {
+    let at = 1_483_228_800; // 2017-01-01T00:00:00Z, after 2016-12-31T23:59:60Z
+    let w = World {
+        start_unix_s: at - 3600,
+        leap_insert_at: Some(at),
+        ..World::default()
+    };
+    let (obs, rc) = w.run(&test_config(), 4000);
+    let before = &obs[3500].status;
+    assert_eq!(before.leap, LeapChange::Insert);
+    assert_eq!(before.leap_armed, LeapChange::Insert);
+    assert!(before.leap_at.is_some_and(|t| t.secs() == at));
+    let st = rc.status();
+    assert_eq!(
+        st.leap,
+        LeapChange::None,
+        "leap still pending after it passed"
+    );
+    assert_eq!(st.leap_armed, LeapChange::None);
+    assert!(st.rejections.leap_window_edges >= 4, "{:?}", st.rejections);
+    assert_eq!(st.rejections.whole_second_disagreements, 0);
+    assert_eq!(rc.clock().steps().len(), 1, "only the start-up step");
+    // Locked throughout, and on UTC (one second behind the uniform true scale).
+    assert!(
+        obs[100..]
+            .iter()
+            .all(|o| o.status.state == SyncState::Locked)
+    );
+    for o in &obs[3700..] {
+        assert!(
+            (o.error_ns + 1e9).abs() < 100.0,
+            "at {}: {}",
+            o.t_s,
+            o.error_ns
+        );
+    }
+    assert!(
+        obs[3590..3610]
+            .iter()
+            .all(|o| o.error_ns.abs() < 100.0 || (o.error_ns + 1e9).abs() < 100.0)
+    );
+}
+
+#[test]
+fn leap_is_not_armed_before_the_last_day() {
+    // Announced on the 30th of December: pending (LI) but not armed.
+    let at = 1_483_228_800;
+    let w = World {
+        start_unix_s: at - 86_400 - 3 * 3600,
+        leap_insert_at: Some(at),
+        leap_announce_s: 2 * 86_400,
+        ..World::default()
+    };
+    let mut seen_pending = false;
+    let (_, rc) = w.run_with(&test_config(), None, 3 * 3600 - 60, |o, _| {
+        if o.status.leap == LeapChange::Insert {
+            seen_pending = true;
+            assert_eq!(
+                o.status.leap_armed,
+                LeapChange::None,
+                "armed a day early at {}",
+                o.t_s
+            );
+        }
+    });
+    assert!(seen_pending);
+    assert_eq!(rc.clock().leap(), LeapChange::None);
+}
+
+#[test]
+fn drift_file_start_locks_sooner_and_is_written_back() {
+    let w = World {
+        pps_jitter_ns: 1000.0,
+        walk_ppb: 0.2,
+        ..World::default()
+    };
+    let cold = w.run(&test_config(), 400);
+    let drift = DriftRecord {
+        frequency_ppm: -10.0,
+        skew_ppm: 0.01,
+    };
+    let warm = w.run_with(&test_config(), Some(drift), 400, |_, _| {});
+    let lock = |o: &[Obs]| first(o, 0, SyncState::Locked).unwrap_or(i64::MAX);
+    assert!(
+        lock(&warm.0) <= lock(&cold.0),
+        "warm {} cold {}",
+        lock(&warm.0),
+        lock(&cold.0)
+    );
+    let rec = cold.1.drift_record().expect("a drift record once locked");
+    assert!((rec.frequency_ppm + 10.0).abs() < 0.05, "{rec:?}");
+    assert!(rec.skew_ppm < 0.05);
+    assert!(served_bad(&warm.0).is_empty() && served_bad(&cold.0).is_empty());
+}
+
+#[test]
+fn no_drift_record_before_lock() {
+    let (_, rc) = World::default().run(&test_config(), 3);
+    assert!(rc.drift_record().is_none());
+}
+
+#[test]
+fn the_clock_is_told_whether_it_is_synchronised() {
+    let (_, rc) = World::default().run(&test_config(), 60);
+    let (n, report) = rc.clock().last_report();
+    assert!(n >= 50, "reported {n} times");
+    assert!(report.synchronised);
+    assert!(
+        report.max_error_ns > report.est_error_ns && report.max_error_ns < 20_000.0,
+        "{report:?}"
+    );
+}
+
+#[test]
+fn pi_jitter_is_smoothed_and_the_bound_covers_a_latency_bias() {
+    let w = World {
+        pps_jitter_ns: 1500.0,
+        pps_latency_ns: 3000.0,
+        walk_ppb: 0.5,
+        initial_offset_ns: -0.7e9,
+        osc_ppb: -23_000.0,
+        nmea_delay_ms: 480.0,
+        nmea_jitter_ms: 20.0,
+        ..World::default()
+    };
+    let (obs, rc) = w.run(&test_config(), 1500);
+    let v: Vec<f64> = obs[300..].iter().map(|o| o.error_ns + 3000.0).collect();
+    let sd = (v.iter().map(|e| e * e).sum::<f64>() / v.len() as f64).sqrt();
+    eprintln!(
+        "error about the latency bias: {sd:.0} ns rms; jitter learned {:.0}",
+        rc.status().jitter_ns
+    );
+    assert!(sd < 500.0, "rms about the bias {sd} for 1500 ns jitter");
+    assert!(served_bad(&obs).is_empty());
+    let j = rc.status().jitter_ns;
+    assert!((1000.0..2200.0).contains(&j), "learned jitter {j}");
 }

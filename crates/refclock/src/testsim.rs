@@ -76,6 +76,11 @@ impl SimClock {
             }
         }
     }
+    /// Something outside the discipline moves the clock (another program,
+    /// a glitch): a real phase jump.
+    pub fn disturb(&self, offset_ns: f64) {
+        self.lock().offset_ns += offset_ns;
+    }
     pub fn error_ns(&self) -> f64 {
         self.lock().offset_ns
     }
@@ -160,6 +165,12 @@ pub struct World {
     pub spurious: Vec<f64>,
     /// Unix second of the midnight after an inserted leap second.
     pub leap_insert_at: Option<i64>,
+    /// How long before the leap the receiver announces it, s.
+    pub leap_announce_s: i64,
+    /// (from_s, extra_ns): the PPS latency changes for good (a phase jump).
+    pub latency_steps: Vec<(i64, f64)>,
+    /// (at_s, offset_ns): the clock itself jumps (0.25 s into that second).
+    pub clock_jumps: Vec<(i64, f64)>,
     pub tick_ms: i64,
 }
 
@@ -181,6 +192,9 @@ impl Default for World {
             wrong_second: vec![],
             spurious: vec![],
             leap_insert_at: None,
+            leap_announce_s: 6 * 3600,
+            latency_steps: vec![],
+            clock_jumps: vec![],
             tick_ms: 1000,
         }
     }
@@ -195,6 +209,7 @@ pub struct Obs {
 }
 
 enum Ev {
+    Jump(f64),
     Edge(u32),
     Epoch { second: i64 },
     Tick,
@@ -207,15 +222,16 @@ fn in_any(v: &[(i64, i64)], s: i64) -> bool {
 
 /// The label a receiver gives to the true Unix second `s` (inserting
 /// 23:59:60 before `leap_at`).
+/// True seconds run on uniformly; with an insert, true second `at` is
+/// 23:59:60 and every later one is labelled one Unix second less.
 fn label_for(s: i64, leap_at: Option<i64>) -> Option<UtcSecond> {
     match leap_at {
-        Some(at) if s == at - 1 => {
-            let dt = chrono::DateTime::from_timestamp(s, 0)?.naive_utc();
+        Some(at) if s == at => {
+            let dt = chrono::DateTime::from_timestamp(s - 1, 0)?.naive_utc();
             UtcSecond::new(dt.date(), dt.hour() as u8, dt.minute() as u8, 60)
         }
-        Some(at) if s < at - 1 => UtcSecond::from_unix_secs(s),
-        Some(_) => UtcSecond::from_unix_secs(s - 1),
-        None => UtcSecond::from_unix_secs(s),
+        Some(at) if s > at => UtcSecond::from_unix_secs(s - 1),
+        _ => UtcSecond::from_unix_secs(s),
     }
 }
 
@@ -243,7 +259,13 @@ impl World {
             let t = start + k * 1_000_000_000;
             if !in_any(&self.pps_outages, k) {
                 seq += 1;
-                let d = (self.pps_latency_ns + pps_j.sample(&mut rng)).max(0.0) as i64;
+                let extra: f64 = self
+                    .latency_steps
+                    .iter()
+                    .filter(|l| k >= l.0)
+                    .map(|l| l.1)
+                    .sum();
+                let d = (self.pps_latency_ns + extra + pps_j.sample(&mut rng)).max(0.0) as i64;
                 events.push((t + d, Ev::Edge(seq)));
             }
             if !in_any(&self.nmea_outages, k) {
@@ -257,6 +279,9 @@ impl World {
                 x += tick;
             }
             events.push((t + 500_000_000, Ev::Observe(k)));
+        }
+        for &(at, off) in &self.clock_jumps {
+            events.push((start + at * 1_000_000_000 + 250_000_000, Ev::Jump(off)));
         }
         for &s in &self.spurious {
             events.push((start + (s * 1e9) as i64, Ev::Edge(0)));
@@ -272,6 +297,7 @@ impl World {
             }
             clock.advance_to(t);
             match ev {
+                Ev::Jump(off) => clock.disturb(off),
                 Ev::Edge(s) => {
                     let edge = PpsEdge {
                         sequence: s,
@@ -294,7 +320,9 @@ impl World {
                         continue;
                     };
                     let leap = match self.leap_insert_at {
-                        Some(at) if true_s < at && true_s >= at - 6 * 3600 => LeapChange::Insert,
+                        Some(at) if true_s < at && true_s >= at - self.leap_announce_s => {
+                            LeapChange::Insert
+                        }
                         _ => LeapChange::None,
                     };
                     let a = clock.arrival();
