@@ -1021,10 +1021,9 @@ impl<C: Clock> Refclock<C> {
             info!(leap = ?pending.0, source = ?pending.2, "leap second status changed");
         }
         self.pending_leap = pending;
-        // Arm only on the last day of the month, before its final second.
-        let last_day = pending
-            .1
-            .is_some_and(|at| now_s >= at - 86_400 && now_s < at - 1);
+        // Armed only on the last day of the month, and kept armed through its
+        // final second (the kernel acts at midnight, then clears the flag).
+        let last_day = pending.1.is_some_and(|at| now_s >= at - 86_400 && now_s < at);
         let want = if last_day {
             pending.0
         } else {

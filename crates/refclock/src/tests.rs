@@ -335,6 +335,8 @@ fn leap_second_insert_is_armed_on_the_last_day_and_kept_out_of_the_filter() {
     let w = World {
         start_unix_s: at - 3600,
         leap_insert_at: Some(at),
+        // Ticks every 100 ms, as the daemon does: one lands in the final second.
+        tick_ms: 100,
         ..World::default()
     };
     let (obs, rc) = w.run(&test_config(), 4000);
