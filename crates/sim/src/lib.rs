@@ -8,6 +8,7 @@ pub mod oscillator;
 pub mod runner;
 pub mod scenario;
 pub mod sim_clock;
+pub mod targets;
 
 pub use oscillator::{Oscillator, OscillatorParams};
 pub use runner::{RunDetails, ScenarioReport, ScenarioRun, run_scenario, run_scenario_traced};

@@ -84,6 +84,8 @@ pub struct RunDetails {
     pub leap_announced_epochs: u64,
     /// Leap seconds the simulated kernel applied (−1 per insert, +1 per delete).
     pub kernel_leap_steps_s: i64,
+    /// Changes of the clock's leap flag: (second of the run, flag, UTC label then).
+    pub leap_flag_changes: Vec<(f64, LeapChange, String)>,
     /// The refclock's status at the end (None if the scenario could not start).
     pub final_status: Option<Status>,
 }
@@ -124,6 +126,14 @@ impl ScenarioRun {
                 d.kernel_leap_steps_s
             ),
         ];
+        if !d.leap_flag_changes.is_empty() {
+            let changes: Vec<String> = d
+                .leap_flag_changes
+                .iter()
+                .map(|(t, flag, label)| format!("{flag:?} at {t:.1} s ({label})"))
+                .collect();
+            lines.push(format!("clock leap flag: {}", changes.join(", ")));
+        }
         if let Some(st) = &d.final_status {
             lines.push(format!(
                 "final: {} ({}), stratum {}, root dispersion {:.0} ns (+{:.3} ns/s), frequency {:.4} ppm, jitter {:.0} ns",
@@ -546,6 +556,16 @@ impl<'a> Sim<'a> {
 
     fn finish(mut self) -> ScenarioRun {
         self.details.kernel_leap_steps_s = self.clock.leap_steps_s();
+        self.details.leap_flag_changes = self
+            .clock
+            .leap_requests()
+            .into_iter()
+            .map(|(ns, flag)| {
+                let k = (ns / NANOS_PER_SEC) as usize;
+                let label = self.labels.get(k).map_or(String::new(), |l| l.to_string());
+                (ns as f64 / 1e9, flag, label)
+            })
+            .collect();
         self.details.final_status = Some(self.refclock.status());
         let st = &self.stats;
         let round1 = |v: f64| (v * 10.0).round() / 10.0;
@@ -613,6 +633,7 @@ fn empty_details() -> RunDetails {
         leap_second_epochs: 0,
         leap_announced_epochs: 0,
         kernel_leap_steps_s: 0,
+        leap_flag_changes: Vec::new(),
         final_status: None,
     }
 }

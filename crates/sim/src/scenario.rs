@@ -446,6 +446,59 @@ impl Scenario {
     }
 }
 
+/// The file in a scenario directory that holds targets, not a scenario.
+pub const TARGETS_FILE: &str = "targets.toml";
+
+/// Every scenario file (`*.toml` except [`TARGETS_FILE`]) in `dir`, loaded and
+/// in natural order (s2 before s10), for benchmarks and batch runs.
+pub fn project_scenarios(dir: &Path) -> Result<Vec<(std::path::PathBuf, Scenario)>, ScenarioError> {
+    let read_err = |source| ScenarioError::Read {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_err)? {
+        let path = entry.map_err(read_err)?.path();
+        let is_toml = path.extension().is_some_and(|e| e == "toml");
+        let is_targets = path.file_name().is_some_and(|n| n == TARGETS_FILE);
+        if is_toml && !is_targets {
+            paths.push(path);
+        }
+    }
+    paths.sort_by_key(|p| {
+        natural_key(
+            &p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        )
+    });
+    paths
+        .into_iter()
+        .map(|p| Scenario::load(&p).map(|s| (p, s)))
+        .collect()
+}
+
+/// Splits a name into text and number runs so that "s10" sorts after "s2".
+fn natural_key(name: &str) -> Vec<(String, u64)> {
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut n = u64::from(c as u8 - b'0');
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                n = n.saturating_mul(10).saturating_add(u64::from(d));
+                chars.next();
+            }
+            key.push((std::mem::take(&mut text), n));
+        } else {
+            text.push(c);
+        }
+    }
+    key.push((text, 0));
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,16 +586,17 @@ insert_at_utc = "2016-12-31T23:59:60Z"
     }
 
     #[test]
-    fn project_scenarios_all_load() {
+    fn project_scenarios_all_load_in_natural_order() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
-        let mut n = 0;
-        for entry in std::fs::read_dir(&dir).expect("scenarios dir") {
-            let path = entry.expect("dir entry").path();
-            if path.extension().is_some_and(|e| e == "toml") {
-                Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
-                n += 1;
-            }
+        let all = project_scenarios(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = all.iter().map(|(_, s)| s.name.as_str()).collect();
+        assert!(names.len() >= 2, "{names:?}");
+        for required in ["s0-chrony-anchor", "s1-pi-gps-hat"] {
+            assert!(names.contains(&required), "{required} missing from {names:?}");
         }
-        assert!(n >= 2, "found only {n} scenarios");
+        let mut sorted = names.clone();
+        sorted.sort_by_key(|n| natural_key(n));
+        assert_eq!(names, sorted);
+        assert!(natural_key("s2-x") < natural_key("s10-x"));
     }
 }

@@ -46,6 +46,9 @@ struct State {
     /// Monotonic clock origin (an arbitrary uptime).
     mono_origin_ns: i64,
     last_report: SyncReport,
+    /// Every change of the requested leap flag: (true time ns, flag).
+    leap_requests: Vec<(i64, LeapChange)>,
+    requested_leap: LeapChange,
 }
 
 impl State {
@@ -113,6 +116,8 @@ impl SimClock {
                 leap: KernelLeap::Ok,
                 mono_origin_ns: 1_000 * NANOS_PER_SEC,
                 last_report: SyncReport::default(),
+                leap_requests: Vec::new(),
+                requested_leap: LeapChange::None,
             })),
         }
     }
@@ -170,6 +175,12 @@ impl SimClock {
         self.lock().leap_ns / NANOS_PER_SEC
     }
 
+    /// Every change of the leap flag the discipline asked for, as (true time
+    /// since start in ns, flag): shows when it armed and disarmed.
+    pub fn leap_requests(&self) -> Vec<(i64, LeapChange)> {
+        self.lock().leap_requests.clone()
+    }
+
     /// The last quality report the discipline published.
     pub fn last_report(&self) -> SyncReport {
         self.lock().last_report
@@ -213,6 +224,11 @@ impl Clock for SimClock {
 
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError> {
         let mut s = self.lock();
+        if leap != s.requested_leap {
+            let at = s.true_ns;
+            s.leap_requests.push((at, leap));
+            s.requested_leap = leap;
+        }
         s.leap = match (s.leap, leap) {
             (KernelLeap::Done, LeapChange::None) => KernelLeap::Ok,
             (KernelLeap::Done, _) => KernelLeap::Done,

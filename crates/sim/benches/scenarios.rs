@@ -1,0 +1,101 @@
+//! The scenario benchmark: runs every scenario in `scenarios/` in simulated
+//! time, prints each one's JSON summary, the targets of
+//! `scenarios/targets.toml` met or missed, and the wall time it took.
+//!
+//! `cargo bench -p skytime-sim --bench scenarios [-- NAME_SUBSTRING]`
+//!
+//! Exits 1 when any target is missed, so scripts can rely on it.
+
+use skytime_sim::scenario::project_scenarios;
+use skytime_sim::targets::{Targets, load_targets};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    // cargo passes `--bench`; anything else not starting with `-` filters by name.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+    let scenarios = match project_scenarios(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let targets = match load_targets(&dir.join(skytime_sim::scenario::TARGETS_FILE)) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let default_targets = Targets::default();
+    let (mut ran, mut all_met, mut simulated_s, mut wall_total) = (0, 0, 0u64, 0.0f64);
+    let mut missed_names = Vec::new();
+    for (path, scenario) in &scenarios {
+        if filter
+            .as_deref()
+            .is_some_and(|f| !scenario.name.contains(f))
+        {
+            continue;
+        }
+        let started = Instant::now();
+        let run = skytime_sim::run_scenario_traced(scenario, &mut std::io::sink(), false);
+        let wall_s = started.elapsed().as_secs_f64();
+        let run = match run {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        ran += 1;
+        simulated_s += scenario.duration_s;
+        wall_total += wall_s;
+        let json = serde_json::to_string(&run.report).unwrap_or_default();
+        println!(
+            "== {} ({} s simulated in {wall_s:.3} s wall, {:.0}x real time)",
+            scenario.name,
+            scenario.duration_s,
+            scenario.duration_s as f64 / wall_s.max(1e-9)
+        );
+        println!("{json}");
+        let verdicts = targets
+            .get(&scenario.name)
+            .unwrap_or(&default_targets)
+            .check(&run.report);
+        let mut ok = true;
+        for v in &verdicts {
+            ok &= v.met;
+            println!(
+                "   {} {}: {} (target {})",
+                if v.met { "met   " } else { "MISSED" },
+                v.field,
+                v.achieved,
+                v.limit
+            );
+        }
+        if ok {
+            all_met += 1;
+        } else {
+            missed_names.push(scenario.name.clone());
+            for line in run.diagnostics() {
+                println!("   | {line}");
+            }
+        }
+    }
+    println!(
+        "== {ran} scenarios, {simulated_s} s simulated in {wall_total:.2} s wall; all targets met in {all_met}/{ran}{}",
+        if missed_names.is_empty() {
+            String::new()
+        } else {
+            format!("; missed in: {}", missed_names.join(", "))
+        }
+    );
+    if missed_names.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
