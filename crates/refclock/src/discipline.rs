@@ -13,7 +13,7 @@
 use crate::clock::{Clock, SyncReport};
 use crate::config::{RefclockConfig, ReferenceIdChoice};
 use crate::drift::DriftRecord;
-use crate::filter::{FilterBank, Kalman, NoiseLearner, NoiseParams, Q_SCALES};
+use crate::filter::{FilterBank, Kalman, NoiseLearner, NoiseParams};
 use crate::leapfile::{LeapTable, end_of_month_unix_s};
 use crate::pairing::{DelayLearner, Pairing};
 use crate::status::{
@@ -536,10 +536,7 @@ impl<C: Clock> Refclock<C> {
         let dt = (rec.idx - last.idx) as f64;
         let applied = self.applied_at(mono);
         let preds = bank.predicted(dt, applied - last.applied_ns, &q);
-        let mut pred = preds[Q_SCALES
-            .iter()
-            .position(|&m| m == bank.best_scale())
-            .unwrap_or(1)];
+        let mut pred = preds[bank.best_index()];
         let inn = pred.innovation(z, q.r);
         let gate = self.cfg.outlier_sigmas * inn.variance.sqrt();
         if inn.residual_ns.abs() > gate.max(self.cfg.clock_precision_ns * 4.0) {
@@ -557,7 +554,14 @@ impl<C: Clock> Refclock<C> {
                 pred.pff += (jump / dt.max(1.0)).powi(2);
                 bank.reset_to(pred);
                 self.bank = Some(bank);
-                self.guard = Some(pred);
+                self.guard = Some(Kalman {
+                    d: 0.0,
+                    pxd: 0.0,
+                    pfd: 0.0,
+                    pdd: 0.0,
+                    q_drift: 0.0,
+                    ..pred
+                });
                 self.kf = Some(pred);
                 self.noise.clear_history();
                 self.last_sample = Some(Sample {
@@ -672,7 +676,8 @@ impl<C: Clock> Refclock<C> {
     /// the estimated offset over the next second.
     fn steer(&mut self, mono: MonoNanos) {
         let Some(k) = self.kf else { return };
-        let ppb = -k.f - k.x / 1.0;
+        // Over the next second the frequency moves by the drift: aim at its middle.
+        let ppb = -(k.f + 0.5 * k.d) - k.x / 1.0;
         self.set_frequency(ppb, mono);
         self.phase_term_until = Some(mono.add_nanos(NS_I));
     }
@@ -934,7 +939,7 @@ impl<C: Clock> Refclock<C> {
         self.last_report_s = sec;
         let (bound, _, sigma) = self.error_bound(mono);
         let report = SyncReport {
-            synchronised: self.serving().0 < 16 && self.state != SyncState::Unsynchronised,
+            synchronised: self.serving(mono).0 < 16 && self.state != SyncState::Unsynchronised,
             est_error_ns: sigma,
             max_error_ns: bound,
         };
@@ -1023,7 +1028,9 @@ impl<C: Clock> Refclock<C> {
         self.pending_leap = pending;
         // Armed only on the last day of the month, and kept armed through its
         // final second (the kernel acts at midnight, then clears the flag).
-        let last_day = pending.1.is_some_and(|at| now_s >= at - 86_400 && now_s < at);
+        let last_day = pending
+            .1
+            .is_some_and(|at| now_s >= at - 86_400 && now_s < at);
         let want = if last_day {
             pending.0
         } else {
@@ -1062,15 +1069,11 @@ impl<C: Clock> Refclock<C> {
     }
 
     /// (stratum, reference id) to serve now.
-    fn serving(&self) -> (u8, ReferenceId) {
+    fn serving(&self, mono: MonoNanos) -> (u8, ReferenceId) {
         let reference = match self.cfg.reference_id {
             ReferenceIdChoice::Gps => ReferenceId::GPS,
             ReferenceIdChoice::Pps => ReferenceId::PPS,
         };
-        let mono = self
-            .last_now
-            .map(|n| n.monotonic)
-            .unwrap_or_else(|| self.clock.monotonic());
         let within_limit =
             || self.error_bound(mono).0 <= self.cfg.holdover_max_root_dispersion_us * 1000.0;
         let fallback = match self.cfg.local_stratum {
@@ -1090,7 +1093,7 @@ impl<C: Clock> Refclock<C> {
         let now = self.clock.arrival();
         let mono = now.monotonic;
         let (bound, rate, sigma) = self.error_bound(mono);
-        let (stratum, reference_id) = self.serving();
+        let (stratum, reference_id) = self.serving(mono);
         let q = self.noise.params();
         let kf = self.kf;
         let holdover = (self.state == SyncState::Holdover).then(|| HoldoverStatus {

@@ -242,19 +242,31 @@ fn solve(a: &mut [[f64; 4]; 3], n: usize) -> Option<[f64; 3]> {
     Some(out)
 }
 
-/// The two-state Kalman filter.
+/// The Kalman filter: offset, frequency and (when `q_drift` > 0) frequency
+/// drift. With `q_drift` = 0 the drift stays at zero and it is the classic
+/// two-state clock filter.
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Kalman {
     /// Offset of the disciplined clock at the last update, ns.
     pub x: f64,
     /// Free-running frequency error of the oscillator, ppb.
     pub f: f64,
-    /// Covariance [[pxx, pxf], [pxf, pff]].
+    /// Frequency drift (a warming or cooling crystal), ppb/s.
+    pub d: f64,
+    /// Variance of the offset estimate, ns².
     pub pxx: f64,
     /// Covariance of offset and frequency.
     pub pxf: f64,
     /// Variance of the frequency estimate, ppb².
     pub pff: f64,
+    /// Covariance of offset and drift.
+    pub pxd: f64,
+    /// Covariance of frequency and drift.
+    pub pfd: f64,
+    /// Variance of the drift estimate, (ppb/s)².
+    pub pdd: f64,
+    /// Random-walk intensity of the drift, ppb²/s³ (0: no drift state).
+    pub q_drift: f64,
 }
 
 /// What one measurement did to the filter.
@@ -272,9 +284,50 @@ impl Kalman {
         Self {
             x,
             f,
+            d: 0.0,
             pxx,
             pxf: 0.0,
             pff,
+            pxd: 0.0,
+            pfd: 0.0,
+            pdd: 0.0,
+            q_drift: 0.0,
+        }
+    }
+
+    /// The same filter, with a drift state of random-walk intensity `q_drift`.
+    pub fn with_drift(mut self, q_drift: f64) -> Self {
+        self.q_drift = q_drift.max(0.0);
+        self
+    }
+
+    fn matrix(&self) -> [[f64; 3]; 3] {
+        [
+            [self.pxx, self.pxf, self.pxd],
+            [self.pxf, self.pff, self.pfd],
+            [self.pxd, self.pfd, self.pdd],
+        ]
+    }
+
+    fn set_matrix(&mut self, p: [[f64; 3]; 3]) {
+        // Symmetrise and keep the diagonal positive against rounding.
+        self.pxx = p[0][0].max(1e-12);
+        self.pff = p[1][1].max(1e-12);
+        self.pdd = if self.q_drift > 0.0 {
+            p[2][2].max(0.0)
+        } else {
+            0.0
+        };
+        let lim = (self.pxx * self.pff).sqrt() * 0.999_999;
+        self.pxf = (0.5 * (p[0][1] + p[1][0])).clamp(-lim, lim);
+        if self.q_drift > 0.0 {
+            let lim_xd = (self.pxx * self.pdd).sqrt() * 0.999_999;
+            let lim_fd = (self.pff * self.pdd).sqrt() * 0.999_999;
+            self.pxd = (0.5 * (p[0][2] + p[2][0])).clamp(-lim_xd, lim_xd);
+            self.pfd = (0.5 * (p[1][2] + p[2][1])).clamp(-lim_fd, lim_fd);
+        } else {
+            self.pxd = 0.0;
+            self.pfd = 0.0;
         }
     }
 
@@ -282,20 +335,42 @@ impl Kalman {
     /// `applied_ns` of phase correction meanwhile, under noise `q`
     /// (scaled by `q_scale`). Does not change the filter.
     pub fn predicted(&self, dt: f64, applied_ns: f64, q: &NoiseParams, q_scale: f64) -> Kalman {
-        let dt = dt.max(0.0);
+        let t = dt.max(0.0);
+        let (t2, t3) = (t * t, t * t * t);
         let qw = q.q_wfm * q_scale;
         let qr = q.q_rw * q_scale;
-        Kalman {
-            x: self.x + self.f * dt + applied_ns,
-            f: self.f,
-            pxx: self.pxx
-                + 2.0 * dt * self.pxf
-                + dt * dt * self.pff
-                + qw * dt
-                + qr * dt * dt * dt / 3.0,
-            pxf: self.pxf + dt * self.pff + qr * dt * dt / 2.0,
-            pff: self.pff + qr * dt,
+        let qd = self.q_drift;
+        let f = [[1.0, t, t2 / 2.0], [0.0, 1.0, t], [0.0, 0.0, 1.0]];
+        let p = self.matrix();
+        let mut fp = [[0.0; 3]; 3];
+        for i in 0..3 {
+            for j in 0..3 {
+                fp[i][j] = (0..3).map(|k| f[i][k] * p[k][j]).sum();
+            }
         }
+        let mut out = [[0.0; 3]; 3];
+        for i in 0..3 {
+            for j in 0..3 {
+                out[i][j] = (0..3).map(|k| fp[i][k] * f[j][k]).sum();
+            }
+        }
+        // White FM, random-walk FM, and random-walk drift.
+        out[0][0] += qw * t + qr * t3 / 3.0 + qd * t2 * t3 / 20.0;
+        out[0][1] += qr * t2 / 2.0 + qd * t2 * t2 / 8.0;
+        out[1][0] += qr * t2 / 2.0 + qd * t2 * t2 / 8.0;
+        out[1][1] += qr * t + qd * t3 / 3.0;
+        out[0][2] += qd * t3 / 6.0;
+        out[2][0] += qd * t3 / 6.0;
+        out[1][2] += qd * t2 / 2.0;
+        out[2][1] += qd * t2 / 2.0;
+        out[2][2] += qd * t;
+        let mut k = Kalman {
+            x: self.x + self.f * t + self.d * t2 / 2.0 + applied_ns,
+            f: self.f + self.d * t,
+            ..*self
+        };
+        k.set_matrix(out);
+        k
     }
 
     /// The innovation a measurement `z` would give against this (predicted) state.
@@ -310,31 +385,35 @@ impl Kalman {
     pub fn update(&mut self, z: f64, r: f64) -> Innovation {
         let inn = self.innovation(z, r);
         let s = inn.variance.max(1e-12);
-        let kx = self.pxx / s;
-        let kf = self.pxf / s;
-        self.x += kx * inn.residual_ns;
-        self.f += kf * inn.residual_ns;
-        let (pxx, pxf, pff) = (self.pxx, self.pxf, self.pff);
-        self.pxx = (1.0 - kx) * pxx;
-        self.pxf = (1.0 - kx) * pxf;
-        self.pff = pff - kf * pxf;
-        // Keep the covariance symmetric positive definite against rounding.
-        self.pxx = self.pxx.max(1e-12);
-        self.pff = self.pff.max(1e-12);
-        let lim = (self.pxx * self.pff).sqrt() * 0.999_999;
-        self.pxf = self.pxf.clamp(-lim, lim);
+        let p = self.matrix();
+        let gain = [p[0][0] / s, p[1][0] / s, p[2][0] / s];
+        self.x += gain[0] * inn.residual_ns;
+        self.f += gain[1] * inn.residual_ns;
+        if self.q_drift > 0.0 {
+            self.d += gain[2] * inn.residual_ns;
+        }
+        let mut out = p;
+        for i in 0..3 {
+            for j in 0..3 {
+                out[i][j] = p[i][j] - gain[i] * p[0][j];
+            }
+        }
+        self.set_matrix(out);
         inn
     }
 }
 
 /// Multipliers on the learned process noise, one filter each.
-pub const Q_SCALES: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
+pub const Q_SCALES: [f64; 7] = [0.1, 1.0, 10.0, 100.0, 1000.0, 1.0, 1.0];
+/// Drift random-walk intensity of each filter, ppb²/s³: the last two follow a
+/// crystal warming up or cooling down (a frequency ramp) without lag.
+pub const Q_DRIFTS: [f64; 7] = [0.0, 0.0, 0.0, 0.0, 0.0, 1e-3, 3e-2];
 /// Samples over which the filters' likelihoods are compared.
-const SCORE_WINDOW: f64 = 30.0;
+const SCORE_WINDOW: f64 = 15.0;
 /// How much more likely (log-likelihood over the window) another filter must
 /// be before it takes over from the one with the learned noise: switching on
 /// noise alone would add noise.
-const SWITCH_EVIDENCE: f64 = 8.0;
+const SWITCH_EVIDENCE: f64 = 4.0;
 /// The filter with the learned noise, unscaled.
 const NOMINAL: usize = 1;
 
@@ -354,7 +433,7 @@ impl FilterBank {
     /// Every filter starting from `k`; the unscaled one leads until the data speak.
     pub fn new(k: Kalman) -> Self {
         Self {
-            filters: [k; Q_SCALES.len()],
+            filters: std::array::from_fn(|i| k.with_drift(Q_DRIFTS[i])),
             scores: [0.0; Q_SCALES.len()],
             samples: 0.0,
             best: NOMINAL,
@@ -369,6 +448,11 @@ impl FilterBank {
     /// The noise multiplier of the filter in charge.
     pub fn best_scale(&self) -> f64 {
         Q_SCALES[self.best]
+    }
+
+    /// Which filter is in charge (an index into [`Q_SCALES`] / [`Q_DRIFTS`]).
+    pub fn best_index(&self) -> usize {
+        self.best
     }
 
     /// Every filter's prediction `dt` seconds on (see [`Kalman::predicted`]).
@@ -401,7 +485,14 @@ impl FilterBank {
 
     /// Every filter to `k` (after a phase jump), keeping the scores.
     pub fn reset_to(&mut self, k: Kalman) {
-        self.filters = [k; Q_SCALES.len()];
+        let k = Kalman {
+            d: 0.0,
+            pxd: 0.0,
+            pfd: 0.0,
+            pdd: 0.0,
+            ..k
+        };
+        self.filters = std::array::from_fn(|i| k.with_drift(Q_DRIFTS[i]));
     }
 }
 

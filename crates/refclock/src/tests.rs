@@ -469,3 +469,44 @@ fn pi_jitter_is_smoothed_and_the_bound_covers_a_latency_bias() {
     let j = rc.status().jitter_ns;
     assert!((1000.0..2200.0).contains(&j), "learned jitter {j}");
 }
+
+#[test]
+fn leap_seconds_file_announces_what_a_silent_receiver_does_not() {
+    let at = 1_483_228_800; // the 2016-12-31 insert, in tzdata's file
+    let cfg = RefclockConfig {
+        leap_seconds_file: Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/leap-seconds.list"),
+        ),
+        ..test_config()
+    };
+    let w = World {
+        start_unix_s: at - 1800,
+        leap_insert_at: Some(at),
+        leap_announce_s: 0,
+        tick_ms: 100,
+        ..World::default()
+    };
+    let (obs, rc) = w.run(&cfg, 2400);
+    let before = &obs[1700].status;
+    assert_eq!(before.leap, LeapChange::Insert);
+    assert_eq!(before.leap_source, Some(crate::LeapSource::LeapFile));
+    assert_eq!(before.leap_armed, LeapChange::Insert);
+    let st = rc.status();
+    assert_eq!(st.rejections.whole_second_disagreements, 0);
+    assert!(
+        obs[100..]
+            .iter()
+            .all(|o| o.status.state == SyncState::Locked)
+    );
+    // The world's true scale runs on uniformly: after the leap, UTC is one second behind it.
+    assert!(
+        served_bad(&obs[..1800]).is_empty(),
+        "{:?}",
+        served_bad(&obs[..1800])
+    );
+    assert!(
+        obs[1805..]
+            .iter()
+            .all(|o| (o.error_ns + 1e9).abs() < 1000.0)
+    );
+}
