@@ -242,9 +242,25 @@ fn invalid_scenario_report(scenario: &Scenario) -> ScenarioReport {
 /// The header of the per-second trace.
 pub const TRACE_HEADER: &str = "t_s,utc,error_ns,state,serving,root_dispersion_ns,status_offset_ns,frequency_ppm,natural_freq_ppb,temperature_k,pps_sent,nmea_sent";
 
-/// Statistics over the per-second measurements.
-#[derive(Default)]
+/// One per-second comparison of the disciplined clock with true time.
+#[derive(Copy, Clone, Debug, PartialEq)]
+struct Measurement {
+    /// Seconds since the start of the run.
+    second: u64,
+    /// Disciplined clock minus true time, ns.
+    err_ns: f64,
+    /// Whether the box serves as synchronised now.
+    serving: bool,
+    /// The root dispersion it advertises now, ns.
+    bound_ns: f64,
+    /// State machine position now.
+    state: SyncState,
+}
+
+/// The issue's statistics, accumulated one [`Measurement`] at a time.
+#[derive(Debug, Default)]
 struct Stats {
+    warmup_s: u64,
     sum_sq: f64,
     n: u64,
     max_abs: f64,
@@ -252,7 +268,74 @@ struct Stats {
     streak_start: Option<u64>,
     sync_time: Option<u64>,
     served_bad: u64,
+    first_served_bad: Option<u64>,
+    served: u64,
     holdover_max: Option<f64>,
+    seconds_in_state: [u64; 4],
+}
+
+impl Stats {
+    fn new(warmup_s: u64) -> Self {
+        Self {
+            warmup_s,
+            ..Self::default()
+        }
+    }
+
+    fn record(&mut self, m: &Measurement) {
+        let abs = m.err_ns.abs();
+        if m.serving {
+            self.served += 1;
+            self.sync_time.get_or_insert(m.second);
+            // NaN counts as bad: an error bound that is not a number is no bound.
+            if m.err_ns.is_nan() || m.bound_ns.is_nan() || abs > m.bound_ns {
+                self.served_bad += 1;
+                self.first_served_bad.get_or_insert(m.second);
+            }
+        }
+        let state_idx = match m.state {
+            SyncState::Acquiring => 0,
+            SyncState::Locked => 1,
+            SyncState::Holdover => 2,
+            SyncState::Unsynchronised => 3,
+        };
+        self.seconds_in_state[state_idx] += 1;
+        if m.state == SyncState::Holdover {
+            let h = self.holdover_max.get_or_insert(0.0);
+            *h = h.max(abs);
+        }
+        if abs < LOCK_THRESHOLD_NS {
+            let start = *self.streak_start.get_or_insert(m.second);
+            if self.lock_time.is_none() && m.second + 1 - start >= LOCK_HOLD_S {
+                self.lock_time = Some(start);
+            }
+        } else {
+            self.streak_start = None;
+        }
+        if m.second >= self.warmup_s {
+            self.sum_sq += m.err_ns * m.err_ns;
+            self.n += 1;
+            self.max_abs = self.max_abs.max(abs);
+        }
+    }
+
+    fn report(&self, name: &str, steps: u64) -> ScenarioReport {
+        let round1 = |v: f64| (v * 10.0).round() / 10.0;
+        ScenarioReport {
+            name: name.to_string(),
+            rms_offset_ns: round1(if self.n > 0 {
+                (self.sum_sq / self.n as f64).sqrt()
+            } else {
+                f64::NAN
+            }),
+            max_abs_offset_ns: round1(self.max_abs),
+            lock_time_s: self.lock_time,
+            sync_time_s: self.sync_time,
+            served_bad_s: self.served_bad,
+            holdover_max_abs_offset_ns: self.holdover_max.map(round1),
+            steps,
+        }
+    }
 }
 
 /// One simulation in progress: the world (labels, noise streams, event
@@ -343,7 +426,7 @@ impl<'a> Sim<'a> {
             burst_end_prev_ns: i64::MIN,
             epochs: Vec::new(),
             details,
-            stats: Stats::default(),
+            stats: Stats::new(s.warmup_s),
             pps_this_s: 0,
             chunks_this_s: 0,
         })
@@ -500,40 +583,13 @@ impl<'a> Sim<'a> {
         // The bound a client would compute from what is served now.
         let elapsed_s = (now.realtime.nanos_since(status.as_of) as f64 / 1e9).max(0.0);
         let bound = status.root_dispersion_ns + status.dispersion_rate_ns_per_s * elapsed_s;
-        let st = &mut self.stats;
-        if serving {
-            self.details.served_s += 1;
-            st.sync_time.get_or_insert(second);
-            // NaN counts as bad: an error bound that is not a number is no bound.
-            if err.is_nan() || bound.is_nan() || err.abs() > bound {
-                st.served_bad += 1;
-                self.details.first_served_bad_s.get_or_insert(second);
-            }
-        }
-        let state_idx = match status.state {
-            SyncState::Acquiring => 0,
-            SyncState::Locked => 1,
-            SyncState::Holdover => 2,
-            SyncState::Unsynchronised => 3,
-        };
-        self.details.seconds_in_state[state_idx] += 1;
-        if status.state == SyncState::Holdover {
-            let h = st.holdover_max.get_or_insert(0.0);
-            *h = h.max(err.abs());
-        }
-        if err.abs() < LOCK_THRESHOLD_NS {
-            let start = *st.streak_start.get_or_insert(second);
-            if st.lock_time.is_none() && second + 1 - start >= LOCK_HOLD_S {
-                st.lock_time = Some(start);
-            }
-        } else {
-            st.streak_start = None;
-        }
-        if second >= self.s.warmup_s {
-            st.sum_sq += err * err;
-            st.n += 1;
-            st.max_abs = st.max_abs.max(err.abs());
-        }
+        self.stats.record(&Measurement {
+            second,
+            err_ns: err,
+            serving,
+            bound_ns: bound,
+            state: status.state,
+        });
         if trace {
             writeln!(
                 out,
@@ -568,21 +624,10 @@ impl<'a> Sim<'a> {
             .collect();
         self.details.final_status = Some(self.refclock.status());
         let st = &self.stats;
-        let round1 = |v: f64| (v * 10.0).round() / 10.0;
-        let report = ScenarioReport {
-            name: self.s.name.clone(),
-            rms_offset_ns: round1(if st.n > 0 {
-                (st.sum_sq / st.n as f64).sqrt()
-            } else {
-                f64::NAN
-            }),
-            max_abs_offset_ns: round1(st.max_abs),
-            lock_time_s: st.lock_time,
-            sync_time_s: st.sync_time,
-            served_bad_s: st.served_bad,
-            holdover_max_abs_offset_ns: st.holdover_max.map(round1),
-            steps: self.clock.steps(),
-        };
+        self.details.served_s = st.served;
+        self.details.first_served_bad_s = st.first_served_bad;
+        self.details.seconds_in_state = st.seconds_in_state;
+        let report = st.report(&self.s.name, self.clock.steps());
         ScenarioRun {
             report,
             details: self.details,
@@ -663,6 +708,21 @@ fn split_chunks(bytes: &[u8]) -> Vec<&[u8]> {
 mod tests {
     use super::*;
 
+    fn scenario(extra: &str) -> Scenario {
+        let text = format!(
+            "name = \"t\"\nduration_s = 60\nwarmup_s = 10\nseed = 1\nstart_utc = \"2026-03-01T00:00:00Z\"\n{extra}"
+        );
+        Scenario::parse(&text, "test").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn drain(sim: &mut Sim<'_>) -> Vec<(i64, Event)> {
+        let mut v = Vec::new();
+        while let Some(e) = sim.queue.pop_before(i64::MAX) {
+            v.push(e);
+        }
+        v
+    }
+
     #[test]
     fn chunks_split_sentences_and_ubx_frames() {
         let bytes = nmea_burst(
@@ -678,5 +738,222 @@ mod tests {
                 .iter()
                 .all(|c| c.starts_with(b"$") && c.ends_with(b"\r\n"))
         );
+    }
+
+    #[test]
+    fn pulse_and_burst_happen_when_the_scenario_says() {
+        let s = scenario("[pps]\nlatency_ns = 3000\n[nmea]\ndelay_ms = 400\n");
+        let mut sim = Sim::new(&s).expect("sim");
+        sim.schedule_second(5);
+        let events = drain(&mut sim);
+        let t5 = 5 * NANOS_PER_SEC;
+        let (edge_at, _) = events
+            .iter()
+            .find(|(_, e)| matches!(e, Event::Edge { .. }))
+            .expect("edge");
+        assert_eq!(*edge_at, t5 + 3000);
+        let bytes: Vec<&(i64, Event)> = events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Bytes(_)))
+            .collect();
+        let total: usize = bytes
+            .iter()
+            .map(|(_, e)| match e {
+                Event::Bytes(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        let end = t5 + 400_000_000;
+        assert_eq!(
+            bytes.last().expect("bytes").0,
+            end,
+            "burst ends delay_ms into its second"
+        );
+        let first_len = match &bytes[0].1 {
+            Event::Bytes(b) => b.len(),
+            _ => 0,
+        };
+        // 9600 baud, 10 bits a byte: the first chunk's last byte arrives after its own bytes.
+        assert_eq!(
+            bytes[0].0,
+            end - total as i64 * BYTE_NS + first_len as i64 * BYTE_NS
+        );
+        let (flush_at, _) = events
+            .iter()
+            .find(|(_, e)| matches!(e, Event::Flush))
+            .expect("flush");
+        assert_eq!(*flush_at, end + sim.idle_gap_ns + 1_000_000);
+    }
+
+    #[test]
+    fn a_burst_never_overlaps_the_previous_one() {
+        // 900 ms late then (jitter) early: the line is serial, so the second burst waits.
+        let s = scenario("[nmea]\ndelay_ms = 990\n");
+        let mut sim = Sim::new(&s).expect("sim");
+        sim.schedule_second(0);
+        let prev_end = sim.burst_end_prev_ns;
+        let s2 = scenario("[nmea]\ndelay_ms = 0\n");
+        sim.s = &s2;
+        sim.schedule_second(1);
+        let events = drain(&mut sim);
+        let first_of_second = events
+            .iter()
+            .filter(|(_, e)| matches!(e, Event::Bytes(_)))
+            .map(|(t, _)| *t)
+            .find(|t| *t > prev_end)
+            .expect("second burst");
+        assert!(first_of_second > prev_end);
+        assert!(
+            sim.burst_end_prev_ns > NANOS_PER_SEC,
+            "pushed past its nominal end"
+        );
+    }
+
+    #[test]
+    fn every_burst_is_parsed_for_any_delay_from_0_to_950_ms() {
+        for delay in (0..=950).step_by(50) {
+            let s = scenario(&format!("[nmea]\ndelay_ms = {delay}\njitter_ms = 10\n"));
+            let run = run_scenario_traced(&s, &mut std::io::sink(), false).expect("run");
+            let d = &run.details;
+            assert_eq!(d.edges_sent, 60, "delay {delay}");
+            // The burst of the last second may still be in flight at the end.
+            assert!(
+                d.bursts_sent >= 59,
+                "delay {delay}: {} bursts",
+                d.bursts_sent
+            );
+            assert_eq!(
+                d.epochs_parsed, d.bursts_sent,
+                "delay {delay}: parser lost epochs"
+            );
+        }
+    }
+
+    #[test]
+    fn outages_silence_pulses_and_bursts() {
+        let s = scenario(
+            "[pps]\noutages = [{ from_s = 10, to_s = 20 }]\n[nmea]\noutages = [{ from_s = 30, to_s = 45 }]\n",
+        );
+        let d = run_scenario_traced(&s, &mut std::io::sink(), false)
+            .expect("run")
+            .details;
+        assert_eq!(d.edges_sent, 50);
+        assert!((44..=45).contains(&d.bursts_sent), "{}", d.bursts_sent);
+    }
+
+    #[test]
+    fn spurious_edges_arrive_at_the_configured_rate() {
+        let mut s = scenario("");
+        s.duration_s = 2000;
+        s.pps.spurious_per_hour = 3600.0;
+        let d = run_scenario_traced(&s, &mut std::io::sink(), false)
+            .expect("run")
+            .details;
+        // Poisson, mean 2000: ±5 sigma.
+        assert!(
+            (1775..=2225).contains(&d.spurious_sent),
+            "{}",
+            d.spurious_sent
+        );
+        assert_eq!(d.edges_sent, 2000 + d.spurious_sent);
+    }
+
+    #[test]
+    fn leap_second_is_labelled_and_announced_by_the_receiver() {
+        let text = "name = \"leap\"\nduration_s = 240\nseed = 1\nstart_utc = \"2016-12-31T23:57:00Z\"\n\
+                    [leap]\ninsert_at_utc = \"2016-12-31\"\n";
+        let s = Scenario::parse(text, "leap").expect("scenario");
+        let d = run_scenario_traced(&s, &mut std::io::sink(), false)
+            .expect("run")
+            .details;
+        assert_eq!(d.leap_second_epochs, 1, "exactly one 23:59:60");
+        // Announced from the start until the leap second itself (181 bursts).
+        assert!(
+            (175..=181).contains(&d.leap_announced_epochs),
+            "{}",
+            d.leap_announced_epochs
+        );
+    }
+
+    #[test]
+    fn runs_are_reproducible_and_seeds_matter() {
+        let mut s = scenario(
+            "[clock]\ninitial_offset_s = 0.01\nfreq_random_walk_ppm = 0.01\n[pps]\njitter_ns = 500\n",
+        );
+        s.duration_s = 200;
+        let a = run_scenario(&s);
+        assert_eq!(a, run_scenario(&s));
+        s.seed = 2;
+        assert_ne!(a.rms_offset_ns, run_scenario(&s).rms_offset_ns);
+    }
+
+    fn m(second: u64, err_ns: f64, serving: bool, bound_ns: f64, state: SyncState) -> Measurement {
+        Measurement {
+            second,
+            err_ns,
+            serving,
+            bound_ns,
+            state,
+        }
+    }
+
+    #[test]
+    fn statistics_follow_the_issue_definitions() {
+        let mut st = Stats::new(10);
+        for k in 0..10 {
+            // Warm-up: big errors, not served, excluded from RMS/max.
+            st.record(&m(k, 1e6, false, 1e9, SyncState::Acquiring));
+        }
+        for k in 10..100 {
+            let err = if k == 50 { 2_000.0 } else { 100.0 };
+            st.record(&m(k, err, true, 10_000.0, SyncState::Locked));
+        }
+        // Served with an error beyond the advertised bound: bad.
+        st.record(&m(100, -20_000.0, true, 10_000.0, SyncState::Holdover));
+        // Beyond the bound but not served: fine.
+        st.record(&m(
+            101,
+            30_000.0,
+            false,
+            10_000.0,
+            SyncState::Unsynchronised,
+        ));
+        let r = st.report("x", 1);
+        assert_eq!(r.sync_time_s, Some(10));
+        // Under 1 µs for 40 s (10..49), broken at 50, then 49 s (51..99): never 60 s.
+        assert_eq!(r.lock_time_s, None);
+        assert_eq!(r.served_bad_s, 1);
+        assert_eq!(r.max_abs_offset_ns, 30_000.0);
+        assert_eq!(r.holdover_max_abs_offset_ns, Some(20_000.0));
+        let n = 92.0;
+        let want = ((88.0 * 100.0f64.powi(2)
+            + 2_000.0f64.powi(2)
+            + 20_000.0f64.powi(2)
+            + 30_000.0f64.powi(2))
+            / n)
+            .sqrt();
+        assert!(
+            (r.rms_offset_ns - want).abs() < 0.1,
+            "{} vs {want}",
+            r.rms_offset_ns
+        );
+        assert_eq!(st.seconds_in_state, [10, 90, 1, 1]);
+    }
+
+    #[test]
+    fn lock_time_is_the_start_of_the_first_60_s_under_1_us() {
+        let mut st = Stats::new(0);
+        for k in 0..200 {
+            let err = if k < 5 || k == 30 { 5_000.0 } else { 10.0 };
+            st.record(&m(k, err, false, 0.0, SyncState::Acquiring));
+        }
+        assert_eq!(st.report("x", 0).lock_time_s, Some(31));
+    }
+
+    #[test]
+    fn a_nan_bound_while_serving_is_bad() {
+        let mut st = Stats::new(0);
+        st.record(&m(0, 1.0, true, f64::NAN, SyncState::Locked));
+        assert_eq!(st.served_bad, 1);
     }
 }
