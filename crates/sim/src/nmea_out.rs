@@ -387,4 +387,83 @@ mod tests {
         assert_eq!(p[23], 3);
         assert!(bytes[32..].starts_with(b"$GPRMC"));
     }
+
+    /// Parses bursts with the real `skytime_gnss` assembler, one burst per second.
+    fn parse(bursts: &[Vec<u8>], pivot: NaiveDate) -> Vec<skytime_gnss::Epoch> {
+        let mut asm =
+            skytime_gnss::EpochAssembler::with_pivot(&skytime_gnss::ParserConfig::default(), pivot);
+        let mut out = Vec::new();
+        for (i, b) in bursts.iter().enumerate() {
+            let t = skytime_timebase::Arrival {
+                monotonic: skytime_timebase::MonoNanos(i as i64 * 1_000_000_000),
+                realtime: skytime_timebase::UnixNanos(i as i64 * 1_000_000_000),
+            };
+            asm.push(b, t, &mut out);
+            let idle = skytime_timebase::Arrival {
+                monotonic: t.monotonic.add_nanos(500_000_000),
+                realtime: t.realtime.add_nanos(500_000_000),
+            };
+            asm.flush_idle(idle, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn the_real_parser_reads_back_label_fix_and_leap() {
+        let before = label(2016, 12, 31, 23, 59, 59);
+        let leap = before.next(LeapChange::Insert);
+        let after = leap.next(LeapChange::None);
+        let gn = FixInfo {
+            talker: Talker::Gn,
+            ..FixInfo::good()
+        };
+        let bursts = [
+            nmea_burst(before, &gn, LeapChange::Insert),
+            nmea_burst(leap, &gn, LeapChange::Insert),
+            nmea_burst(after, &FixInfo::none(), LeapChange::None),
+        ];
+        let epochs = parse(&bursts, NaiveDate::from_ymd_opt(2016, 12, 1).expect("date"));
+        assert_eq!(epochs.len(), 3);
+        assert_eq!(epochs[0].utc, before);
+        assert_eq!(epochs[1].utc, leap);
+        assert!(epochs[1].utc.is_leap_second());
+        assert_eq!(epochs[2].utc, after);
+        assert!(epochs[0].valid && epochs[1].valid && !epochs[2].valid);
+        assert_eq!(epochs[0].sats_used, Some(7));
+        assert_eq!(epochs[0].sats_visible, Some(8));
+        assert_eq!(epochs[0].talker, "GN");
+        assert_eq!(
+            epochs[0].leap,
+            LeapChange::Insert,
+            "UBX-NAV-TIMELS understood"
+        );
+        assert_eq!(
+            epochs[0].sentences,
+            ["RMC", "GGA", "GSA", "GSV", "GSV", "ZDA"]
+        );
+        assert_eq!(epochs[0].satellites.len(), 8);
+    }
+
+    #[test]
+    fn timels_agrees_with_the_gnss_decoder() {
+        let l = label(2030, 6, 30, 23, 0, 0);
+        let frame = ubx_nav_timels(l, LeapChange::Delete);
+        let report = skytime_gnss::ubx::decode_timels(&frame[6..30]).expect("decodes");
+        assert_eq!(report.change, LeapChange::Delete);
+        assert_eq!(report.current_leap_s, Some(GPS_UTC_OFFSET_S));
+        assert_eq!(i64::from(report.time_to_event_s), 3600);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_second_round_trips_through_the_real_parser(secs in 1_600_000_000i64..2_500_000_000, valid: bool) {
+            let l = UtcSecond::from_unix_secs(secs).expect("label");
+            let fix = if valid { FixInfo::good() } else { FixInfo::none() };
+            let pivot = l.date().checked_sub_days(chrono::Days::new(30)).expect("date");
+            let epochs = parse(&[nmea_burst(l, &fix, LeapChange::None)], pivot);
+            proptest::prop_assert_eq!(epochs.len(), 1);
+            proptest::prop_assert_eq!(epochs[0].utc, l);
+            proptest::prop_assert_eq!(epochs[0].valid, valid);
+        }
+    }
 }
