@@ -15,14 +15,18 @@ pub const NANOS_PER_SEC: i64 = 1_000_000_000;
 /// Which realtime clock it was read from (the kernel's, or a simulated disciplined
 /// clock) is up to the [`crate::TimeSource`] that produced it. i64 nanoseconds
 /// reach the year 2262, beyond any hardware this will run on.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct UnixNanos(pub i64);
 
 /// An instant on a monotonic clock (CLOCK_MONOTONIC or a simulated one), in
 /// nanoseconds from an arbitrary origin. Immune to clock steps, so it measures
 /// intervals such as "how long since the last pulse".
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct MonoNanos(pub i64);
 

@@ -10,6 +10,6 @@ mod instant;
 mod source;
 mod utc;
 
-pub use instant::{MonoNanos, UnixNanos, NANOS_PER_SEC};
+pub use instant::{MonoNanos, NANOS_PER_SEC, UnixNanos};
 pub use source::{Arrival, HostClock, TimeSource};
 pub use utc::{LeapChange, UtcSecond};

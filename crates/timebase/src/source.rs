@@ -17,6 +17,7 @@ pub trait TimeSource: Send + Sync {
     fn monotonic(&self) -> MonoNanos;
     /// Maps a host CLOCK_REALTIME reading (e.g. a kernel packet timestamp) onto
     /// this source's realtime. Identity for the kernel clock.
+    #[allow(clippy::wrong_self_convention)] // converts *into* this source's timescale, which needs the source
     fn from_host_realtime(&self, host: UnixNanos) -> UnixNanos {
         host
     }
@@ -51,7 +52,10 @@ impl HostClock {
         // SAFETY: ts is a valid, writable timespec and the clock ids used here
         // always exist on Linux, so clock_gettime cannot fail or write elsewhere.
         unsafe { libc::clock_gettime(clock, &mut ts) };
-        (ts.tv_sec as i64) * crate::NANOS_PER_SEC + ts.tv_nsec as i64
+        // time_t and c_long are 32 bits on armhf, so these casts are not no-ops everywhere.
+        #[allow(clippy::unnecessary_cast)]
+        let (secs, nanos) = (ts.tv_sec as i64, ts.tv_nsec as i64);
+        secs * crate::NANOS_PER_SEC + nanos
     }
 }
 

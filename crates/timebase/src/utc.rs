@@ -52,7 +52,12 @@ impl UtcSecond {
     /// The label of the Unix second containing `t` (never a leap second).
     pub fn from_unix_secs(secs: i64) -> Option<Self> {
         let dt = chrono::DateTime::from_timestamp(secs, 0)?.naive_utc();
-        Self::new(dt.date(), dt.hour() as u8, dt.minute() as u8, dt.second() as u8)
+        Self::new(
+            dt.date(),
+            dt.hour() as u8,
+            dt.minute() as u8,
+            dt.second() as u8,
+        )
     }
 
     /// Calendar date of the label.
@@ -90,7 +95,10 @@ impl UtcSecond {
     pub fn next(&self, leap: LeapChange) -> Self {
         let end_of_day = self.hour == 23 && self.minute == 59;
         match (end_of_day, self.second, leap) {
-            (true, 59, LeapChange::Insert) => Self { second: 60, ..*self },
+            (true, 59, LeapChange::Insert) => Self {
+                second: 60,
+                ..*self
+            },
             (true, 58, LeapChange::Delete) | (true, 60, _) => {
                 let date = self.date.succ_opt().unwrap_or(self.date);
                 Self {
@@ -107,7 +115,9 @@ impl UtcSecond {
     /// True on the last day of a month, the only days receivers and
     /// leap-seconds.list schedule leap seconds (in practice June and December).
     pub fn is_last_day_of_month(&self) -> bool {
-        self.date.succ_opt().is_some_and(|d| d.month() != self.date.month())
+        self.date
+            .succ_opt()
+            .is_some_and(|d| d.month() != self.date.month())
     }
 }
 
@@ -122,6 +132,13 @@ impl fmt::Display for UtcSecond {
             self.minute,
             self.second
         )
+    }
+}
+
+impl Serialize for UtcSecond {
+    /// As its ISO-8601 form, the way status output and `nmea decode` print it.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -141,7 +158,10 @@ mod tests {
         assert_eq!(leap.unix_secs(), before.unix_secs());
         assert_eq!(leap.to_string(), "2016-12-31T23:59:60Z");
         assert_eq!(before.next(LeapChange::Insert), leap);
-        assert_eq!(leap.next(LeapChange::None).to_string(), "2017-01-01T00:00:00Z");
+        assert_eq!(
+            leap.next(LeapChange::None).to_string(),
+            "2017-01-01T00:00:00Z"
+        );
     }
 
     #[test]
@@ -154,7 +174,10 @@ mod tests {
     #[test]
     fn delete_skips_235959() {
         let s = UtcSecond::new(d(2030, 6, 30), 23, 59, 58).expect("valid");
-        assert_eq!(s.next(LeapChange::Delete).to_string(), "2030-07-01T00:00:00Z");
+        assert_eq!(
+            s.next(LeapChange::Delete).to_string(),
+            "2030-07-01T00:00:00Z"
+        );
         assert!(s.is_last_day_of_month());
     }
 
@@ -165,12 +188,5 @@ mod tests {
             proptest::prop_assert_eq!(s.unix_secs(), secs);
             proptest::prop_assert_eq!(s.next(LeapChange::None).unix_secs(), secs + 1);
         }
-    }
-}
-
-impl Serialize for UtcSecond {
-    /// As its ISO-8601 form, the way status output and `nmea decode` print it.
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
     }
 }
