@@ -104,6 +104,10 @@ pub struct ServerConfig {
     /// Ask the kernel for transmit timestamps so interleaved clients get the
     /// true send time (off: interleaved replies carry the time after `sendmmsg`).
     pub kernel_tx_timestamps: bool,
+    /// Nice level of the worker threads (0 to 19): above 0, a flood yields the
+    /// CPU to the PPS and discipline threads even where they cannot get
+    /// real-time priority.
+    pub worker_nice: i32,
 }
 
 impl Default for ServerConfig {
@@ -124,6 +128,7 @@ impl Default for ServerConfig {
             interleaved_table_entries: 16_384,
             batch_size: 32,
             kernel_tx_timestamps: true,
+            worker_nice: 0,
         }
     }
 }
@@ -180,6 +185,12 @@ impl ServerConfig {
             err(
                 "batch_size",
                 format!("{} is outside 1..=64", self.batch_size),
+            );
+        }
+        if !(0..=19).contains(&self.worker_nice) {
+            err(
+                "worker_nice",
+                format!("{} is outside 0..=19", self.worker_nice),
             );
         }
         if let Some(path) = &self.keyfile

@@ -146,7 +146,7 @@ impl NtpServer {
                     .into_iter()
                     .map(|b| SocketState {
                         fd: b.socket.as_raw_fd(),
-                        socket: b.socket,
+                        _socket: b.socket,
                         wildcard: b.wildcard,
                         v6: b.v6,
                         tx_next_id: 0,
@@ -159,6 +159,7 @@ impl NtpServer {
                 stop: stop.clone(),
                 batch: self.config.batch_size,
                 kernel_tx: self.config.kernel_tx_timestamps,
+                nice: self.config.worker_nice,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("ntp-worker-{index}"))
@@ -321,7 +322,8 @@ fn enable_timestamps(s: &Socket, addr: SocketAddr, kernel_tx: bool) -> Result<()
 }
 
 struct SocketState {
-    socket: Socket,
+    /// Owns the descriptor `fd` refers to.
+    _socket: Socket,
     fd: RawFd,
     wildcard: bool,
     v6: bool,
@@ -341,6 +343,7 @@ struct Worker {
     stop: Arc<AtomicBool>,
     batch: usize,
     kernel_tx: bool,
+    nice: i32,
 }
 
 /// Where a request was addressed to, echoed as the reply's source.
@@ -410,6 +413,18 @@ impl Worker {
     }
 
     fn run(mut self) {
+        if self.nice > 0 {
+            // Lowering one's own priority needs no privilege; on Linux a TID
+            // names just this thread.
+            // SAFETY: plain syscalls on the calling thread.
+            let rc = unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, self.nice)
+            };
+            if rc != 0 && self.index == 0 {
+                tracing::warn!(nice = self.nice, "cannot lower the NTP workers' priority");
+            }
+        }
         let mut bufs = Buffers::new(self.batch);
         let mut pollfds: Vec<libc::pollfd> = self
             .sockets
@@ -666,7 +681,6 @@ impl Worker {
                 }
             }
         }
-        let _ = &sock.socket;
     }
 }
 

@@ -34,11 +34,12 @@ pub struct CompareArgs {
     pub max_rate: u64,
 }
 
-struct Server {
+/// A server process started for measurement, killed (by its PID) when dropped.
+pub(crate) struct Server {
     name: String,
     workers: usize,
-    child: Child,
-    addr: SocketAddr,
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
     _dir: Scratch,
 }
 
@@ -166,7 +167,7 @@ fn start_chronyd(chronyd: &Path) -> Result<Server> {
     spawn("chronyd -x", 1, &mut cmd, addr, dir, &log)
 }
 
-fn start_skytimed(skytimed: &Path, workers: usize) -> Result<Server> {
+pub(crate) fn start_skytimed(skytimed: &Path, workers: usize) -> Result<Server> {
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let dir = Scratch::new(&format!("skytimed{workers}"))?;

@@ -2,7 +2,12 @@
 //! that compares skytimed, chronyd and the reflector in one run on loopback.
 //! `scripts/bench-ntp.sh` builds it and runs `ntpbench compare`.
 
+// timespec fields are 32-bit on 32-bit Pi OS images: the `as i64` casts are
+// not redundant there.
+#![allow(clippy::unnecessary_cast)]
+
 mod compare;
+mod flood;
 mod hist;
 mod load;
 mod reflector;
@@ -58,6 +63,24 @@ enum Cmd {
         /// Highest rate the search tries.
         #[arg(long, default_value_t = 1_000_000)]
         max_rate: u64,
+    },
+    /// Served-clock error of skytimed --simulate, unloaded and while flooded.
+    FloodCheck {
+        /// skytimed binary.
+        #[arg(long)]
+        skytimed: PathBuf,
+        /// NTP worker threads in skytimed.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Flood rate, requests per second.
+        #[arg(long, default_value_t = 150_000)]
+        rate: u64,
+        /// Length of each run (unloaded, flooded), seconds.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Flood client sockets.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
     },
     /// Offer a fixed load to one server and print what came back.
     Load {
@@ -121,6 +144,13 @@ fn main() -> Result<()> {
             start_rate,
             max_rate,
         }),
+        Cmd::FloodCheck {
+            skytimed,
+            workers,
+            rate,
+            seconds,
+            clients,
+        } => flood::flood_check(&skytimed, workers, rate, seconds, clients.clamp(1, 60_000)),
         Cmd::Load {
             server,
             rate,

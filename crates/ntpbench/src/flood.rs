@@ -1,0 +1,257 @@
+//! Does a flood cost the discipline anything? Under `skytimed --simulate` the
+//! served clock is the host clock plus the simulated oscillator's error left
+//! after discipline, so the offset an NTP client on this host measures *is* the
+//! discipline's error (plus loopback noise). This samples that offset with a
+//! minimum-delay filter, first unloaded, then while the load generator floods
+//! the same server, and prints both.
+
+use crate::compare::{Server, start_skytimed};
+use crate::load::{Clients, LoadSpec};
+use anyhow::{Context, Result, bail};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::mem::size_of;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// One NTP exchange's offset and delay, ns.
+#[derive(Copy, Clone, Debug)]
+struct Sample {
+    offset_ns: f64,
+    delay_ns: f64,
+    stratum: u8,
+}
+
+struct Sampler {
+    sock: Socket,
+}
+
+fn realtime_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+}
+
+fn ntp_to_unix_ns(ts: u64, near_ns: i64) -> i64 {
+    // Seconds in the NTP era nearest `near_ns`.
+    let near_s = near_ns.div_euclid(1_000_000_000) + 2_208_988_800;
+    let delta = ((ts >> 32) as u32).wrapping_sub(near_s as u32) as i32 as i64;
+    let secs = near_s + delta - 2_208_988_800;
+    let frac = (((ts & 0xffff_ffff) as u128 * 1_000_000_000) >> 32) as i64;
+    secs * 1_000_000_000 + frac
+}
+
+impl Sampler {
+    fn new(target: SocketAddr) -> Result<Sampler> {
+        let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+        let local: SocketAddr = "127.2.0.1:0".parse().context("sampler address")?;
+        sock.bind(&local.into())?;
+        sock.connect(&target.into())?;
+        sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let one: libc::c_int = 1;
+        // SAFETY: a live c_int and its size.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&one as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        Ok(Sampler { sock })
+    }
+
+    fn sample(&self) -> Option<Sample> {
+        let mut req = [0u8; 48];
+        req[0] = (4 << 3) | 3;
+        let t1 = realtime_ns();
+        req[40..48].copy_from_slice(&(t1 as u64).to_be_bytes());
+        self.sock.send(&req).ok()?;
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < deadline {
+            let mut buf = [0u8; 128];
+            let mut ctrl = [0u64; 16];
+            let mut iov = libc::iovec {
+                iov_base: buf.as_mut_ptr().cast(),
+                iov_len: buf.len(),
+            };
+            // SAFETY: all-zero msghdr is valid; fields set below point at live buffers.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = ctrl.as_mut_ptr().cast();
+            msg.msg_controllen = 128;
+            // SAFETY: msg describes live buffers; blocking read bounded by SO_RCVTIMEO.
+            let n = unsafe { libc::recvmsg(self.sock.as_raw_fd(), &mut msg, 0) };
+            if n < 48 {
+                return None;
+            }
+            let word = |o: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&buf[o..o + 8]);
+                u64::from_be_bytes(w)
+            };
+            if word(24) != t1 as u64 {
+                continue; // a stale reply
+            }
+            let mut t4 = None;
+            // SAFETY: the kernel filled the control buffer described by msg.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(&msg);
+                while !c.is_null() {
+                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS
+                    {
+                        let ts =
+                            std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                        t4 = Some(ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64);
+                    }
+                    c = libc::CMSG_NXTHDR(&msg, c);
+                }
+            }
+            let t4 = t4.unwrap_or_else(realtime_ns);
+            let t2 = ntp_to_unix_ns(word(32), t1);
+            let t3 = ntp_to_unix_ns(word(40), t1);
+            return Some(Sample {
+                offset_ns: ((t2 - t1) as f64 + (t3 - t4) as f64) / 2.0,
+                delay_ns: ((t4 - t1) - (t3 - t2)) as f64,
+                stratum: buf[1],
+            });
+        }
+        None
+    }
+
+    /// Min-delay-filtered offsets, one per `window`, for `duration`.
+    fn run(&self, duration: Duration, window: Duration) -> (Vec<f64>, usize, usize) {
+        let start = Instant::now();
+        let mut filtered = Vec::new();
+        let (mut sent, mut lost) = (0, 0);
+        while start.elapsed() < duration {
+            let w_start = Instant::now();
+            let mut best: Option<Sample> = None;
+            while w_start.elapsed() < window {
+                sent += 1;
+                match self.sample() {
+                    Some(s) if s.stratum == 1 => {
+                        if best.is_none_or(|b| s.delay_ns < b.delay_ns) {
+                            best = Some(s);
+                        }
+                    }
+                    Some(_) => {}
+                    None => lost += 1,
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Some(b) = best {
+                filtered.push(b.offset_ns);
+            }
+        }
+        (filtered, sent, lost)
+    }
+}
+
+fn summary(v: &[f64]) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let rms = (v.iter().map(|x| x * x).sum::<f64>() / n).sqrt();
+    let max = v.iter().fold(0f64, |m, x| m.max(x.abs()));
+    (mean, rms, max)
+}
+
+/// Runs the check and prints the comparison.
+pub fn flood_check(
+    skytimed: &Path,
+    workers: usize,
+    rate: u64,
+    seconds: u64,
+    clients: usize,
+) -> Result<()> {
+    let mut server: Server = start_skytimed(skytimed, workers)?;
+    let target = server.addr;
+    let sampler = Sampler::new(target)?;
+    eprintln!("waiting for skytimed --simulate on {target} to serve stratum 1...");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            bail!("skytimed exited: {status}");
+        }
+        if sampler.sample().is_some_and(|s| s.stratum == 1) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("skytimed never served stratum 1");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Let the discipline settle past lock-in before the reference run.
+    std::thread::sleep(Duration::from_secs(5));
+    let run = Duration::from_secs(seconds.clamp(2, 120));
+    let window = Duration::from_secs(1);
+    eprintln!("unloaded run, {} s...", run.as_secs());
+    let (quiet, q_sent, q_lost) = sampler.run(run, window);
+
+    eprintln!(
+        "flooded run at {rate}/s from {clients} clients, {} s...",
+        run.as_secs()
+    );
+    let flood_clients = Clients::open(target, clients)?;
+    let flood = std::thread::spawn(move || {
+        flood_clients.run(&LoadSpec {
+            rate_per_s: rate,
+            duration: run + Duration::from_millis(500),
+            drain: Duration::from_millis(200),
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let (loud, l_sent, l_lost) = sampler.run(run, window);
+    let load = flood
+        .join()
+        .map_err(|_| anyhow::anyhow!("flood thread panicked"))?;
+    drop(server);
+
+    let (qm, qr, qx) = summary(&quiet);
+    let (lm, lr, lx) = summary(&loud);
+    println!();
+    println!(
+        "served-clock error of skytimed --simulate (NTP offset vs host clock, min-delay of each 1 s window), ns:"
+    );
+    println!(
+        "{:<10} {:>8} {:>12} {:>12} {:>12} {:>16}",
+        "run", "windows", "mean", "rms", "max |x|", "sampler loss"
+    );
+    println!(
+        "{:<10} {:>8} {:>12.0} {:>12.0} {:>12.0} {:>10}/{:<5}",
+        "unloaded",
+        quiet.len(),
+        qm,
+        qr,
+        qx,
+        q_lost,
+        q_sent
+    );
+    println!(
+        "{:<10} {:>8} {:>12.0} {:>12.0} {:>12.0} {:>10}/{:<5}",
+        "flooded",
+        loud.len(),
+        lm,
+        lr,
+        lx,
+        l_lost,
+        l_sent
+    );
+    println!(
+        "flood: offered {rate}/s, sent {:.0}/s, answered {:.1} %; rms error flooded/unloaded = {:.2} (target <= 1.10)",
+        load.sent_rate(),
+        (1.0 - load.loss()) * 100.0,
+        lr / qr
+    );
+    Ok(())
+}
