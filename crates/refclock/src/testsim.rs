@@ -5,7 +5,7 @@
 
 use crate::clock::{Clock, ClockError, SyncReport};
 use crate::{Refclock, RefclockConfig, Status};
-use chrono::{Datelike, Timelike};
+use chrono::Timelike;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
@@ -401,11 +401,4 @@ pub fn test_config() -> RefclockConfig {
         leap_seconds_file: None,
         ..RefclockConfig::default()
     }
-}
-
-#[allow(dead_code)]
-pub fn is_last_day(unix_s: i64) -> bool {
-    chrono::DateTime::from_timestamp(unix_s, 0)
-        .map(|d| (d.date_naive() + chrono::Days::new(1)).month() != d.month())
-        .unwrap_or(false)
 }
