@@ -27,6 +27,7 @@ missing=()
 [ -x /usr/sbin/chronyd ] || missing+=(chrony)
 [ -x /usr/bin/ntpdig ] || missing+=(ntpsec-ntpdig)
 command -v python3 >/dev/null || missing+=(python3)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     # Installing chrony must not start its service: a running chronyd would

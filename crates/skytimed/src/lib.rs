@@ -1,12 +1,15 @@
 //! The skytime daemon's wiring: configuration, threads, and the surfaces
 //! (control socket, metrics, status page) that expose the refclock's status.
 
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod discipline;
+pub mod metrics;
 pub mod paths;
 pub mod simulate;
 pub mod state;
 pub mod surfaces;
+pub mod web;

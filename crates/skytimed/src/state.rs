@@ -57,6 +57,9 @@ pub struct DaemonState {
     pub simulated: bool,
     /// When the daemon started (disciplined clock at the time).
     pub started: UnixNanos,
+    /// The built-in alerts active now (see [`crate::alerts`]); written once a
+    /// second by the surfaces' alert task.
+    pub alerts: ArcSwap<crate::alerts::ActiveAlerts>,
 }
 
 impl DaemonState {
@@ -71,6 +74,7 @@ impl DaemonState {
             pps: OnceLock::new(),
             simulated,
             started,
+            alerts: ArcSwap::from_pointee(crate::alerts::ActiveAlerts::default()),
         }
     }
 

@@ -38,6 +38,8 @@ pub struct Config {
     pub web: HttpEndpointConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[alerts]`: thresholds of the built-in alerts.
+    pub alerts: crate::alerts::AlertConfig,
 }
 
 /// `[control]`: the Unix socket `skytimectl` talks to.
@@ -148,6 +150,7 @@ impl Config {
             metrics: Option<HttpEndpointConfig>,
             web: Option<HttpEndpointConfig>,
             log: LogConfig,
+            alerts: crate::alerts::AlertConfig,
         }
         impl Default for Overlay {
             fn default() -> Self {
@@ -161,6 +164,7 @@ impl Config {
                     metrics: None,
                     web: None,
                     log: c.log,
+                    alerts: c.alerts,
                 }
             }
         }
@@ -179,6 +183,7 @@ impl Config {
             metrics: merge_endpoint(text, "metrics", overlay.metrics, defaults.metrics),
             web: merge_endpoint(text, "web", overlay.web, defaults.web),
             log: overlay.log,
+            alerts: overlay.alerts,
         };
         problems.extend(locate_problems(text, config.validate()));
         if problems.is_empty() {
@@ -215,6 +220,7 @@ impl Config {
         section("pps", self.pps.validate());
         section("refclock", self.refclock.validate());
         section("ntp", self.ntp.validate());
+        section("alerts", self.alerts.validate());
         let mut own = Vec::new();
         if !self.control.socket.is_absolute() {
             own.push(("control.socket".to_string(), "must be an absolute path".to_string()));

@@ -1,0 +1,462 @@
+//! The control protocol: what `skytimectl` asks over the Unix socket and what
+//! the daemon answers, one JSON object per line each way.
+//!
+//! The reports here are the daemon's machine form: `skytimectl --json` prints
+//! them, the status page's `/api/status` serves the same [`StatusReport`], and
+//! `/metrics` is encoded from it, so the three never disagree.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Version of this protocol, answered by `ping`; bumped on incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The longest request line the daemon reads; longer ones are refused.
+pub const MAX_REQUEST_BYTES: usize = 4096;
+
+/// Most clients `skytimectl clients` lists by default.
+pub const DEFAULT_CLIENT_LIMIT: usize = 20;
+
+/// Most clients one request may ask for.
+pub const MAX_CLIENT_LIMIT: usize = 256;
+
+/// One request line, e.g. `{"command":"status"}`. Every command is read-only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Protocol version and daemon version.
+    Ping {},
+    /// The `chronyc tracking` of this box: [`StatusReport`].
+    Status {},
+    /// PPS and NMEA with their reach registers: [`SourcesReport`].
+    Sources {},
+    /// The busiest NTP clients: [`ClientsReport`].
+    Clients {
+        /// How many (default [`DEFAULT_CLIENT_LIMIT`], at most [`MAX_CLIENT_LIMIT`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
+}
+
+/// One response line: `{"ok":true,"data":{...}}` or `{"ok":false,"error":"..."}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Response<T> {
+    /// Whether the request was understood and answered.
+    pub ok: bool,
+    /// The answer, when `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<T>,
+    /// Why not, when not `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl<T> Response<T> {
+    /// A successful answer.
+    pub fn ok(data: T) -> Self {
+        Self {
+            ok: true,
+            data: Some(data),
+            error: None,
+        }
+    }
+    /// A refusal with its reason.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            data: None,
+            error: Some(message.into()),
+        }
+    }
+}
+
+/// The answer to `ping`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pong {
+    /// [`PROTOCOL_VERSION`] of the daemon.
+    pub protocol: u32,
+    /// skytimed's version.
+    pub version: String,
+}
+
+/// The whole state of the box, as of one refclock snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// skytimed's version.
+    pub version: String,
+    /// Whether this is a `--simulate` box (simulated hat and clock).
+    pub simulated: bool,
+    /// When the snapshot was taken, on the disciplined clock (RFC 3339).
+    pub as_of: String,
+    /// The same, in ns since the Unix epoch.
+    pub as_of_unix_ns: i64,
+    /// How old the snapshot was when this report was made, s (the discipline
+    /// publishes several times a second; a large value means it is stuck).
+    pub snapshot_age_s: f64,
+    /// Seconds since the daemon started.
+    pub uptime_s: f64,
+    /// acquiring, locked, holdover or unsynchronised.
+    pub state: String,
+    /// Why the state machine is where it is.
+    pub state_reason: String,
+    /// When the state was entered (RFC 3339, disciplined clock).
+    pub state_since: String,
+    /// How long ago that was, s.
+    pub state_for_s: f64,
+    /// Whether clients are served synchronised time (LI != 3, stratum < 16).
+    pub synchronised: bool,
+    /// Stratum served.
+    pub stratum: u8,
+    /// Reference id served ("GPS", "PPS", "LOCL").
+    pub reference_id: String,
+    /// Last update of the clock from the reference (RFC 3339).
+    pub reference_time: Option<String>,
+    /// How long ago that was, s.
+    pub reference_age_s: Option<f64>,
+    /// Last filtered offset, clock minus reference, ns.
+    pub offset_ns: f64,
+    /// One-sigma uncertainty of the offset, ns.
+    pub offset_sigma_ns: f64,
+    /// Long-term RMS offset, ns.
+    pub rms_offset_ns: f64,
+    /// Frequency correction applied, ppm (negative: the oscillator runs fast and
+    /// is slowed down; chrony prints the opposite sign as "ppm fast").
+    pub frequency_ppm: f64,
+    /// Remaining frequency error estimate, ppm.
+    pub residual_frequency_ppm: f64,
+    /// One-sigma uncertainty of the frequency, ppm.
+    pub skew_ppm: f64,
+    /// Learned measurement jitter of the pulses, ns.
+    pub jitter_ns: f64,
+    /// Root delay served, ns (a stratum-1 reference clock has none).
+    pub root_delay_ns: f64,
+    /// Root dispersion (error bound) served, ns.
+    pub root_dispersion_ns: f64,
+    /// How fast the error bound grows, ns/s.
+    pub dispersion_rate_ns_per_s: f64,
+    /// Leap second status.
+    pub leap: LeapReport,
+    /// Set while in holdover.
+    pub holdover: Option<HoldoverReport>,
+    /// The configured holdover limit on the root dispersion, ns.
+    pub holdover_limit_ns: f64,
+    /// Clock steps made (start-up and re-acquisitions).
+    pub steps: u32,
+    /// The pulse source.
+    pub pps: PpsReport,
+    /// The receiver.
+    pub nmea: NmeaReport,
+    /// The NTP server.
+    pub ntp: NtpReport,
+    /// Active alerts, most urgent first.
+    pub alerts: Vec<AlertReport>,
+    /// Inputs not used, by reason.
+    pub rejections: BTreeMap<String, u64>,
+    /// The latest rejection.
+    pub last_rejection: Option<RejectionReport>,
+    /// A whole-second disagreement between receiver and clock in progress.
+    pub label_disagreement: Option<LabelDisagreementReport>,
+    /// Where the daemon serves.
+    pub endpoints: EndpointsReport,
+}
+
+/// Leap second status.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeapReport {
+    /// "normal", "insert" or "delete" (the LI served).
+    pub status: String,
+    /// When the pending leap completes (RFC 3339).
+    pub at: Option<String>,
+    /// "receiver" or "leap_file".
+    pub source: Option<String>,
+    /// What the clock's kernel flag is armed for tonight ("none", "insert", "delete").
+    pub armed: String,
+}
+
+/// Holdover in progress.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HoldoverReport {
+    /// Seconds since the last usable pulse.
+    pub elapsed_s: f64,
+    /// The current error bound, ns.
+    pub bound_ns: f64,
+    /// The limit on that bound, ns.
+    pub limit_ns: f64,
+}
+
+/// The pulse source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PpsReport {
+    /// Device ("simulated" under `--simulate`).
+    pub device: String,
+    /// Seconds since the last edge was received.
+    pub last_seen_age_s: Option<f64>,
+    /// Timestamp of the last edge (RFC 3339, disciplined clock).
+    pub last_edge: Option<String>,
+    /// chrony-style reach register (0o377: the last 8 pulses all used).
+    pub reach: u8,
+    /// Pulses seen (kernel counter on hardware, edges handed to the discipline
+    /// under simulation): `skytime_pps_pulses_total`.
+    pub pulses_seen: u64,
+    /// Pulses that should have come and did not: `skytime_pps_missed_total`.
+    pub pulses_missed: u64,
+    /// Edges that updated the filter.
+    pub edges_used: u64,
+    /// Kernel PPS reader counters, on hardware.
+    pub kernel: Option<KernelPpsReport>,
+}
+
+/// The kernel PPS reader's own counters (hardware only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelPpsReport {
+    /// Edges of the selected kind delivered.
+    pub edges: u64,
+    /// Pulses missed (sequence gaps or whole seconds of silence).
+    pub missed_pulses: u64,
+    /// Times the sequence number jumped by more than one.
+    pub sequence_gaps: u64,
+    /// Fetches that timed out.
+    pub timeouts: u64,
+    /// Fetches that failed.
+    pub errors: u64,
+}
+
+/// The receiver.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NmeaReport {
+    /// Serial device.
+    pub device: String,
+    /// Whether the device is open now.
+    pub connected: Option<bool>,
+    /// Baud rate the line is locked at.
+    pub baud: Option<u32>,
+    /// Seconds since the last epoch (one second's burst) ended.
+    pub last_seen_age_s: Option<f64>,
+    /// Label of the last epoch (ISO 8601, may be 23:59:60).
+    pub last_label: Option<String>,
+    /// chrony-style reach register (0o377: the last 8 seconds all had a valid epoch).
+    pub reach: u8,
+    /// Whether the last epoch had a valid fix.
+    pub fix_valid: bool,
+    /// "unknown", "no fix", "2D" or "3D".
+    pub fix_mode: String,
+    /// gpsd's mode number: 0 unknown, 1 no fix, 2 2-D, 3 3-D (`skytime_fix_mode`).
+    pub fix_mode_code: u8,
+    /// Satellites used in the fix.
+    pub sats_used: Option<u8>,
+    /// Satellites in view.
+    pub sats_visible: Option<u8>,
+    /// The sky at the last epoch.
+    pub satellites: Vec<SatelliteReport>,
+    /// Measured delay from the pulse to the end of the burst labelling it
+    /// (median of recent, else the learned value), ms: `skytime_nmea_delay_seconds`.
+    pub delay_ms: Option<f64>,
+    /// Learned delay, ms.
+    pub delay_learned_ms: Option<f64>,
+    /// Median of recent measured delays, ms.
+    pub delay_median_ms: Option<f64>,
+    /// 95th percentile of recent measured delays, ms.
+    pub delay_p95_ms: Option<f64>,
+    /// Epochs handed to the discipline.
+    pub epochs_seen: u64,
+    /// Epochs matched with their pulse.
+    pub epochs_paired: u64,
+    /// Sentences accepted: `skytime_nmea_sentences_total`.
+    pub sentences: u64,
+    /// Sentences dropped for a bad checksum: `skytime_nmea_checksum_errors_total`.
+    pub checksum_errors: u64,
+    /// Bytes that were no sentence.
+    pub garbage_bytes: u64,
+    /// Times the device was reopened.
+    pub reopens: u64,
+}
+
+/// One satellite.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SatelliteReport {
+    /// PRN as the receiver numbers it.
+    pub prn: u16,
+    /// Carrier-to-noise ratio, dB-Hz.
+    pub snr_dbhz: Option<u8>,
+    /// Used in the fix.
+    pub used: bool,
+}
+
+/// The NTP server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NtpReport {
+    /// Requests received per second over the last full second.
+    pub requests_per_second: f64,
+    /// Requests by outcome, grouped as `skytime_ntp_requests_total{outcome}`:
+    /// served, authenticated, rate_limited, denied, malformed, auth_failed.
+    pub requests: BTreeMap<String, u64>,
+    /// Every counter of the server by its own fine-grained name.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// One active alert.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertReport {
+    /// The `alert` label (pps_lost, ...).
+    pub name: String,
+    /// info, warning or critical.
+    pub severity: String,
+    /// When it was raised (RFC 3339).
+    pub since: String,
+    /// How long it has been active, s.
+    pub active_for_s: f64,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The latest rejected input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RejectionReport {
+    /// The reason's name.
+    pub reason: String,
+    /// What it means.
+    pub explanation: String,
+    /// How long ago, s.
+    pub age_s: f64,
+    /// Specifics.
+    pub detail: String,
+}
+
+/// Receiver and clock disagreeing by whole seconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabelDisagreementReport {
+    /// Receiver minus clock, s.
+    pub offset_s: i64,
+    /// For how long, s.
+    pub duration_s: f64,
+    /// When the receiver will be believed, s.
+    pub confirm_after_s: u64,
+}
+
+/// Where the daemon serves.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointsReport {
+    /// NTP addresses.
+    pub ntp: Vec<String>,
+    /// Prometheus endpoint URL.
+    pub metrics: Option<String>,
+    /// Status page URL.
+    pub web: Option<String>,
+    /// Control socket.
+    pub control_socket: Option<String>,
+}
+
+/// `skytimectl sources`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourcesReport {
+    /// State of the discipline, for context.
+    pub state: String,
+    /// PPS, then NMEA.
+    pub sources: Vec<SourceReport>,
+}
+
+/// One reference source, as chrony's `sources` shows a refclock.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceReport {
+    /// "PPS" or "NMEA".
+    pub name: String,
+    /// Device.
+    pub device: String,
+    /// chrony's state column: `*` the clock is synchronised to it, `+` it
+    /// labels the pulses in use, `-` usable but not in use, `?` unusable.
+    pub selection: String,
+    /// chrony-style reach register.
+    pub reach: u8,
+    /// The same in octal, as chrony prints it ("377").
+    pub reach_octal: String,
+    /// Seconds since the last sample.
+    pub last_sample_age_s: Option<f64>,
+    /// PPS: filtered offset, ns. NMEA: measured delay after the pulse (median), ns.
+    pub offset_ns: Option<f64>,
+    /// PPS: one-sigma error of the offset, ns. NMEA: p95 minus median delay, ns.
+    pub error_ns: Option<f64>,
+    /// PPS: learned pulse jitter, ns.
+    pub jitter_ns: Option<f64>,
+    /// Samples seen.
+    pub samples_seen: u64,
+    /// Samples used (PPS: edges in the filter; NMEA: epochs paired with a pulse).
+    pub samples_used: u64,
+    /// One line on what the source is doing.
+    pub note: String,
+}
+
+/// `skytimectl clients`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientsReport {
+    /// Requests received per second, all clients.
+    pub requests_per_second: f64,
+    /// The window rates are averaged over, s.
+    pub rate_window_s: f64,
+    /// Busiest first.
+    pub clients: Vec<ClientReport>,
+}
+
+/// One NTP client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientReport {
+    /// Source address.
+    pub address: String,
+    /// Requests since it entered the server's client table.
+    pub requests: u64,
+    /// How many were over the rate limit (KoD RATE or dropped).
+    pub limited: u64,
+    /// Requests per second over the rate window.
+    pub rate_per_s: f64,
+    /// Seconds since its last request.
+    pub last_seen_age_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_from_the_documented_lines() {
+        let cases = [
+            (r#"{"command":"status"}"#, Request::Status {}),
+            (r#"{"command":"sources"}"#, Request::Sources {}),
+            (r#"{"command":"ping"}"#, Request::Ping {}),
+            (r#"{"command":"clients"}"#, Request::Clients { limit: None }),
+            (
+                r#"{"command":"clients","limit":5}"#,
+                Request::Clients { limit: Some(5) },
+            ),
+        ];
+        for (line, want) in cases {
+            let got: Request = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!(got, want);
+            let back = serde_json::to_string(&got).unwrap_or_default();
+            assert_eq!(back, line, "round trip");
+            assert_eq!(serde_json::from_str::<Request>(&back).ok(), Some(want));
+        }
+        for bad in [
+            r#"{"command":"settime"}"#,
+            r#"{"command":"status","x":1}"#,
+            r#"{"command":"clients","limt":5}"#,
+            r#"{"cmd":"status"}"#,
+            "status",
+        ] {
+            assert!(
+                serde_json::from_str::<Request>(bad).is_err(),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn responses_carry_data_or_an_error() {
+        let ok = serde_json::to_string(&Response::ok(Pong {
+            protocol: 1,
+            version: "x".into(),
+        }))
+        .unwrap_or_default();
+        assert_eq!(ok, r#"{"ok":true,"data":{"protocol":1,"version":"x"}}"#);
+        let err = serde_json::to_string(&Response::<Pong>::error("no")).unwrap_or_default();
+        assert_eq!(err, r#"{"ok":false,"error":"no"}"#);
+    }
+}

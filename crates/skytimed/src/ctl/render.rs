@@ -1,0 +1,477 @@
+//! The human form of `skytimectl status`, `sources` and `clients`: aligned
+//! `Label : value` lines and tables in the manner of `chronyc tracking` and
+//! `chronyc sources`, so chrony operators read them without a manual.
+
+use crate::alerts::human_ns;
+use crate::ctl::protocol::{ClientsReport, SourcesReport, StatusReport};
+use std::fmt::Write;
+
+/// "4.2s", "5m12s", "3h04m", "2d05h": chrony's compact ages.
+pub fn human_age(s: f64) -> String {
+    if !s.is_finite() || s < 0.0 {
+        return "-".to_string();
+    }
+    let whole = s.round() as u64;
+    if s < 10.0 {
+        format!("{s:.1}s")
+    } else if whole < 120 {
+        format!("{whole}s")
+    } else if whole < 7200 {
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    } else if whole < 172_800 {
+        format!("{}h{:02}m", whole / 3600, (whole % 3600) / 60)
+    } else {
+        format!("{}d{:02}h", whole / 86_400, (whole % 86_400) / 3600)
+    }
+}
+
+fn seconds(ns: f64) -> String {
+    format!("{:.9} seconds", ns / 1e9)
+}
+
+fn signed_seconds(ns: f64) -> String {
+    format!("{:+.9} seconds", ns / 1e9)
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or("?".to_string(), |v| v.to_string())
+}
+
+/// `skytimectl status`.
+pub fn status(r: &StatusReport) -> String {
+    let mut out = String::new();
+    let mut row = |label: &str, value: String| {
+        let _ = writeln!(out, "{label:<16}: {value}");
+    };
+    row(
+        "State",
+        format!(
+            "{} since {} ({} ago){}",
+            r.state,
+            r.state_since,
+            human_age(r.state_for_s),
+            if r.simulated { " [simulated hat]" } else { "" }
+        ),
+    );
+    row("Reason", r.state_reason.clone());
+    let refid_hex: String = {
+        let mut b = [0u8; 4];
+        for (i, c) in r.reference_id.bytes().take(4).enumerate() {
+            b[i] = c;
+        }
+        b.iter().map(|x| format!("{x:02X}")).collect()
+    };
+    row("Reference ID", format!("{refid_hex} ({})", r.reference_id));
+    row(
+        "Stratum",
+        format!(
+            "{}{}",
+            r.stratum,
+            if r.synchronised {
+                ""
+            } else {
+                " (unsynchronised: clients get LI=3)"
+            }
+        ),
+    );
+    row(
+        "Ref time (UTC)",
+        match (&r.reference_time, r.reference_age_s) {
+            (Some(t), Some(age)) => format!("{t} ({} ago)", human_age(age)),
+            (Some(t), None) => t.clone(),
+            _ => "never".to_string(),
+        },
+    );
+    row(
+        "System time",
+        format!(
+            "{} {} of {}",
+            seconds(r.offset_ns.abs()),
+            if r.offset_ns >= 0.0 { "fast" } else { "slow" },
+            if r.reference_id.is_empty() {
+                "the reference"
+            } else {
+                r.reference_id.as_str()
+            }
+        ),
+    );
+    row(
+        "Last offset",
+        format!(
+            "{} (+/- {})",
+            signed_seconds(r.offset_ns),
+            human_ns(r.offset_sigma_ns)
+        ),
+    );
+    row("RMS offset", seconds(r.rms_offset_ns));
+    row(
+        "Frequency",
+        format!(
+            "{:.3} ppm {}",
+            r.frequency_ppm.abs(),
+            if r.frequency_ppm >= 0.0 {
+                "slow"
+            } else {
+                "fast"
+            }
+        ),
+    );
+    row(
+        "Residual freq",
+        format!("{:+.3} ppm", r.residual_frequency_ppm),
+    );
+    row("Skew", format!("{:.3} ppm", r.skew_ppm));
+    row("Jitter", seconds(r.jitter_ns));
+    row("Root delay", seconds(r.root_delay_ns));
+    row(
+        "Root dispersion",
+        format!(
+            "{} (grows {}/s)",
+            seconds(r.root_dispersion_ns),
+            human_ns(r.dispersion_rate_ns_per_s)
+        ),
+    );
+    let leap = match r.leap.status.as_str() {
+        "normal" => "Normal".to_string(),
+        "insert" => "Insert second".to_string(),
+        "delete" => "Delete second".to_string(),
+        other => other.to_string(),
+    };
+    row(
+        "Leap status",
+        format!(
+            "{leap}{}{}",
+            r.leap
+                .at
+                .as_ref()
+                .map(|t| format!(" before {t}"))
+                .unwrap_or_default(),
+            r.leap
+                .source
+                .as_ref()
+                .map(|s| format!(" (from the {})", s.replace('_', " ")))
+                .unwrap_or_default()
+        ),
+    );
+    if let Some(h) = &r.holdover {
+        row(
+            "Holdover",
+            format!(
+                "{} so far, error bound {} of {}",
+                human_age(h.elapsed_s),
+                human_ns(h.bound_ns),
+                human_ns(h.limit_ns)
+            ),
+        );
+    }
+    row(
+        "PPS",
+        format!(
+            "{}, reach {:o}, {} seen, {} used, {} missed ({})",
+            r.pps
+                .last_seen_age_s
+                .map_or("no pulse yet".to_string(), |a| format!(
+                    "last pulse {} ago",
+                    human_age(a)
+                )),
+            r.pps.reach,
+            r.pps.pulses_seen,
+            r.pps.edges_used,
+            r.pps.pulses_missed,
+            r.pps.device
+        ),
+    );
+    row(
+        "NMEA",
+        format!(
+            "{}, reach {:o}, {} sentences, {} checksum errors ({}{})",
+            r.nmea
+                .last_seen_age_s
+                .map_or("no output yet".to_string(), |a| format!(
+                    "last epoch {} ago",
+                    human_age(a)
+                )),
+            r.nmea.reach,
+            r.nmea.sentences,
+            r.nmea.checksum_errors,
+            r.nmea.device,
+            r.nmea
+                .baud
+                .map(|b| format!(" at {b} baud"))
+                .unwrap_or_default()
+        ),
+    );
+    row(
+        "NMEA delay",
+        match (
+            r.nmea.delay_median_ms,
+            r.nmea.delay_p95_ms,
+            r.nmea.delay_learned_ms,
+        ) {
+            (Some(m), Some(p), _) => format!("{m:.1} ms after the pulse (p95 {p:.1} ms)"),
+            (_, _, Some(l)) => format!("{l:.1} ms after the pulse (learned)"),
+            _ => "not measured yet".to_string(),
+        },
+    );
+    row(
+        "Fix",
+        format!(
+            "{}{}, {} satellites used, {} visible",
+            r.nmea.fix_mode,
+            if r.nmea.fix_valid { "" } else { " (not valid)" },
+            opt(r.nmea.sats_used),
+            opt(r.nmea.sats_visible)
+        ),
+    );
+    let req = |k: &str| r.ntp.requests.get(k).copied().unwrap_or(0);
+    row(
+        "Requests",
+        format!(
+            "{:.1}/s; served {}, authenticated {}, rate-limited {}, denied {}, malformed {}, auth failed {}",
+            r.ntp.requests_per_second,
+            req("served"),
+            req("authenticated"),
+            req("rate_limited"),
+            req("denied"),
+            req("malformed"),
+            req("auth_failed")
+        ),
+    );
+    if let Some(d) = &r.label_disagreement {
+        row(
+            "Label dispute",
+            format!(
+                "receiver says {:+} s for {:.0} s (believed after {} s)",
+                d.offset_s, d.duration_s, d.confirm_after_s
+            ),
+        );
+    }
+    if let Some(rej) = &r.last_rejection {
+        row(
+            "Last rejection",
+            format!(
+                "{} ago: {} ({})",
+                human_age(rej.age_s),
+                rej.explanation,
+                rej.detail
+            ),
+        );
+    }
+    if r.snapshot_age_s > 5.0 {
+        row(
+            "WARNING",
+            format!(
+                "the discipline's last snapshot is {} old: the discipline thread may be stuck",
+                human_age(r.snapshot_age_s)
+            ),
+        );
+    }
+    if r.alerts.is_empty() {
+        row("Alerts", "none".to_string());
+    } else {
+        for (i, a) in r.alerts.iter().enumerate() {
+            row(
+                if i == 0 { "Alerts" } else { "" },
+                format!(
+                    "{} {} ({} ago): {}",
+                    a.severity.to_uppercase(),
+                    a.name,
+                    human_age(a.active_for_s),
+                    a.message
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// `skytimectl sources`, after `chronyc sources`.
+pub fn sources(r: &SourcesReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "MS Name   Device               Reach LastRx Last sample"
+    );
+    let _ = writeln!(out, "{}", "=".repeat(79));
+    for s in &r.sources {
+        let sample = match (s.name.as_str(), s.offset_ns) {
+            ("NMEA", Some(delay)) => format!(
+                "delay {}{}",
+                human_ns(delay),
+                s.error_ns
+                    .map(|e| format!(", p95 +{}", human_ns(e)))
+                    .unwrap_or_default()
+            ),
+            (_, Some(offset)) => format!(
+                "{}{} +/- {}{}",
+                if offset >= 0.0 { "+" } else { "-" },
+                human_ns(offset.abs()),
+                s.error_ns.map_or("?".to_string(), human_ns),
+                s.jitter_ns
+                    .map(|j| format!(", jitter {}", human_ns(j)))
+                    .unwrap_or_default()
+            ),
+            (_, None) => "-".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "#{} {:<6} {:<20} {:>5} {:>6} {}",
+            s.selection,
+            s.name,
+            truncate(&s.device, 20),
+            s.reach_octal,
+            s.last_sample_age_s.map_or("-".to_string(), human_age),
+            sample
+        );
+    }
+    let _ = writeln!(out);
+    for s in &r.sources {
+        let _ = writeln!(
+            out,
+            "{}: {}; {} of {} samples used",
+            s.name, s.note, s.samples_used, s.samples_seen
+        );
+    }
+    let _ = writeln!(out, "State: {}", r.state);
+    out
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(n - 1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("…{tail}")
+    }
+}
+
+/// `skytimectl clients`, busiest first.
+pub fn clients(r: &ClientsReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<39} {:>10} {:>9} {:>9} {:>7}",
+        "Address", "Requests", "KoD/drop", "Rate/s", "Last"
+    );
+    let _ = writeln!(out, "{}", "=".repeat(78));
+    for c in &r.clients {
+        let _ = writeln!(
+            out,
+            "{:<39} {:>10} {:>9} {:>9.2} {:>7}",
+            c.address,
+            c.requests,
+            c.limited,
+            c.rate_per_s,
+            human_age(c.last_seen_age_s)
+        );
+    }
+    if r.clients.is_empty() {
+        let _ = writeln!(out, "(no client has sent a request)");
+    }
+    let _ = writeln!(
+        out,
+        "\n{} client(s) shown; {:.1} requests/s in total; rates over the last {:.0} s",
+        r.clients.len(),
+        r.requests_per_second,
+        r.rate_window_s
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctl::report::{ClientRates, ReportContext, sources_from};
+    use crate::state::DaemonState;
+    use skytime_timebase::{MonoNanos, UnixNanos};
+    use std::sync::Arc;
+
+    fn report() -> StatusReport {
+        let ctx = ReportContext {
+            daemon: Arc::new(DaemonState::new(
+                crate::alerts::sample_locked_status(),
+                false,
+                UnixNanos(0),
+            )),
+            started: MonoNanos(0),
+            gnss_device: "/dev/ttyAMA0".into(),
+            pps_device: "/dev/pps0".into(),
+            client_rates: ClientRates::default(),
+        };
+        ctx.status()
+    }
+
+    #[test]
+    fn status_lines_are_aligned_and_complete() {
+        let text = status(&report());
+        for label in [
+            "State",
+            "Reference ID",
+            "Stratum",
+            "Ref time (UTC)",
+            "System time",
+            "Last offset",
+            "RMS offset",
+            "Frequency",
+            "Residual freq",
+            "Skew",
+            "Root dispersion",
+            "Leap status",
+            "PPS",
+            "NMEA",
+            "NMEA delay",
+            "Fix",
+            "Requests",
+            "Alerts",
+        ] {
+            let prefix = format!("{label:<16}: ");
+            assert!(
+                text.lines().any(|l| l.starts_with(&prefix)),
+                "no {label:?} line in\n{text}"
+            );
+        }
+        assert!(text.contains("Reference ID    : 47505300 (GPS)"), "{text}");
+        assert!(
+            text.contains("Last offset     : +0.000000020 seconds"),
+            "{text}"
+        );
+        assert!(text.contains("reach 377"), "{text}");
+        assert!(
+            text.contains("480.0 ms after the pulse (p95 500.0 ms)"),
+            "{text}"
+        );
+        assert!(text.contains("3D, 7 satellites used, 8 visible"), "{text}");
+        assert!(text.contains("Leap status     : Normal"), "{text}");
+    }
+
+    #[test]
+    fn sources_show_octal_reach_and_selection() {
+        let text = sources(&sources_from(&report()));
+        let pps = text
+            .lines()
+            .find(|l| l.starts_with("#* PPS"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(pps.contains(" 377 "), "{pps}");
+        let nmea = text
+            .lines()
+            .find(|l| l.starts_with("#+ NMEA"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(nmea.contains("delay 480.000 ms, p95 +20.000 ms"), "{nmea}");
+    }
+
+    #[test]
+    fn ages_read_like_chrony() {
+        assert_eq!(human_age(0.42), "0.4s");
+        assert_eq!(human_age(42.0), "42s");
+        assert_eq!(human_age(312.0), "5m12s");
+        assert_eq!(human_age(3.0 * 3600.0 + 240.0), "3h04m");
+        assert_eq!(human_age(2.0 * 86_400.0 + 5.0 * 3600.0), "2d05h");
+    }
+}

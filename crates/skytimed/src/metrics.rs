@@ -1,0 +1,410 @@
+//! The Prometheus endpoint: `skytime_`-prefixed metrics encoded by
+//! `prometheus-client` (OpenMetrics text) from the same [`StatusReport`] that
+//! `skytimectl status --json` prints, so a scrape and the CLI never disagree.
+//!
+//! The names are the ones `monitoring/skytime-alerts.yml` uses; a unit test
+//! checks every metric the rules name is exported.
+
+use crate::alerts::AlertKind;
+use crate::ctl::protocol::StatusReport;
+use crate::ctl::report::{OUTCOME_GROUPS, ReportContext};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+/// The content type of the OpenMetrics text format `prometheus-client` writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The discipline states, each a series of `skytime_state{state}`.
+const STATES: [&str; 4] = ["acquiring", "locked", "holdover", "unsynchronised"];
+
+/// Reads a fresh report at every scrape and encodes it.
+#[derive(Clone)]
+pub struct StatusCollector {
+    ctx: Arc<ReportContext>,
+}
+
+impl std::fmt::Debug for StatusCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusCollector")
+    }
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> Result<(), std::fmt::Error> {
+    let g = ConstGauge::new(v);
+    let m = e.encode_descriptor(name, help, None, g.metric_type())?;
+    g.encode(m)
+}
+
+/// `name{label=value} v` for each (value, v).
+fn gauge_family(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: &[(&str, f64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (value, v) in series {
+        let labels = [(label, *value)];
+        ConstGauge::new(*v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// A counter; `name` without `_total`, which the encoder appends.
+fn counter(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: u64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(v);
+    let m = e.encode_descriptor(name, help, None, c.metric_type())?;
+    c.encode(m)
+}
+
+fn counter_family(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    series: &[(&str, u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (value, v) in series {
+        let labels = [(label, *value)];
+        ConstCounter::new(*v).encode(m.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Encodes one report (public for tests that check names and values).
+pub fn encode_report(r: &StatusReport, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let b = |x: bool| if x { 1.0 } else { 0.0 };
+    let states: Vec<(&str, f64)> = STATES.iter().map(|s| (*s, b(r.state == *s))).collect();
+    gauge_family(
+        e,
+        "state",
+        "Discipline state: 1 for the current one.",
+        "state",
+        &states,
+    )?;
+    gauge(
+        e,
+        "synchronised",
+        "1 while clients are served synchronised time (LI != 3, stratum < 16).",
+        b(r.synchronised),
+    )?;
+    gauge(
+        e,
+        "stratum",
+        "Stratum served (16: unsynchronised).",
+        f64::from(r.stratum),
+    )?;
+    gauge(
+        e,
+        "offset_seconds",
+        "Last filtered offset of the clock from the reference (clock minus reference), seconds.",
+        r.offset_ns / 1e9,
+    )?;
+    gauge(
+        e,
+        "offset_sigma_seconds",
+        "One-sigma uncertainty of the offset estimate, seconds.",
+        r.offset_sigma_ns / 1e9,
+    )?;
+    gauge(
+        e,
+        "rms_offset_seconds",
+        "Long-term RMS of the filtered offset, seconds.",
+        r.rms_offset_ns / 1e9,
+    )?;
+    gauge(
+        e,
+        "frequency_ppm",
+        "Frequency correction applied to the clock, ppm.",
+        r.frequency_ppm,
+    )?;
+    gauge(
+        e,
+        "residual_frequency_ppm",
+        "Estimated remaining frequency error of the disciplined clock, ppm.",
+        r.residual_frequency_ppm,
+    )?;
+    gauge(
+        e,
+        "skew_ppm",
+        "One-sigma uncertainty of the frequency estimate, ppm.",
+        r.skew_ppm,
+    )?;
+    gauge(
+        e,
+        "jitter_seconds",
+        "Learned measurement jitter of the PPS stamps, seconds.",
+        r.jitter_ns / 1e9,
+    )?;
+    gauge(
+        e,
+        "root_dispersion_seconds",
+        "Root dispersion served (the error bound), seconds.",
+        r.root_dispersion_ns / 1e9,
+    )?;
+    let leap = [
+        ("insert", b(r.leap.status == "insert")),
+        ("delete", b(r.leap.status == "delete")),
+    ];
+    gauge_family(
+        e,
+        "leap_pending",
+        "1 while a leap second of this kind is announced.",
+        "kind",
+        &leap,
+    )?;
+    gauge(
+        e,
+        "holdover_seconds",
+        "Seconds in holdover (0 when not in holdover).",
+        r.holdover.as_ref().map_or(0.0, |h| h.elapsed_s),
+    )?;
+    counter(
+        e,
+        "clock_steps",
+        "Clock steps made (start-up and re-acquisitions).",
+        u64::from(r.steps),
+    )?;
+
+    gauge(
+        e,
+        "satellites_used",
+        "Satellites used in the fix.",
+        r.nmea.sats_used.map_or(0.0, f64::from),
+    )?;
+    gauge(
+        e,
+        "satellites_visible",
+        "Satellites in view.",
+        r.nmea.sats_visible.map_or(0.0, f64::from),
+    )?;
+    gauge(
+        e,
+        "fix_mode",
+        "Receiver fix mode as gpsd numbers it: 0 unknown, 1 no fix, 2 2-D, 3 3-D.",
+        f64::from(r.nmea.fix_mode_code),
+    )?;
+
+    counter(e, "pps_pulses", "PPS pulses seen.", r.pps.pulses_seen)?;
+    counter(
+        e,
+        "pps_missed",
+        "PPS pulses that should have arrived and did not.",
+        r.pps.pulses_missed,
+    )?;
+    counter(
+        e,
+        "pps_used",
+        "PPS edges that updated the filter.",
+        r.pps.edges_used,
+    )?;
+    gauge(
+        e,
+        "pps_reach",
+        "chrony-style PPS reach register (255 = octal 377).",
+        f64::from(r.pps.reach),
+    )?;
+    gauge(
+        e,
+        "last_pps_age_seconds",
+        "Seconds since the last PPS edge (since start-up when none yet).",
+        r.pps.last_seen_age_s.unwrap_or(r.uptime_s),
+    )?;
+
+    counter(
+        e,
+        "nmea_sentences",
+        "NMEA sentences accepted.",
+        r.nmea.sentences,
+    )?;
+    counter(
+        e,
+        "nmea_checksum_errors",
+        "NMEA sentences dropped for a bad checksum.",
+        r.nmea.checksum_errors,
+    )?;
+    counter(
+        e,
+        "nmea_epochs",
+        "Receiver epochs (one second of output) handed to the discipline.",
+        r.nmea.epochs_seen,
+    )?;
+    counter(
+        e,
+        "serial_reopens",
+        "Times the receiver's serial device was reopened.",
+        r.nmea.reopens,
+    )?;
+    gauge(
+        e,
+        "nmea_reach",
+        "chrony-style NMEA reach register (255 = octal 377).",
+        f64::from(r.nmea.reach),
+    )?;
+    gauge(
+        e,
+        "nmea_delay_seconds",
+        "Measured delay from the pulse to the end of the burst labelling it (median), seconds.",
+        r.nmea.delay_ms.map_or(f64::NAN, |ms| ms / 1e3),
+    )?;
+    gauge(
+        e,
+        "nmea_delay_p95_seconds",
+        "95th percentile of that delay, seconds.",
+        r.nmea.delay_p95_ms.map_or(f64::NAN, |ms| ms / 1e3),
+    )?;
+    gauge(
+        e,
+        "last_nmea_age_seconds",
+        "Seconds since the receiver's last epoch (since start-up when none yet).",
+        r.nmea.last_seen_age_s.unwrap_or(r.uptime_s),
+    )?;
+
+    let requests: Vec<(&str, u64)> = OUTCOME_GROUPS
+        .iter()
+        .map(|g| (*g, r.ntp.requests.get(*g).copied().unwrap_or(0)))
+        .collect();
+    counter_family(
+        e,
+        "ntp_requests",
+        "NTP requests by outcome.",
+        "outcome",
+        &requests,
+    )?;
+
+    let rejections: Vec<(&str, u64)> = r.rejections.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    counter_family(
+        e,
+        "rejections",
+        "Pulses and receiver epochs not used, by reason.",
+        "reason",
+        &rejections,
+    )?;
+
+    let alerts: Vec<(&str, f64)> = AlertKind::ALL
+        .iter()
+        .map(|k| (k.name(), b(r.alerts.iter().any(|a| a.name == k.name()))))
+        .collect();
+    gauge_family(
+        e,
+        "alert_active",
+        "1 while the built-in alert is raised.",
+        "alert",
+        &alerts,
+    )?;
+    gauge(
+        e,
+        "snapshot_age_seconds",
+        "Age of the discipline's latest snapshot (large: the discipline thread is stuck).",
+        r.snapshot_age_s,
+    )?;
+    let mut info =
+        e.encode_descriptor("build_info", "skytimed's version.", None, MetricType::Gauge)?;
+    let labels = [
+        ("version", r.version.as_str()),
+        ("simulated", if r.simulated { "true" } else { "false" }),
+    ];
+    ConstGauge::new(1.0).encode(info.encode_family(&labels)?)?;
+    Ok(())
+}
+
+impl Collector for StatusCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        encode_report(&self.ctx.status(), &mut encoder)
+    }
+}
+
+/// The registry served at `/metrics`.
+pub fn registry(ctx: Arc<ReportContext>) -> Registry {
+    let mut registry = Registry::with_prefix("skytime");
+    registry.register_collector(Box::new(StatusCollector { ctx }));
+    registry
+}
+
+/// One scrape's text.
+pub fn scrape(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut text = String::with_capacity(8192);
+    prometheus_client::encoding::text::encode(&mut text, registry)?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctl::report::ClientRates;
+    use crate::state::DaemonState;
+    use skytime_timebase::{MonoNanos, UnixNanos};
+
+    fn scrape_sample() -> String {
+        let ctx = Arc::new(ReportContext {
+            daemon: Arc::new(DaemonState::new(
+                crate::alerts::sample_locked_status(),
+                true,
+                UnixNanos(0),
+            )),
+            started: MonoNanos(0),
+            gnss_device: "/dev/ttyAMA0".into(),
+            pps_device: "/dev/pps0".into(),
+            client_rates: ClientRates::default(),
+        });
+        scrape(&registry(ctx)).unwrap_or_else(|e| panic!("encode: {e}"))
+    }
+
+    #[test]
+    fn every_metric_the_alert_rules_use_is_exported() {
+        let text = scrape_sample();
+        let rules = include_str!("../../../monitoring/skytime-alerts.yml");
+        let mut used: Vec<&str> = rules
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("skytime_") && !w.starts_with("skytime_builtin"))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        assert!(used.len() >= 15, "{used:?}");
+        for name in used {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{'])),
+                "{name} is used by monitoring/skytime-alerts.yml but not exported:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_follow_the_snapshot() {
+        let text = scrape_sample();
+        for line in [
+            "skytime_state{state=\"locked\"} 1.0",
+            "skytime_state{state=\"holdover\"} 0.0",
+            "skytime_synchronised 1.0",
+            "skytime_stratum 1.0",
+            "skytime_offset_seconds 2e-8",
+            "skytime_satellites_used 7.0",
+            "skytime_fix_mode 3.0",
+            "skytime_pps_pulses_total 80",
+            "skytime_pps_reach 255.0",
+            "skytime_nmea_delay_seconds 0.48",
+            "skytime_ntp_requests_total{outcome=\"rate_limited\"} 0",
+            "skytime_alert_active{alert=\"pps_lost\"} 0.0",
+            "skytime_leap_pending{kind=\"insert\"} 0.0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in\n{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,222 @@
+// skytime status page: polls /api/status every second and /api/history every
+// five, and draws everything itself (no libraries, works offline).
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs, text) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function svg(tag, attrs, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// Nanoseconds with a unit an operator reads at a glance.
+function ns(v, signed) {
+  if (v === null || v === undefined || !isFinite(v)) return "–";
+  const a = Math.abs(v);
+  const sign = signed ? (v < 0 ? "−" : "+") : (v < 0 ? "−" : "");
+  if (a >= 1e9) return sign + (a / 1e9).toFixed(3) + " s";
+  if (a >= 1e6) return sign + (a / 1e6).toFixed(3) + " ms";
+  if (a >= 1e3) return sign + (a / 1e3).toFixed(2) + " µs";
+  return sign + a.toFixed(0) + " ns";
+}
+
+function age(s) {
+  if (s === null || s === undefined || !isFinite(s)) return "never";
+  if (s < 10) return s.toFixed(1) + " s ago";
+  const w = Math.round(s);
+  if (w < 120) return w + " s ago";
+  if (w < 7200) return Math.floor(w / 60) + " min " + (w % 60) + " s ago";
+  return Math.floor(w / 3600) + " h " + Math.floor((w % 3600) / 60) + " min ago";
+}
+
+function duration(s) {
+  return age(s).replace(/ ago$/, "");
+}
+
+// chrony-style reach: octal, plus the last eight samples as dots (newest right).
+function reach(r) {
+  const span = el("span", { class: "reach" });
+  span.append(document.createTextNode(r.toString(8).padStart(3, "0") + " "));
+  for (let bit = 7; bit >= 0; bit--) {
+    const on = (r >> bit) & 1;
+    span.append(el("span", { class: on ? "on" : "off" }, on ? "●" : "○"));
+  }
+  return span;
+}
+
+function figures(dl, rows) {
+  dl.replaceChildren();
+  for (const [k, v] of rows) {
+    dl.append(el("dt", {}, k));
+    const dd = el("dd");
+    if (v instanceof Node) dd.append(v); else dd.textContent = v;
+    dl.append(dd);
+  }
+}
+
+function renderStatus(s) {
+  const state = $("state");
+  state.textContent = s.state;
+  state.className = "state state-" + s.state;
+  $("reason").textContent = s.state_reason;
+  $("since").textContent = "since " + s.state_since + " (" + duration(s.state_for_s) + ")";
+  $("simulated").hidden = !s.simulated;
+  document.title = "skytime: " + s.state;
+
+  const alerts = $("alerts");
+  alerts.replaceChildren();
+  if (s.alerts.length === 0) {
+    alerts.append(el("li", { class: "none" }, "No active alerts"));
+  }
+  for (const a of s.alerts) {
+    const li = el("li", { class: a.severity, "data-alert": a.name });
+    li.append(el("span", { class: "name" }, a.name), document.createTextNode(" "));
+    li.append(el("span", { class: "muted" }, a.severity + ", " + duration(a.active_for_s) + ": "));
+    li.append(document.createTextNode(a.message));
+    alerts.append(li);
+  }
+
+  const req = s.ntp.requests;
+  figures($("figures"), [
+    ["Offset", ns(s.offset_ns, true) + " ± " + ns(s.offset_sigma_ns)],
+    ["RMS offset", ns(s.rms_offset_ns)],
+    ["Jitter", ns(s.jitter_ns)],
+    ["Frequency", s.frequency_ppm.toFixed(3) + " ppm (residual " + s.residual_frequency_ppm.toFixed(4) + ", skew " + s.skew_ppm.toFixed(4) + ")"],
+    ["Root dispersion", ns(s.root_dispersion_ns) + " (+" + ns(s.dispersion_rate_ns_per_s) + "/s)"],
+    ["Stratum", s.stratum + " (" + s.reference_id + ")" + (s.synchronised ? "" : ", unsynchronised: LI=3")],
+    ["Leap", s.leap.status + (s.leap.at ? " before " + s.leap.at : "")],
+    ["Holdover", s.holdover ? duration(s.holdover.elapsed_s) + ", bound " + ns(s.holdover.bound_ns) + " of " + ns(s.holdover.limit_ns) : "no"],
+    ["NTP requests", s.ntp.requests_per_second.toFixed(1) + "/s; served " + req.served + ", limited " + req.rate_limited + ", denied " + req.denied],
+  ]);
+
+  const n = s.nmea;
+  const delay = n.delay_median_ms !== null
+    ? n.delay_median_ms.toFixed(1) + " ms (p95 " + (n.delay_p95_ms !== null ? n.delay_p95_ms.toFixed(1) : "–") + " ms)"
+    : (n.delay_learned_ms !== null ? n.delay_learned_ms.toFixed(1) + " ms (learned)" : "not measured yet");
+  const ppsReach = reach(s.pps.reach);
+  ppsReach.id = "pps-reach";
+  const nmeaReach = reach(n.reach);
+  nmeaReach.id = "nmea-reach";
+  figures($("sources"), [
+    ["PPS reach", ppsReach],
+    ["PPS last pulse", age(s.pps.last_seen_age_s) + " (" + s.pps.pulses_seen + " seen, " + s.pps.pulses_missed + " missed)"],
+    ["NMEA reach", nmeaReach],
+    ["NMEA last epoch", age(n.last_seen_age_s) + (n.last_label ? " (" + n.last_label + ")" : "")],
+    ["NMEA delay", delay],
+    ["Fix", n.fix_mode + (n.fix_valid ? "" : " (not valid)")],
+    ["Satellites", (n.sats_used ?? "?") + " used / " + (n.sats_visible ?? "?") + " visible"],
+    ["Sentences", n.sentences + " (" + n.checksum_errors + " checksum errors)"],
+  ]);
+
+  const tbody = $("satellites").tBodies[0];
+  tbody.replaceChildren();
+  const sats = [...n.satellites].sort((a, b) => (b.snr_dbhz ?? -1) - (a.snr_dbhz ?? -1));
+  for (const sat of sats) {
+    const tr = el("tr", { class: "sat " + (sat.used ? "used" : "unused") });
+    tr.append(el("td", { class: "num" }, String(sat.prn)));
+    tr.append(el("td", { class: "num" }, sat.snr_dbhz === null ? "–" : String(sat.snr_dbhz)));
+    const barCell = el("td");
+    const bar = el("div", { class: "bar" });
+    bar.style.width = Math.min(100, ((sat.snr_dbhz ?? 0) / 55) * 100) + "%";
+    barCell.append(bar);
+    tr.append(barCell);
+    tr.append(el("td", {}, sat.used ? "✓ used" : "–"));
+    tbody.append(tr);
+  }
+  if (sats.length === 0) {
+    const tr = el("tr");
+    tr.append(el("td", { colspan: "4", class: "muted" }, "no satellites reported"));
+    tbody.append(tr);
+  }
+  $("sky-summary").textContent = "(" + (n.sats_used ?? "?") + " used of " + (n.sats_visible ?? "?") + ")";
+
+  $("footer").textContent = "skytimed " + s.version + " · snapshot " + s.as_of
+    + " · up " + duration(s.uptime_s) + " · NTP " + s.endpoints.ntp.join(", ")
+    + (s.endpoints.metrics ? " · metrics " + s.endpoints.metrics : "");
+}
+
+// The plot: offset as a line, jitter as a band around zero, last hour.
+// The y scale covers the 99th percentile of |offset| and jitter, so a
+// start-up step does not flatten an hour of nanoseconds; clipped points are
+// drawn at the edge and counted in the note.
+function renderHistory(h) {
+  const plot = $("plot");
+  plot.replaceChildren();
+  const W = 1000, H = 320, L = 70, R = 10, T = 10, B = 26;
+  const n = h.t.length;
+  if (n < 2) {
+    plot.append(svg("text", { x: W / 2, y: H / 2, class: "empty", "text-anchor": "middle" }, "collecting history…"));
+    $("plot-note").textContent = "";
+    return;
+  }
+  const tEnd = h.t[n - 1];
+  const tStart = tEnd - 3600;
+  const mags = [];
+  for (let i = 0; i < n; i++) mags.push(Math.abs(h.offset_ns[i]), h.jitter_ns[i]);
+  mags.sort((a, b) => a - b);
+  let ymax = mags[Math.min(mags.length - 1, Math.floor(mags.length * 0.99))] * 1.2;
+  if (!(ymax > 0)) ymax = 1;
+  const x = (t) => L + ((t - tStart) / 3600) * (W - L - R);
+  const y = (v) => T + (1 - (Math.max(-ymax, Math.min(ymax, v)) + ymax) / (2 * ymax)) * (H - T - B);
+
+  for (let k = -2; k <= 2; k++) {
+    const v = (k / 2) * ymax;
+    plot.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: k === 0 ? "zero" : "grid" }));
+    plot.append(svg("text", { x: L - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, ns(v, k !== 0)));
+  }
+  for (let m = 0; m <= 60; m += 10) {
+    const t = tStart + m * 60;
+    plot.append(svg("line", { x1: x(t), x2: x(t), y1: T, y2: H - B, class: "grid" }));
+    plot.append(svg("text", { x: x(t), y: H - 8, class: "axis", "text-anchor": "middle" }, m === 60 ? "now" : "−" + (60 - m) + " min"));
+  }
+
+  let upper = "", lower = "", line = "", clipped = 0, first = true;
+  for (let i = 0; i < n; i++) {
+    if (h.t[i] < tStart) continue;
+    const xi = x(h.t[i]).toFixed(1);
+    upper += (first ? "M" : "L") + xi + "," + y(h.jitter_ns[i]).toFixed(1);
+    lower = "L" + xi + "," + y(-h.jitter_ns[i]).toFixed(1) + lower;
+    line += (first ? "M" : "L") + xi + "," + y(h.offset_ns[i]).toFixed(1);
+    if (Math.abs(h.offset_ns[i]) > ymax) clipped++;
+    first = false;
+  }
+  plot.append(svg("path", { d: upper + lower + "Z", class: "jitter" }));
+  plot.append(svg("path", { d: line, class: "offset", "data-points": String(n) }));
+  $("plot-note").textContent = "· " + n + " points" + (clipped ? " · " + clipped + " off-scale (start-up or re-acquisition)" : "");
+}
+
+async function getJSON(path) {
+  const r = await fetch(path, { cache: "no-store" });
+  if (!r.ok) throw new Error(path + ": HTTP " + r.status);
+  return r.json();
+}
+
+let historyDue = 0;
+async function poll() {
+  try {
+    const s = await getJSON("api/status");
+    renderStatus(s);
+    if (Date.now() >= historyDue) {
+      historyDue = Date.now() + 5000;
+      renderHistory(await getJSON("api/history"));
+    }
+    $("conn").hidden = true;
+    document.body.dataset.rendered = "1";
+  } catch (e) {
+    $("conn").hidden = false;
+    $("conn").textContent = "no answer from skytimed (" + e.message + "): showing the last data received";
+  }
+  setTimeout(poll, 1000);
+}
+
+poll();
