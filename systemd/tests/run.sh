@@ -69,7 +69,8 @@ fi
 
 if command -v shellcheck >/dev/null 2>&1; then
     if shellcheck "$dir/skytime-header-uart" "$here"/*.sh "$dir/../packaging/debian/postinst" \
-        "$dir/../packaging/debian/prerm" "$dir/../packaging/debian/postrm" "$dir/../scripts/ci-cross.sh"; then
+        "$dir/../packaging/debian/prerm" "$dir/../packaging/debian/postrm" "$dir/../scripts/ci-cross.sh" \
+        "$dir/../packaging/tests/chroot-install-test.sh" "$dir/../monitoring/tests/run.sh"; then
         pass "shellcheck"
     else
         fail "shellcheck"
