@@ -224,15 +224,18 @@ fn edge_name(edge: PpsEdgeKind) -> &'static str {
 }
 
 /// ENOTTY from a PPS ioctl means the node is not a PPS device (or, on a
-/// 32-bit system with a wrong request number, the ioctl was not recognised).
+/// 32-bit system with a wrong request number, the ioctl was not recognised);
+/// ENOSYS is how qemu-user reports an ioctl it does not know.
 fn not_pps_or_io(path: &str, which: &str, e: nix::errno::Errno) -> PpsError {
     match e {
-        nix::errno::Errno::ENOTTY | nix::errno::Errno::EINVAL => PpsError::Unsupported {
-            path: path.to_string(),
-            what: format!(
-                "{which} failed ({e}): not an RFC 2783 PPS device; point [pps] device at /dev/ppsN"
-            ),
-        },
+        nix::errno::Errno::ENOTTY | nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS => {
+            PpsError::Unsupported {
+                path: path.to_string(),
+                what: format!(
+                    "{which} failed ({e}): not an RFC 2783 PPS device; point [pps] device at /dev/ppsN"
+                ),
+            }
+        }
         other => PpsError::Io {
             path: path.to_string(),
             source: io::Error::from(other),
