@@ -59,6 +59,11 @@ pub struct RefclockConfig {
     /// persists this long is accepted as real: the clock is re-acquired.
     /// Shorter ones are rejected as mislabelled seconds.
     pub label_confirm_s: u64,
+    /// How long a whole-second disagreement may last while the box keeps
+    /// serving as synchronised (one glitching sentence costs nothing). Beyond
+    /// it the box serves LI=3 / stratum 16 until the labels agree again (no
+    /// step) or the disagreement is confirmed after `label_confirm_s`.
+    pub label_disagreement_grace_s: u64,
     /// Filter-estimated error (|offset| plus the configured sigmas) under
     /// which the discipline declares lock and starts serving.
     pub lock_max_error_ns: f64,
@@ -87,6 +92,7 @@ impl Default for RefclockConfig {
             pps_timeout_ms: 2_500,
             nmea_timeout_ms: 10_000,
             label_confirm_s: 30,
+            label_disagreement_grace_s: 2,
             lock_max_error_ns: 10_000.0,
             lock_min_samples: 5,
             outlier_sigmas: 6.0,
@@ -190,6 +196,15 @@ impl RefclockConfig {
             bad(
                 "label_confirm_s",
                 format!("must be at least 3 s, not {}", self.label_confirm_s),
+            );
+        }
+        if self.label_disagreement_grace_s >= self.label_confirm_s {
+            bad(
+                "label_disagreement_grace_s",
+                format!(
+                    "must be less than label_confirm_s ({} s), not {}",
+                    self.label_confirm_s, self.label_disagreement_grace_s
+                ),
             );
         }
         if !positive(self.lock_max_error_ns) {

@@ -7,8 +7,11 @@
 //! and the clock is steered by frequency only (estimated frequency error plus
 //! a one-second phase correction, as chrony does). Each NMEA epoch is paired
 //! with the edge it labels through the learned delay; a label that disagrees
-//! with the clock is ignored, unless the disagreement persists, in which case
-//! the receiver is believed and the clock re-acquired.
+//! with the clock by whole seconds is ignored for a short grace, after which
+//! nothing is served as synchronised (either side may be wrong) until the
+//! labels agree again or, the disagreement persisting, the receiver is
+//! believed and the clock re-acquired. A one-second change at a month's end
+//! is a leap second nobody announced, and is followed within seconds.
 
 use crate::clock::{Clock, SyncReport};
 use crate::config::{RefclockConfig, ReferenceIdChoice};
@@ -22,7 +25,7 @@ use crate::status::{
 };
 use skytime_gnss::Epoch;
 use skytime_pps::PpsEdge;
-use skytime_timebase::{Arrival, LeapChange, MonoNanos, UnixNanos};
+use skytime_timebase::{Arrival, LeapChange, MonoNanos, UnixNanos, UtcSecond};
 use std::collections::VecDeque;
 use tracing::{info, warn};
 
@@ -46,6 +49,12 @@ const LEAP_ANNOUNCE_EPOCHS: u32 = 3;
 const LEAP_WITHDRAW_EPOCHS: u32 = 10;
 /// Seconds around a leap (before, after) whose pulses stay out of the filter.
 const LEAP_WINDOW_S: (i64, i64) = (3, 3);
+/// Consecutive epochs, all off by the same ±1 s from a month's end on, after
+/// which an unannounced leap second is believed.
+const UNANNOUNCED_LEAP_EPOCHS: u32 = 3;
+/// How late after the midnight the first disagreeing label may be (missed or
+/// unpaired epochs) for the disagreement to count as a leap second.
+const UNANNOUNCED_LEAP_SLACK_S: i64 = 2;
 /// Largest initial frequency uncertainty assumed without a drift file, ppb.
 const FREQ_PRIOR_PPB: f64 = 50_000.0;
 /// Smallest frequency uncertainty taken from a drift file (temperature
@@ -66,6 +75,20 @@ struct EdgeRec {
     label: Option<i64>,
     /// Whether this one was checked against a previous pulse.
     confirmed: bool,
+}
+
+/// The receiver's labels and the clock disagreeing by whole seconds.
+#[derive(Copy, Clone, Debug)]
+struct Dispute {
+    /// Receiver's second minus the clock's.
+    offset_s: i64,
+    /// When the first disagreeing epoch arrived (monotonic).
+    since: MonoNanos,
+    /// Consecutive epochs with this offset.
+    epochs: u32,
+    /// Set when it began, from agreement, at a month's end midnight by
+    /// exactly one second: the leap second (and its midnight) it looks like.
+    leap: Option<(LeapChange, i64)>,
 }
 
 /// The last pulse that updated the filter.
@@ -94,7 +117,10 @@ pub struct Refclock<C: Clock> {
     delay: DelayLearner,
     consensus_obs: VecDeque<(f64, i64)>,
     consensus_ns: Option<f64>,
-    disagreement: Option<(i64, MonoNanos)>,
+    disagreement: Option<Dispute>,
+    /// Set while serving is suspended because the labels disagree beyond the
+    /// grace: the state to return to when they agree again.
+    label_hold: Option<SyncState>,
     last_epoch_valid: bool,
     last_valid_epoch: Option<MonoNanos>,
 
@@ -185,6 +211,7 @@ impl<C: Clock> Refclock<C> {
             consensus_obs: VecDeque::new(),
             consensus_ns: None,
             disagreement: None,
+            label_hold: None,
             last_epoch_valid: false,
             last_valid_epoch: None,
             kf: None,
@@ -521,7 +548,8 @@ impl<C: Clock> Refclock<C> {
         self.consecutive_good = 0;
         self.outlier_streak = 0;
         self.doubt_ns = 0.0;
-        if matches!(self.state, SyncState::Locked) {
+        let held = self.label_hold.take().is_some();
+        if matches!(self.state, SyncState::Locked) || held {
             self.set_state(SyncState::Acquiring, why.to_string(), mono);
         }
     }
@@ -572,7 +600,8 @@ impl<C: Clock> Refclock<C> {
                 });
                 self.outlier_streak = 0;
                 self.consecutive_good = 0;
-                if matches!(self.state, SyncState::Locked | SyncState::Holdover) {
+                let held = self.label_hold.take().is_some();
+                if matches!(self.state, SyncState::Locked | SyncState::Holdover) || held {
                     self.set_state(
                         SyncState::Acquiring,
                         format!("phase jump of {jump:.0} ns"),
@@ -684,7 +713,7 @@ impl<C: Clock> Refclock<C> {
 
     fn evaluate_lock(&mut self, mono: MonoNanos) {
         let Some(k) = &self.kf else { return };
-        if self.disagreement.is_some() {
+        if self.disagreement.is_some() || self.label_hold.is_some() {
             return;
         }
         let err = k.x.abs() + self.cfg.error_bound_sigmas * k.pxx.sqrt();
@@ -786,28 +815,57 @@ impl<C: Clock> Refclock<C> {
         }
         let diff = said - assigned;
         if diff == 0 {
-            if let Some((d, _)) = self.disagreement.take() {
-                info!(offset_s = d, "receiver labels agree with the clock again");
+            if let Some(d) = self.disagreement.take() {
+                self.labels_agree_again(d, mono);
             }
             return;
         }
-        let since = match self.disagreement {
-            Some((d, since)) if d == diff => since,
-            _ => {
-                if self.disagreement.is_none() {
-                    warn!(offset_s = diff, label = %epoch.utc, "receiver labels a pulse with another second than the clock");
+        let dispute = match self.disagreement {
+            Some(d) if d.offset_s == diff => Dispute {
+                epochs: d.epochs.saturating_add(1),
+                ..d
+            },
+            previous => {
+                let leap = if previous.is_none() {
+                    self.unannounced_leap(said, assigned)
+                } else {
+                    None
+                };
+                match leap {
+                    Some((change, _)) => warn!(
+                        offset_s = diff,
+                        label = %epoch.utc,
+                        leap = ?change,
+                        "receiver labels changed by one second at the end of a month: an unannounced leap second?"
+                    ),
+                    None if previous.is_none() => warn!(
+                        offset_s = diff,
+                        label = %epoch.utc,
+                        "receiver labels a pulse with another second than the clock"
+                    ),
+                    None => {}
                 }
-                self.disagreement = Some((diff, mono));
-                mono
+                Dispute {
+                    offset_s: diff,
+                    since: mono,
+                    epochs: 1,
+                    leap,
+                }
             }
         };
+        self.disagreement = Some(dispute);
         self.reject(RejectReason::MislabelledSecond, mono, || {
             format!(
                 "receiver says {}, clock says {assigned} (+{diff} s)",
                 epoch.utc
             )
         });
-        if mono.nanos_since(since) >= self.cfg.label_confirm_s as i64 * NS_I {
+        if let Some((change, midnight)) = dispute.leap
+            && dispute.epochs >= UNANNOUNCED_LEAP_EPOCHS
+        {
+            return self.follow_unannounced_leap(dispute, change, midnight, mono);
+        }
+        if mono.nanos_since(dispute.since) >= self.cfg.label_confirm_s as i64 * NS_I {
             warn!(
                 offset_s = diff,
                 lasted_s = self.cfg.label_confirm_s,
@@ -829,6 +887,130 @@ impl<C: Clock> Refclock<C> {
                 e.label = None;
             }
             self.step_allowed = true;
+            return;
+        }
+        self.check_label_dispute(mono);
+    }
+
+    /// The midnight and kind of leap second that a disagreement starting now
+    /// (receiver `said`, clock `assigned`) would be, if it is exactly one
+    /// second, starts at the end of a month, and no leap was expected there.
+    /// An insert makes the receiver one second behind a clock that did not
+    /// repeat 23:59:59; a delete, one second ahead.
+    fn unannounced_leap(&self, said: i64, assigned: i64) -> Option<(LeapChange, i64)> {
+        let change = match said - assigned {
+            -1 => LeapChange::Insert,
+            1 => LeapChange::Delete,
+            _ => return None,
+        };
+        let first_new_second = said.max(assigned);
+        let midnight = (0..=UNANNOUNCED_LEAP_SLACK_S)
+            .map(|back| first_new_second - back)
+            .find(|&m| m.rem_euclid(86_400) == 0 && end_of_month_unix_s(m - 1) == Some(m))?;
+        let expected = matches!(self.pending_leap, (c, Some(at), _) if c != LeapChange::None && at == midnight)
+            || self.last_leap_end_s == Some(midnight);
+        (!expected).then_some((change, midnight))
+    }
+
+    /// Believes the receiver about a leap second nobody announced: the clock
+    /// takes the step the kernel would have taken at midnight. UTC moved, not
+    /// the clock's phase, so the filter keeps running.
+    fn follow_unannounced_leap(
+        &mut self,
+        d: Dispute,
+        change: LeapChange,
+        midnight: i64,
+        mono: MonoNanos,
+    ) {
+        let step = d.offset_s * NS_I;
+        if let Err(e) = self.clock.step(step) {
+            warn!(error = %e, "could not step the clock for an unannounced leap second; waiting for the receiver to be confirmed");
+            if let Some(dispute) = self.disagreement.as_mut() {
+                dispute.leap = None;
+            }
+            return self.check_label_dispute(mono);
+        }
+        for e in self.edges.iter_mut() {
+            e.stamp += step;
+            e.label = e.label.map(|l| l + d.offset_s);
+        }
+        if let Some(r) = self.last_raw.as_mut() {
+            r.stamp += step;
+        }
+        self.steps += 1;
+        self.last_step = Some((mono, step));
+        self.disagreement = None;
+        let when = UtcSecond::from_unix_secs(midnight)
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| midnight.to_string());
+        warn!(
+            leap = ?change,
+            midnight = %when,
+            step_ns = step,
+            after_epochs = d.epochs,
+            "unannounced leap second: neither the receiver nor leap-seconds.list announced it; the clock now follows the receiver"
+        );
+        let reason = format!("followed an unannounced leap second ({change:?}) at {when}");
+        match self.label_hold.take() {
+            Some(previous) => self.set_state(previous, reason, mono),
+            None => self.state_reason = reason,
+        }
+    }
+
+    /// The labels agree with the clock again: the disagreement was the
+    /// receiver's, and serving resumes without a step.
+    fn labels_agree_again(&mut self, d: Dispute, mono: MonoNanos) {
+        let lasted = mono.nanos_since(d.since) as f64 / NS;
+        match self.label_hold.take() {
+            Some(previous) => {
+                let to = if self.kf.is_some() {
+                    previous
+                } else {
+                    SyncState::Acquiring
+                };
+                self.set_state(
+                    to,
+                    format!(
+                        "receiver labels agree with the clock again after {lasted:.0} s at {:+} s; no step",
+                        d.offset_s
+                    ),
+                    mono,
+                );
+            }
+            None => info!(
+                offset_s = d.offset_s,
+                lasted_s = lasted,
+                "receiver labels agree with the clock again"
+            ),
+        }
+    }
+
+    /// Whether a whole-second disagreement forbids serving at `mono`: it has
+    /// outlasted the grace, or serving was already suspended for one.
+    fn label_dispute_blocks(&self, mono: MonoNanos) -> bool {
+        self.label_hold.is_some()
+            || self.disagreement.is_some_and(|d| {
+                mono.nanos_since(d.since) > self.cfg.label_disagreement_grace_s as i64 * NS_I
+            })
+    }
+
+    /// Suspends serving once a disagreement outlasts the grace.
+    fn check_label_dispute(&mut self, mono: MonoNanos) {
+        let Some(d) = self.disagreement else { return };
+        if self.label_hold.is_some() || !self.label_dispute_blocks(mono) {
+            return;
+        }
+        self.label_hold = Some(self.state);
+        let reason = format!(
+            "receiver labels disagree with the clock by {:+} s for over {} s: not serving until they agree again (no step) or the receiver is believed after {} s",
+            d.offset_s, self.cfg.label_disagreement_grace_s, self.cfg.label_confirm_s
+        );
+        match self.state {
+            SyncState::Locked | SyncState::Holdover => {
+                self.set_state(SyncState::Unsynchronised, reason, mono)
+            }
+            // Not serving from the reference anyway; say why it is stuck.
+            SyncState::Acquiring | SyncState::Unsynchronised => self.state_reason = reason,
         }
     }
 
@@ -883,6 +1065,7 @@ impl<C: Clock> Refclock<C> {
         }
         self.age_reach(mono);
         self.update_leap(now);
+        self.check_label_dispute(mono);
         self.run_timeouts(mono);
         self.report_to_clock(mono, now.realtime.secs());
     }
@@ -1076,6 +1259,11 @@ impl<C: Clock> Refclock<C> {
         };
         let within_limit =
             || self.error_bound(mono).0 <= self.cfg.holdover_max_root_dispersion_us * 1000.0;
+        // Which second it is is in dispute: not even the local fallback is
+        // served, since the clock may be whole seconds off.
+        if self.label_dispute_blocks(mono) {
+            return (16, reference);
+        }
         let fallback = match self.cfg.local_stratum {
             Some(s) if self.ever_locked => (s, ReferenceId::LOCAL),
             _ => (16, reference),
@@ -1139,10 +1327,13 @@ impl<C: Clock> Refclock<C> {
             nmea: self.nmea.clone(),
             rejections: self.rejections,
             last_rejection: self.last_rejection.clone(),
-            label_disagreement: self.disagreement.map(|(d, since)| LabelDisagreement {
-                offset_s: d,
-                duration_s: mono.nanos_since(since) as f64 / NS,
+            label_disagreement: self.disagreement.map(|d| LabelDisagreement {
+                offset_s: d.offset_s,
+                duration_s: mono.nanos_since(d.since) as f64 / NS,
                 confirm_after_s: self.cfg.label_confirm_s,
+                grace_s: self.cfg.label_disagreement_grace_s,
+                serving_suspended: self.label_dispute_blocks(mono),
+                unannounced_leap: d.leap.map(|(c, _)| c),
             }),
             steps: self.steps,
         }

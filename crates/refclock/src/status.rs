@@ -259,6 +259,14 @@ pub struct LabelDisagreement {
     pub duration_s: f64,
     /// How long it may last before the receiver is believed.
     pub confirm_after_s: u64,
+    /// How long it may last while the box keeps serving as synchronised.
+    pub grace_s: u64,
+    /// Whether it has outlasted the grace: the box serves LI=3 / stratum 16
+    /// until the labels agree again or the receiver is believed.
+    pub serving_suspended: bool,
+    /// Set when it began at the end of a month by exactly one second: a leap
+    /// second nobody announced, followed after a few consistent seconds.
+    pub unannounced_leap: Option<LeapChange>,
 }
 
 /// Holdover in progress.

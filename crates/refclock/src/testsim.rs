@@ -165,6 +165,9 @@ pub struct World {
     pub spurious: Vec<f64>,
     /// Unix second of the midnight after an inserted leap second.
     pub leap_insert_at: Option<i64>,
+    /// Unix second of the midnight after a deleted leap second (23:59:59
+    /// skipped).
+    pub leap_delete_at: Option<i64>,
     /// How long before the leap the receiver announces it, s.
     pub leap_announce_s: i64,
     /// (from_s, extra_ns): the PPS latency changes for good (a phase jump).
@@ -192,6 +195,7 @@ impl Default for World {
             wrong_second: vec![],
             spurious: vec![],
             leap_insert_at: None,
+            leap_delete_at: None,
             leap_announce_s: 6 * 3600,
             latency_steps: vec![],
             clock_jumps: vec![],
@@ -221,10 +225,16 @@ fn in_any(v: &[(i64, i64)], s: i64) -> bool {
 }
 
 /// The label a receiver gives to the true Unix second `s` (inserting
-/// 23:59:60 before `leap_at`).
+/// 23:59:60 before `leap_at`, or skipping 23:59:59 before `delete_at`).
 /// True seconds run on uniformly; with an insert, true second `at` is
-/// 23:59:60 and every later one is labelled one Unix second less.
-fn label_for(s: i64, leap_at: Option<i64>) -> Option<UtcSecond> {
+/// 23:59:60 and every later one is labelled one Unix second less; with a
+/// delete, true second `at - 1` is labelled `at` and every later one a second more.
+fn label_for(s: i64, leap_at: Option<i64>, delete_at: Option<i64>) -> Option<UtcSecond> {
+    if let Some(at) = delete_at
+        && s >= at - 1
+    {
+        return UtcSecond::from_unix_secs(s + 1);
+    }
     match leap_at {
         Some(at) if s == at => {
             let dt = chrono::DateTime::from_timestamp(s - 1, 0)?.naive_utc();
@@ -316,13 +326,16 @@ impl World {
                         .find(|w| second >= w.0 && second < w.1)
                         .map(|w| w.2)
                         .unwrap_or(0);
-                    let Some(utc) = label_for(true_s + wrong, self.leap_insert_at) else {
+                    let Some(utc) =
+                        label_for(true_s + wrong, self.leap_insert_at, self.leap_delete_at)
+                    else {
                         continue;
                     };
-                    let leap = match self.leap_insert_at {
-                        Some(at) if true_s < at && true_s >= at - self.leap_announce_s => {
-                            LeapChange::Insert
-                        }
+                    let announced =
+                        |at: i64, until: i64| true_s < until && true_s >= at - self.leap_announce_s;
+                    let leap = match (self.leap_insert_at, self.leap_delete_at) {
+                        (Some(at), _) if announced(at, at) => LeapChange::Insert,
+                        (_, Some(at)) if announced(at, at - 1) => LeapChange::Delete,
                         _ => LeapChange::None,
                     };
                     let a = clock.arrival();
