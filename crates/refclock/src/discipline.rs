@@ -20,8 +20,8 @@ use crate::filter::{FilterBank, Kalman, NoiseLearner, NoiseParams};
 use crate::leapfile::{LeapTable, end_of_month_unix_s};
 use crate::pairing::{DelayLearner, Pairing};
 use crate::status::{
-    HoldoverStatus, LabelDisagreement, LeapSource, NmeaStatus, NoiseStatus, PpsStatus, ReferenceId,
-    RejectReason, RejectionEvent, Rejections, Status, SyncState,
+    HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
+    PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,
 };
 use skytime_gnss::Epoch;
 use skytime_pps::PpsEdge;
@@ -157,6 +157,7 @@ pub struct Refclock<C: Clock> {
     rx_leap_absent: u32,
     rx_leap_ignore_until_s: i64,
     pending_leap: (LeapChange, Option<i64>, Option<LeapSource>),
+    leap_sources_disagree: Option<LeapSourceDisagreement>,
     armed: LeapChange,
     last_leap_end_s: Option<i64>,
     last_leap_window_edge: Option<MonoNanos>,
@@ -240,6 +241,7 @@ impl<C: Clock> Refclock<C> {
             rx_leap_absent: 0,
             rx_leap_ignore_until_s: i64::MIN,
             pending_leap: (LeapChange::None, None, None),
+            leap_sources_disagree: None,
             armed: LeapChange::None,
             last_leap_end_s: None,
             last_leap_window_edge: None,
@@ -1191,16 +1193,14 @@ impl<C: Clock> Refclock<C> {
             && self.rx_leap_count >= LEAP_ANNOUNCE_EPOCHS
             && now_s >= self.rx_leap_ignore_until_s)
             .then_some(self.rx_leap);
-        let file = self
+        // What an unexpired file says about this month's end, leap or not.
+        let file_view = self
             .leap_table
             .as_ref()
-            .and_then(|t| t.leap_at_end_of_month(now_s))
-            .filter(|(c, _)| *c != LeapChange::None);
+            .and_then(|t| t.leap_at_end_of_month(now_s));
+        let file = file_view.filter(|(c, _)| *c != LeapChange::None);
+        self.compare_leap_sources(receiver, file_view.map(|(c, _)| c), end);
         let pending = match (receiver, file) {
-            (Some(c), Some((fc, _))) if c != fc => {
-                tracing::debug!(receiver = ?c, file = ?fc, "receiver and leap file disagree; following the receiver");
-                (c, Some(end), Some(LeapSource::Receiver))
-            }
             (Some(c), _) => (c, Some(end), Some(LeapSource::Receiver)),
             (None, Some((c, at))) => (c, Some(at), Some(LeapSource::LeapFile)),
             (None, None) => (LeapChange::None, None, None),
@@ -1228,6 +1228,48 @@ impl<C: Clock> Refclock<C> {
                 Err(e) => warn!(error = %e, "could not set the leap flag"),
             }
         }
+    }
+
+    /// Notes (once, at warn) when the receiver announces something for the
+    /// midnight `end` that an unexpired leap-seconds file contradicts. The
+    /// receiver is followed, as before; a receiver that announces nothing is
+    /// no contradiction (many cannot announce at all).
+    fn compare_leap_sources(
+        &mut self,
+        receiver: Option<LeapChange>,
+        file: Option<LeapChange>,
+        end: i64,
+    ) {
+        let now = match (receiver, file) {
+            (Some(r), Some(f)) if r != f => Some(LeapSourceDisagreement {
+                receiver: r,
+                leap_file: f,
+                at: UnixNanos(end * NS_I),
+                following: LeapSource::Receiver,
+            }),
+            _ => None,
+        };
+        if now == self.leap_sources_disagree {
+            return;
+        }
+        let midnight = || {
+            UtcSecond::from_unix_secs(end)
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| end.to_string())
+        };
+        match now {
+            Some(d) => warn!(
+                receiver = ?d.receiver,
+                leap_seconds_file = ?d.leap_file,
+                midnight = %midnight(),
+                following = "receiver",
+                "the receiver's leap announcement and leap-seconds.list disagree about the coming midnight; following the receiver"
+            ),
+            None => {
+                info!("the receiver's leap announcement and leap-seconds.list no longer disagree")
+            }
+        }
+        self.leap_sources_disagree = now;
     }
 
     // ------------------------------------------------------------------- status
@@ -1304,6 +1346,7 @@ impl<C: Clock> Refclock<C> {
             leap_at: self.pending_leap.1.map(|s| UnixNanos(s * NS_I)),
             leap_source: self.pending_leap.2,
             leap_armed: self.armed,
+            leap_sources_disagree: self.leap_sources_disagree,
             reference_time: self.last_sample.map(|s| UnixNanos(s.label * NS_I)),
             root_dispersion_ns: bound,
             dispersion_rate_ns_per_s: rate,

@@ -21,8 +21,8 @@ pub use config::{RefclockConfig, ReferenceIdChoice};
 pub use discipline::Refclock;
 pub use drift::{DriftError, DriftRecord};
 pub use status::{
-    HoldoverStatus, LabelDisagreement, LeapSource, NmeaStatus, NoiseStatus, PpsStatus, ReferenceId,
-    RejectReason, RejectionEvent, Rejections, Status, SyncState,
+    HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
+    PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,
 };
 
 #[cfg(test)]

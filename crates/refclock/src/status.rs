@@ -72,6 +72,23 @@ pub enum LeapSource {
     LeapFile,
 }
 
+/// The receiver's leap announcement and leap-seconds.list disagreeing about
+/// the coming midnight: one of them is wrong, and the operator should know
+/// which one the box follows before the midnight decides.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LeapSourceDisagreement {
+    /// What the receiver announces (never `None`: a receiver that says
+    /// nothing may simply not be able to announce).
+    pub receiver: LeapChange,
+    /// What the (unexpired) leap-seconds file says about the same midnight
+    /// (`None`: no leap second there).
+    pub leap_file: LeapChange,
+    /// The midnight in question (the end of this UTC month).
+    pub at: UnixNanos,
+    /// The source the box follows.
+    pub following: LeapSource,
+}
+
 /// Why an edge or an epoch was not used. Each has a counter in
 /// [`Rejections`] and an explanation from [`RejectReason::explain`].
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
@@ -319,6 +336,9 @@ pub struct Status {
     pub leap_source: Option<LeapSource>,
     /// Whether the clock's insert/delete flag is armed for tonight.
     pub leap_armed: LeapChange,
+    /// Set while the receiver and leap-seconds.list disagree about the
+    /// coming midnight.
+    pub leap_sources_disagree: Option<LeapSourceDisagreement>,
     /// Last time the clock was updated from the reference.
     pub reference_time: Option<UnixNanos>,
     /// Root dispersion (error bound) at `as_of`, in nanoseconds.

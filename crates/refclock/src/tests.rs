@@ -679,3 +679,122 @@ fn leap_seconds_file_announces_what_a_silent_receiver_does_not() {
             .all(|o| (o.error_ns + 1e9).abs() < 1000.0)
     );
 }
+
+/// Runs `f` with a subscriber that records every log line at info and above.
+fn with_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink(Arc::new(Mutex::new(Vec::new())));
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text =
+        String::from_utf8_lossy(&sink.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    (out, text)
+}
+
+#[test]
+fn receiver_and_leap_file_disagreeing_is_logged_once_at_warn_and_shown() {
+    let cfg = RefclockConfig {
+        leap_seconds_file: Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/leap-seconds.list"),
+        ),
+        ..test_config()
+    };
+    // (the world, what the receiver announces, what the file says)
+    let insert_2016 = 1_483_228_800; // in the file
+    let end_2025 = 1_767_225_600; // not in the file (which expires mid-2026)
+    let cases = [
+        (
+            World {
+                start_unix_s: end_2025 - 1800,
+                leap_insert_at: Some(end_2025),
+                tick_ms: 100,
+                ..World::default()
+            },
+            LeapChange::Insert,
+            LeapChange::None,
+            end_2025,
+        ),
+        (
+            World {
+                start_unix_s: insert_2016 - 1800,
+                leap_delete_at: Some(insert_2016),
+                tick_ms: 100,
+                ..World::default()
+            },
+            LeapChange::Delete,
+            LeapChange::Insert,
+            insert_2016,
+        ),
+    ];
+    for (w, receiver, file, at) in cases {
+        let ((obs, rc), logs) = with_logs(|| w.run(&cfg, 2400));
+        let before = &obs[1700].status;
+        let d = before
+            .leap_sources_disagree
+            .unwrap_or_else(|| panic!("{receiver:?} vs {file:?} not shown"));
+        assert_eq!(
+            (d.receiver, d.leap_file, d.at.secs(), d.following),
+            (receiver, file, at, crate::LeapSource::Receiver)
+        );
+        assert_eq!(before.leap, receiver);
+        assert_eq!(before.leap_source, Some(crate::LeapSource::Receiver));
+        let warned: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains("leap-seconds.list disagree"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{logs}");
+        let line = warned[0];
+        eprintln!("{line}");
+        assert!(line.contains(" WARN "), "{line}");
+        assert!(line.contains(&format!("receiver={receiver:?}")), "{line}");
+        assert!(
+            line.contains(&format!("leap_seconds_file={file:?}")),
+            "{line}"
+        );
+        // Once the midnight has passed, nothing is left to disagree about.
+        assert_eq!(rc.status().leap_sources_disagree, None);
+    }
+}
+
+#[test]
+fn agreeing_or_silent_leap_sources_are_no_disagreement() {
+    let cfg = RefclockConfig {
+        leap_seconds_file: Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/leap-seconds.list"),
+        ),
+        ..test_config()
+    };
+    let at = 1_483_228_800;
+    for announce_s in [6 * 3600, 0] {
+        let w = World {
+            start_unix_s: at - 1800,
+            leap_insert_at: Some(at),
+            leap_announce_s: announce_s,
+            tick_ms: 100,
+            ..World::default()
+        };
+        let ((obs, _), logs) = with_logs(|| w.run(&cfg, 1790));
+        assert!(obs.iter().all(|o| o.status.leap_sources_disagree.is_none()));
+        assert_eq!(obs[1700].status.leap, LeapChange::Insert);
+        assert!(!logs.contains("disagree about"), "{logs}");
+    }
+}
