@@ -311,11 +311,16 @@ impl Scenario {
                 format!("must be less than duration_s ({})", self.duration_s),
             );
         }
-        if parse_utc(&self.start_utc).is_none() {
-            bad(
+        match parse_utc(&self.start_utc) {
+            None => bad(
                 "start_utc",
                 format!("`{}` is not an RFC 3339 instant", self.start_utc),
-            );
+            ),
+            Some(t) if t.nanosecond() != 0 => bad(
+                "start_utc",
+                "must be a whole second (the simulated receiver labels whole seconds)".into(),
+            ),
+            Some(_) => {}
         }
         let finite_nonneg = |v: f64| v.is_finite() && v >= 0.0;
         let c = &self.clock;
@@ -577,10 +582,16 @@ insert_at_utc = "2016-12-31T23:59:60Z"
         let text = FULL
             .replace("warmup_s = 10", "warmup_s = 100")
             .replace("delay_ms = 350", "delay_ms = 1200")
-            .replace("offset_s = 1", "offset_s = 0");
+            .replace("offset_s = 1", "offset_s = 0")
+            .replace("23:00:00Z", "23:00:00.5Z");
         let err = Scenario::parse(&text, "x").expect_err("invalid");
         let msg = err.to_string();
-        for key in ["warmup_s", "nmea.delay_ms", "nmea.wrong_second[0].offset_s"] {
+        for key in [
+            "warmup_s",
+            "nmea.delay_ms",
+            "nmea.wrong_second[0].offset_s",
+            "start_utc",
+        ] {
             assert!(msg.contains(key), "{key} missing from {msg}");
         }
     }
@@ -592,7 +603,10 @@ insert_at_utc = "2016-12-31T23:59:60Z"
         let names: Vec<&str> = all.iter().map(|(_, s)| s.name.as_str()).collect();
         assert!(names.len() >= 2, "{names:?}");
         for required in ["s0-chrony-anchor", "s1-pi-gps-hat"] {
-            assert!(names.contains(&required), "{required} missing from {names:?}");
+            assert!(
+                names.contains(&required),
+                "{required} missing from {names:?}"
+            );
         }
         let mut sorted = names.clone();
         sorted.sort_by_key(|n| natural_key(n));
