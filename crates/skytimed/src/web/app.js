@@ -145,10 +145,11 @@ function renderStatus(s) {
     + (s.endpoints.metrics ? " · metrics " + s.endpoints.metrics : "");
 }
 
-// The plot: offset as a line, jitter as a band around zero, last hour.
-// The y scale covers the 99th percentile of |offset| and jitter, so a
-// start-up step does not flatten an hour of nanoseconds; clipped points are
-// drawn at the edge and counted in the note.
+// The plot: offset as a line, jitter as a band around zero, over the last
+// hour (or, while the daemon is younger, the time it has run, at least two
+// minutes). The y scale covers the 95th percentile of |offset| and jitter with
+// room to spare, so a start-up step does not flatten an hour of nanoseconds;
+// clipped points are drawn at the edge and counted in the note.
 function renderHistory(h) {
   const plot = $("plot");
   plot.replaceChildren();
@@ -160,13 +161,18 @@ function renderHistory(h) {
     return;
   }
   const tEnd = h.t[n - 1];
-  const tStart = tEnd - 3600;
+  const steps = [30, 60, 120, 300, 600];
+  const span = Math.min(3600, Math.max(120, Math.ceil((tEnd - h.t[0]) / 60) * 60));
+  const step = steps.find((s) => span / s <= 8) || 600;
+  const tStart = tEnd - span;
   const mags = [];
-  for (let i = 0; i < n; i++) mags.push(Math.abs(h.offset_ns[i]), h.jitter_ns[i]);
+  for (let i = 0; i < n; i++) {
+    if (h.t[i] >= tStart) mags.push(Math.abs(h.offset_ns[i]), h.jitter_ns[i]);
+  }
   mags.sort((a, b) => a - b);
-  let ymax = mags[Math.min(mags.length - 1, Math.floor(mags.length * 0.99))] * 1.2;
+  let ymax = mags[Math.min(mags.length - 1, Math.floor(mags.length * 0.95))] * 1.5;
   if (!(ymax > 0)) ymax = 1;
-  const x = (t) => L + ((t - tStart) / 3600) * (W - L - R);
+  const x = (t) => L + ((t - tStart) / span) * (W - L - R);
   const y = (v) => T + (1 - (Math.max(-ymax, Math.min(ymax, v)) + ymax) / (2 * ymax)) * (H - T - B);
 
   for (let k = -2; k <= 2; k++) {
@@ -174,25 +180,27 @@ function renderHistory(h) {
     plot.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: k === 0 ? "zero" : "grid" }));
     plot.append(svg("text", { x: L - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, ns(v, k !== 0)));
   }
-  for (let m = 0; m <= 60; m += 10) {
-    const t = tStart + m * 60;
+  for (let ago = 0; ago <= span; ago += step) {
+    const t = tEnd - ago;
+    const label = ago === 0 ? "now" : "−" + (ago % 60 === 0 ? ago / 60 + " min" : ago + " s");
     plot.append(svg("line", { x1: x(t), x2: x(t), y1: T, y2: H - B, class: "grid" }));
-    plot.append(svg("text", { x: x(t), y: H - 8, class: "axis", "text-anchor": "middle" }, m === 60 ? "now" : "−" + (60 - m) + " min"));
+    plot.append(svg("text", { x: x(t), y: H - 8, class: "axis", "text-anchor": ago === span ? "start" : (ago === 0 ? "end" : "middle") }, label));
   }
 
-  let upper = "", lower = "", line = "", clipped = 0, first = true;
+  let upper = "", lower = "", line = "", clipped = 0, drawn = 0;
   for (let i = 0; i < n; i++) {
     if (h.t[i] < tStart) continue;
     const xi = x(h.t[i]).toFixed(1);
-    upper += (first ? "M" : "L") + xi + "," + y(h.jitter_ns[i]).toFixed(1);
+    upper += (drawn ? "L" : "M") + xi + "," + y(h.jitter_ns[i]).toFixed(1);
     lower = "L" + xi + "," + y(-h.jitter_ns[i]).toFixed(1) + lower;
-    line += (first ? "M" : "L") + xi + "," + y(h.offset_ns[i]).toFixed(1);
+    line += (drawn ? "L" : "M") + xi + "," + y(h.offset_ns[i]).toFixed(1);
     if (Math.abs(h.offset_ns[i]) > ymax) clipped++;
-    first = false;
+    drawn++;
   }
   plot.append(svg("path", { d: upper + lower + "Z", class: "jitter" }));
-  plot.append(svg("path", { d: line, class: "offset", "data-points": String(n) }));
-  $("plot-note").textContent = "· " + n + " points" + (clipped ? " · " + clipped + " off-scale (start-up or re-acquisition)" : "");
+  plot.append(svg("path", { d: line, class: "offset", "data-points": String(drawn) }));
+  $("plot-note").textContent = "· " + drawn + " points over " + (span >= 3600 ? "the last hour" : span / 60 + " min")
+    + (clipped ? " · " + clipped + " off-scale (start-up or re-acquisition)" : "");
 }
 
 async function getJSON(path) {
