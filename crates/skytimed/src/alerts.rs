@@ -53,6 +53,17 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// Lower-case name, as the Prometheus rules' `severity` label spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 impl AlertKind {
     /// Every alert, in the order they are shown.
     pub const ALL: [AlertKind; 9] = [
@@ -231,19 +242,15 @@ impl Transition {
         }
     }
 
-    /// Logs the transition once: raised at warn (error for critical), cleared at info.
+    /// Logs the transition once: raised at warn, cleared at info.
     pub fn log(&self) {
         match self {
             Transition::Raised { kind, message } => {
-                if kind.severity() == Severity::Critical {
-                    tracing::error!(
-                        alert = kind.name(),
-                        severity = "critical",
-                        "alert raised: {message}"
-                    );
-                } else {
-                    tracing::warn!(alert = kind.name(), severity = ?kind.severity(), "alert raised: {message}");
-                }
+                tracing::warn!(
+                    alert = kind.name(),
+                    severity = kind.severity().as_str(),
+                    "alert raised: {message}"
+                );
             }
             Transition::Cleared {
                 kind,

@@ -343,22 +343,20 @@ pub fn scrape(registry: &Registry) -> Result<String, std::fmt::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctl::report::ClientRates;
     use crate::state::DaemonState;
     use skytime_timebase::{MonoNanos, UnixNanos};
 
     fn scrape_sample() -> String {
-        let ctx = Arc::new(ReportContext {
-            daemon: Arc::new(DaemonState::new(
+        let ctx = Arc::new(ReportContext::new(
+            Arc::new(DaemonState::new(
                 crate::alerts::sample_locked_status(),
                 true,
                 UnixNanos(0),
             )),
-            started: MonoNanos(0),
-            gnss_device: "/dev/ttyAMA0".into(),
-            pps_device: "/dev/pps0".into(),
-            client_rates: ClientRates::default(),
-        });
+            MonoNanos(0),
+            "/dev/ttyAMA0".into(),
+            "/dev/pps0".into(),
+        ));
         scrape(&registry(ctx)).unwrap_or_else(|e| panic!("encode: {e}"))
     }
 

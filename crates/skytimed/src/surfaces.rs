@@ -8,7 +8,7 @@
 
 use crate::alerts::AlertTask;
 use crate::config::Config;
-use crate::ctl::report::{ClientRates, ReportContext, now_mono};
+use crate::ctl::report::{ReportContext, now_mono};
 use crate::ctl::server::SocketFile;
 use crate::state::DaemonState;
 use anyhow::{Context, Result};
@@ -124,17 +124,17 @@ pub fn start(
 ) -> Result<Surfaces> {
     let _enter = runtime.enter();
     let started = now_mono();
-    let ctx = Arc::new(ReportContext {
-        pps_device: if daemon.simulated {
-            "simulated".to_string()
-        } else {
-            config.pps.device.display().to_string()
-        },
-        gnss_device: config.gnss.device.display().to_string(),
-        daemon: Arc::clone(&daemon),
+    let pps_device = if daemon.simulated {
+        "simulated".to_string()
+    } else {
+        config.pps.device.display().to_string()
+    };
+    let ctx = Arc::new(ReportContext::new(
+        Arc::clone(&daemon),
         started,
-        client_rates: ClientRates::default(),
-    });
+        config.gnss.device.display().to_string(),
+        pps_device,
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Control socket first: a live daemon on it means this one must not start.
@@ -195,6 +195,7 @@ pub fn start(
             }
             alerts.step(&tick_ctx.daemon, now_mono());
             tick_ctx.sample_clients();
+            tick_ctx.refresh_history();
         }
     });
     surfaces.stop = Some(stop_tx);

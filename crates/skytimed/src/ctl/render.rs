@@ -388,23 +388,22 @@ pub fn clients(r: &ClientsReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctl::report::{ClientRates, ReportContext, sources_from};
+    use crate::ctl::report::{ReportContext, sources_from};
     use crate::state::DaemonState;
     use skytime_timebase::{MonoNanos, UnixNanos};
     use std::sync::Arc;
 
     fn report() -> StatusReport {
-        let ctx = ReportContext {
-            daemon: Arc::new(DaemonState::new(
+        let ctx = ReportContext::new(
+            Arc::new(DaemonState::new(
                 crate::alerts::sample_locked_status(),
                 false,
                 UnixNanos(0),
             )),
-            started: MonoNanos(0),
-            gnss_device: "/dev/ttyAMA0".into(),
-            pps_device: "/dev/pps0".into(),
-            client_rates: ClientRates::default(),
-        };
+            MonoNanos(0),
+            "/dev/ttyAMA0".into(),
+            "/dev/pps0".into(),
+        );
         ctx.status()
     }
 

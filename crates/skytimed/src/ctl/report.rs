@@ -5,7 +5,7 @@
 
 use crate::alerts::fix_mode_name;
 use crate::ctl::protocol::*;
-use crate::state::DaemonState;
+use crate::state::{DaemonState, HistoryPoint};
 use skytime_gnss::FixMode;
 use skytime_ntp::{ClientSummary, Outcome};
 use skytime_refclock::Status;
@@ -32,6 +32,10 @@ pub struct ReportContext {
     pub pps_device: String,
     /// Per-client request rates.
     pub client_rates: ClientRates,
+    /// The history as of the last tick: web requests read this copy, so
+    /// however many there are, the discipline's history lock is taken by the
+    /// surfaces only once a second.
+    history: arc_swap::ArcSwap<Vec<HistoryPoint>>,
 }
 
 /// Now on the monotonic clock every time source of the daemon uses (the
@@ -98,6 +102,33 @@ pub const OUTCOME_GROUPS: [&str; 6] = [
 ];
 
 impl ReportContext {
+    /// A context over `daemon`; "never seen" and uptime count from `started`.
+    pub fn new(
+        daemon: Arc<DaemonState>,
+        started: MonoNanos,
+        gnss_device: String,
+        pps_device: String,
+    ) -> Self {
+        Self {
+            daemon,
+            started,
+            gnss_device,
+            pps_device,
+            client_rates: ClientRates::default(),
+            history: arc_swap::ArcSwap::from_pointee(Vec::new()),
+        }
+    }
+
+    /// Once a second: copies the daemon's history for the web API.
+    pub fn refresh_history(&self) {
+        self.history.store(Arc::new(self.daemon.history()));
+    }
+
+    /// The history as of the last [`ReportContext::refresh_history`].
+    pub fn history(&self) -> Arc<Vec<HistoryPoint>> {
+        self.history.load_full()
+    }
+
     /// The full status report, as of the latest snapshot.
     pub fn status(&self) -> StatusReport {
         let now = now_mono();
@@ -246,7 +277,7 @@ impl ReportContext {
                 .iter()
                 .map(|a| AlertReport {
                     name: a.kind.name().to_string(),
-                    severity: format!("{:?}", a.kind.severity()).to_lowercase(),
+                    severity: a.kind.severity().as_str().to_string(),
                     since: rfc3339(mono_to_realtime(&s, a.since)),
                     active_for_s: age(a.since),
                     message: a.message.clone(),

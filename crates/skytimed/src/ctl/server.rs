@@ -282,7 +282,6 @@ async fn write_line(write: &mut tokio::net::unix::OwnedWriteHalf, text: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctl::report::ClientRates;
     use crate::state::DaemonState;
     use skytime_timebase::{MonoNanos, UnixNanos};
     use std::io::{BufRead, Write};
@@ -293,13 +292,12 @@ mod tests {
             true,
             UnixNanos(0),
         ));
-        Arc::new(ReportContext {
+        Arc::new(ReportContext::new(
             daemon,
-            started: MonoNanos(0),
-            gnss_device: "/dev/ttyAMA0".into(),
-            pps_device: "/dev/pps0".into(),
-            client_rates: ClientRates::default(),
-        })
+            MonoNanos(0),
+            "/dev/ttyAMA0".into(),
+            "/dev/pps0".into(),
+        ))
     }
 
     fn scratch(tag: &str) -> PathBuf {

@@ -104,7 +104,7 @@ fn finite(v: f64) -> f64 {
 
 /// The daemon's history, newer than `since`, as columns.
 pub fn history_columns(ctx: &ReportContext, since: Option<i64>) -> HistoryColumns {
-    let points = ctx.daemon.history();
+    let points = ctx.history();
     let mut out = HistoryColumns::default();
     for p in points
         .iter()
@@ -175,7 +175,6 @@ pub fn router(ctx: Arc<ReportContext>) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctl::report::ClientRates;
     use crate::state::{DaemonState, HistoryPoint};
     use skytime_timebase::{MonoNanos, UnixNanos};
 
@@ -194,13 +193,12 @@ mod tests {
                 root_dispersion_ns: 5.0,
             });
         }
-        let ctx = ReportContext {
-            daemon,
-            started: MonoNanos(0),
-            gnss_device: String::new(),
-            pps_device: String::new(),
-            client_rates: ClientRates::default(),
-        };
+        let ctx = ReportContext::new(daemon, MonoNanos(0), String::new(), String::new());
+        assert!(
+            history_columns(&ctx, None).t.is_empty(),
+            "served before the first refresh"
+        );
+        ctx.refresh_history();
         let all = history_columns(&ctx, None);
         assert_eq!(all.t.len(), 10);
         let recent = history_columns(&ctx, Some(1006));
