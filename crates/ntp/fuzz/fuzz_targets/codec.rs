@@ -31,6 +31,9 @@ fuzz_target!(|data: &[u8]| {
 
     let mut config = ServerConfig::default();
     config.ratelimit.enabled = data.first().is_some_and(|b| b & 1 == 1);
+    // Small tables: a fresh server per input keeps runs reproducible and fast.
+    config.client_table_entries = 64;
+    config.interleaved_table_entries = 64;
     let mut server = Server::new(&config, keys(), -24);
     let state = SystemState {
         synchronised: data.len() % 3 != 0,
@@ -43,13 +46,19 @@ fuzz_target!(|data: &[u8]| {
         as_of: UnixNanos(T0),
         reference_time: UnixNanos(T0),
     };
-    let source: IpAddr = if data.len() % 2 == 0 { "192.168.0.1".parse() } else { "fe80::1".parse() }
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let source: IpAddr = if data.len() % 2 == 0 {
+        "192.168.0.1".parse()
+    } else {
+        "fe80::1".parse()
+    }
+    .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let mut out = [0u8; MIN_OUT_LEN];
     // Twice, so the second request can hit the interleaved path.
     for i in 0..2 {
         let rx = UnixNanos(T0 + i * 1_000_000);
-        if let ServerAction::Reply(reply) = server.handle(data, source, rx, MonoNanos(i), &state, &mut out) {
+        if let ServerAction::Reply(reply) =
+            server.handle(data, source, rx, MonoNanos(i), &state, &mut out)
+        {
             assert!(reply.len <= data.len(), "reply larger than request");
             server.finish(&reply, &mut out, UnixNanos(rx.0 + 1_000));
             server.record_transmit(&reply, UnixNanos(rx.0 + 2_000));
