@@ -379,7 +379,7 @@ impl SimulatedHat {
         let mut attrs = termios::tcgetattr(&pty.slave)?;
         termios::cfmakeraw(&mut attrs);
         termios::tcsetattr(&pty.slave, termios::SetArg::TCSANOW, &attrs)?;
-        let tty_path = PathBuf::from(nix::unistd::ttyname(&pty.slave)?);
+        let tty_path = nix::unistd::ttyname(&pty.slave)?;
         let flags = OFlag::from_bits_truncate(fcntl(&pty.master, FcntlArg::F_GETFL)?);
         fcntl(&pty.master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
 
