@@ -11,11 +11,13 @@ use crate::config::Config;
 use crate::ctl::report::{ReportContext, now_mono};
 use crate::ctl::server::SocketFile;
 use crate::state::DaemonState;
+use crate::web::limits::{BoundedListener, HTTP_IDLE_TIMEOUT, MAX_HTTP_CONNECTIONS};
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::Listener as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,13 +52,18 @@ impl Surfaces {
 }
 
 /// Binds a TCP listener for `what`, with the address in the error.
-fn bind_tcp(addr: SocketAddr, what: &str) -> Result<tokio::net::TcpListener> {
+fn bind_tcp(addr: SocketAddr, what: &str) -> Result<BoundedListener> {
     let std = std::net::TcpListener::bind(addr)
         .with_context(|| format!("cannot listen on {addr} for {what}"))?;
     std.set_nonblocking(true)
         .with_context(|| format!("cannot make the {what} listener non-blocking"))?;
-    tokio::net::TcpListener::from_std(std)
-        .with_context(|| format!("cannot register the {what} listener"))
+    let listener = tokio::net::TcpListener::from_std(std)
+        .with_context(|| format!("cannot register the {what} listener"))?;
+    Ok(BoundedListener::new(
+        listener,
+        MAX_HTTP_CONNECTIONS,
+        HTTP_IDLE_TIMEOUT,
+    ))
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -69,7 +76,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 
 fn spawn_http(
     runtime: &tokio::runtime::Runtime,
-    listener: tokio::net::TcpListener,
+    listener: BoundedListener,
     app: Router,
     stop: watch::Receiver<bool>,
     what: &'static str,

@@ -8,6 +8,8 @@
 //! `/api/history` (the last hour, one point per second, as columns),
 //! `/api/sources`, `/api/clients`.
 
+pub mod limits;
+
 use crate::ctl::protocol::{DEFAULT_CLIENT_LIMIT, MAX_CLIENT_LIMIT};
 use crate::ctl::report::ReportContext;
 use axum::Router;
