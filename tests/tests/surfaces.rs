@@ -185,6 +185,26 @@ fn metric(m: &BTreeMap<String, f64>, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no series {series} in the scrape"))
 }
 
+/// Sends `n` NTP client requests from one fresh loopback address (within the
+/// rate limit's burst) and waits for each answer; returns that address's count.
+fn query_from_one_client(port: u16, n: u64) -> u64 {
+    let server = SocketAddr::from(([127, 0, 0, 1], port));
+    let addr = next_client_address();
+    let sock = UdpSocket::bind(format!("{addr}:0")).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    sock.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    for i in 0..n {
+        let mut req = [0u8; 48];
+        req[0] = (4 << 3) | 3;
+        req[40..48].copy_from_slice(&(0x5eed_0000u64 + i).to_be_bytes());
+        sock.send_to(&req, server)
+            .unwrap_or_else(|e| panic!("send: {e}"));
+        let mut buf = [0u8; 512];
+        let got = sock.recv_from(&mut buf).map(|(len, _)| len).unwrap_or(0);
+        assert!(got >= 48, "no answer to request {i} from {addr}");
+    }
+    n
+}
+
 #[test]
 fn status_sources_and_metrics_of_a_locked_box_agree() {
     let mut daemon = Daemon::simulate(&[]).expect("start skytimed --simulate");
@@ -202,6 +222,8 @@ fn status_sources_and_metrics_of_a_locked_box_agree() {
 
     wait_for_lock(&mut daemon);
     let sources = wait_for_full_reach(&socket);
+    // A few NTP requests, so "requests by outcome" has something to count.
+    let served = query_from_one_client(daemon.port, 3);
 
     let text = ctl(&["--socket", &socket_arg, "status"]);
     eprintln!("$ skytimectl status\n{text}");
@@ -251,6 +273,11 @@ fn status_sources_and_metrics_of_a_locked_box_agree() {
             .as_f64()
             .is_some_and(|o| o.abs() < 100_000.0),
         "{status:#}"
+    );
+    assert!(
+        status["ntp"]["requests"]["served"].as_u64().unwrap_or(0) >= served,
+        "{:#}",
+        status["ntp"]
     );
     assert!(
         status["endpoints"]["control_socket"].as_str() == Some(socket_arg.as_str()),
@@ -321,6 +348,12 @@ fn status_sources_and_metrics_of_a_locked_box_agree() {
             &format!("skytime_ntp_requests_total{{outcome=\"{outcome}\"}}"),
         );
     }
+    assert!(
+        metric(&m, "skytime_ntp_requests_total{outcome=\"served\"}")
+            >= status["ntp"]["requests"]["served"]
+                .as_f64()
+                .unwrap_or(f64::MAX)
+    );
     assert_eq!(metric(&m, "skytime_state{state=\"locked\"}"), 1.0);
     assert_eq!(metric(&m, "skytime_state{state=\"acquiring\"}"), 0.0);
     assert_eq!(metric(&m, "skytime_synchronised"), 1.0);
@@ -558,6 +591,45 @@ fn wait_for_file(path: &Path, timeout: Duration) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_port_in_use_ends_start_up_with_one_line_and_no_socket_left() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = taken
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string();
+    let state = TempDir::new("busy-port");
+    let port = free_udp_port();
+    let out = run_with_timeout(
+        Command::new(binary("skytimed")).args([
+            "--simulate",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--state-dir",
+            state.path().to_str().unwrap_or_default(),
+            "--metrics-listen",
+            &addr,
+            "--web-listen",
+            "127.0.0.1:0",
+        ]),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("skytimed: error: cannot listen on ")
+            && last.contains(&addr)
+            && last.contains("metrics"),
+        "{err}"
+    );
+    assert!(
+        !state.path().join("skytimed.sock").exists(),
+        "control socket left behind"
+    );
 }
 
 #[test]
