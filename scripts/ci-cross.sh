@@ -3,8 +3,8 @@
 #
 #   1. toolchain: rustup targets, cross gcc, qemu-user and cargo-deb, each
 #      installed only when missing (safe to run again and again)
-#   2. aarch64 (64-bit Raspberry Pi OS): the workspace's unit and integration
-#      tests, run under qemu-aarch64
+#   2. aarch64 (64-bit Raspberry Pi OS): the workspace's unit tests (each
+#      crate's lib and bins), run under qemu-aarch64
 #   3. armv7/armhf (32-bit Raspberry Pi OS): skytime-pps's tests (the PPS ioctl
 #      numbers differ on 32-bit) under qemu-arm, and a build of the workspace
 #   4. the arm64 .deb with cargo-deb, into artifacts/ (and the armhf one when
@@ -21,6 +21,10 @@
 #   SKYTIME_CROSS_EXCLUDE     space-separated packages left out of the aarch64
 #                             test run (default: skytime-e2e, which drives real
 #                             chrony/ntpdig on the host)
+#   SKYTIME_CROSS_INTEGRATION=1  also run the crates' integration tests
+#                             (tests/*.rs); several need what qemu-user does
+#                             not emulate (pseudo-terminal termios ioctls,
+#                             SO_TIMESTAMPNS), so they are off by default
 #   SKYTIME_CROSS_TEST_ARGS   arguments for the test binaries (default: skips
 #                             the tests that qemu-user cannot run, see below)
 #
@@ -35,6 +39,10 @@ artifacts=$repo/artifacts
 armhf=${SKYTIME_CROSS_ARMHF:-1}
 armhf_deb=${SKYTIME_CROSS_ARMHF_DEB:-0}
 run_tests=${SKYTIME_CROSS_TESTS:-1}
+test_targets=(--lib --bins)
+if [[ ${SKYTIME_CROSS_INTEGRATION:-0} == 1 ]]; then
+    test_targets+=(--tests)
+fi
 read -r -a exclude <<< "${SKYTIME_CROSS_EXCLUDE:-skytime-e2e}"
 # qemu-user answers ioctls it does not emulate (the RFC 2783 PPS_* ones among
 # them) with ENOSYS, where a real kernel says ENOTTY; this test checks the
@@ -171,11 +179,11 @@ if [[ $run_tests == 1 ]]; then
     # Release profile: the .deb below reuses every dependency built here.
     # Doctests are left out: they do not cross-compile on stable everywhere.
     section "aarch64: build tests (release)"
-    cargo test --release --target "$aarch64" --workspace "${exclude_args[@]}" --lib --bins --tests --no-run
+    cargo test --release --target "$aarch64" --workspace "${exclude_args[@]}" "${test_targets[@]}" --no-run
 
     # --no-fail-fast: one failing crate must not hide another's failures.
     section "aarch64: run tests under qemu-aarch64"
-    cargo test --release --target "$aarch64" --workspace "${exclude_args[@]}" --lib --bins --tests \
+    cargo test --release --target "$aarch64" --workspace "${exclude_args[@]}" "${test_targets[@]}" \
         --no-fail-fast -- "${test_args[@]}"
 fi
 
@@ -183,7 +191,7 @@ if [[ $armhf == 1 ]]; then
     if [[ $run_tests == 1 ]]; then
         # Debug profile: overflow checks on, where 32-bit usize matters most.
         section "armv7: skytime-pps tests under qemu-arm"
-        cargo test --target "$armv7" -p skytime-pps --lib --bins --tests --no-fail-fast -- "${test_args[@]}"
+        cargo test --target "$armv7" -p skytime-pps "${test_targets[@]}" --no-fail-fast -- "${test_args[@]}"
     fi
 fi
 
