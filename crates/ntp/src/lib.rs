@@ -7,6 +7,15 @@
 //! timestamps. Access lists, a bounded per-client rate limit, symmetric-key
 //! authentication (chrony keyfiles, AES-CMAC, SHA1, MD5) and chrony's
 //! interleaved mode are all in the policy.
+//!
+//! Tests: unit and property tests next to the code; `tests/chrony_client.rs`
+//! runs the server in-process against real `chronyd -x`/`-Q` clients (basic,
+//! xleave, shared keys) and hostile datagrams; `tests/no_alloc.rs` proves the
+//! per-packet path allocates nothing. Fuzzing (nightly):
+//! `cd crates/ntp/fuzz && cargo +nightly fuzz run codec -- -max_total_time=60`.
+//! Benchmark against chronyd and a bare reflector: `scripts/bench-ntp.sh`.
+
+#![warn(missing_docs)]
 
 pub mod access;
 pub mod clients;

@@ -201,7 +201,10 @@ impl Server {
         if !(1..=4).contains(&req.version) {
             return ServerAction::Drop(Outcome::BadVersion);
         }
-        if req.mode != mode::CLIENT {
+        // NTPv1 had no mode field: its requests carry 0 there (as ntpd and
+        // chrony, take them as client requests).
+        let v1_request = req.version == 1 && req.mode == 0;
+        if req.mode != mode::CLIENT && !v1_request {
             return ServerAction::Drop(Outcome::DroppedMode);
         }
         let Ok(framing) = parse_framing(request) else {

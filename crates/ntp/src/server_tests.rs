@@ -142,6 +142,23 @@ fn every_version_from_1_to_4_is_answered_in_kind() {
 }
 
 #[test]
+fn ntpv1_requests_without_a_mode_are_client_requests() {
+    let mut s = server();
+    let mut p = request(1, 5);
+    p[0] &= !7;
+    let ex = ask(&mut s, &p, LAN, T0, &synced());
+    assert_eq!(ex.reply().outcome, Outcome::Served);
+    assert_eq!((ex.header().version, ex.header().mode), (1, 4));
+    // Mode 0 is only that in version 1.
+    let mut p = request(4, 5);
+    p[0] &= !7;
+    assert_eq!(
+        ask(&mut s, &p, LAN, T0, &synced()).action,
+        ServerAction::Drop(Outcome::DroppedMode)
+    );
+}
+
+#[test]
 fn unsynchronised_and_leap_states_are_served_honestly() {
     let mut s = server();
     let mut st = synced();
