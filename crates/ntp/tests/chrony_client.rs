@@ -441,3 +441,119 @@ fn wildcard_listener_replies_from_the_address_asked() {
     assert_eq!(from, target);
     handle.shutdown();
 }
+
+/// One exchange from `sock`, returning the reply header and the kernel receive
+/// time of the reply (T4).
+fn timed_exchange(
+    sock: &UdpSocket,
+    server: SocketAddr,
+    packet: &[u8],
+) -> (Header, skytime_timebase::UnixNanos) {
+    use std::os::fd::AsRawFd;
+    sock.send_to(packet, server).expect("send");
+    let mut buf = [0u8; 256];
+    let mut ctrl = [0u64; 16];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: all-zero msghdr is valid; the fields set point at live buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctrl.as_mut_ptr().cast();
+    msg.msg_controllen = 128;
+    // SAFETY: msg describes live buffers; the socket has a read timeout.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    assert!(n >= 48, "no reply");
+    let mut t4 = None;
+    // SAFETY: walks the control buffer the kernel just filled.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                t4 = Some(skytime_timebase::UnixNanos::from_secs_nanos(
+                    ts.tv_sec,
+                    ts.tv_nsec as u32,
+                ));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    (
+        Header::parse(&buf).expect("reply header"),
+        t4.expect("SO_TIMESTAMPNS on the reply"),
+    )
+}
+
+#[test]
+fn interleaved_replies_carry_the_kernel_transmit_time_of_the_previous_reply() {
+    // One worker, so the interleaved client and an untagged basic client share
+    // a socket: the kernel's OPT_ID numbering must still map each TX timestamp
+    // to the right reply.
+    let (handle, addr) = start(&config(|c| c.workers = 1), synced_state());
+    let xleave = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let basic = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    for s in [&xleave, &basic] {
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let one: libc::c_int = 1;
+        // SAFETY: a live c_int and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(s),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+    }
+    let near = HostClock.realtime();
+    // First exchange in basic form (origin zero), as chrony starts.
+    let (mut prev, mut prev_t4) = timed_exchange(&xleave, addr, &client_request(4));
+    let mut interleaved = 0;
+    for i in 0..20u64 {
+        // Untagged traffic on the same socket in between.
+        let _ = timed_exchange(&basic, addr, &client_request(4));
+        let mut req = vec![0u8; HEADER_LEN];
+        Header {
+            version: 4,
+            mode: mode::CLIENT,
+            origin_ts: prev.receive_ts,
+            receive_ts: NtpTimestamp::from_unix(prev_t4),
+            transmit_ts: NtpTimestamp(0x7777_0000 + i),
+            ..Header::default()
+        }
+        .write(&mut req);
+        let (reply, t4) = timed_exchange(&xleave, addr, &req);
+        if reply.origin_ts == NtpTimestamp::from_unix(prev_t4) {
+            interleaved += 1;
+            // T3 now is when the previous reply left: after the server received
+            // that request and, once that reply was itself sent with a kernel
+            // TX timestamp request (all but the first, basic-form one), no
+            // later than we received it; the user-space fallback, read after
+            // sendmmsg returns, would be later than our kernel receive time.
+            let t3 = reply.transmit_ts.to_unix_near(near);
+            let t2_prev = prev.receive_ts.to_unix_near(near);
+            assert!(t2_prev < t3, "T2 {t2_prev} < T3 {t3} violated at {i}");
+            if i > 0 {
+                assert!(t3 <= prev_t4, "T3 {t3} <= T4 {prev_t4} violated at {i}");
+            }
+        }
+        prev = reply;
+        prev_t4 = t4;
+    }
+    assert!(
+        interleaved >= 19,
+        "only {interleaved} of 20 replies were interleaved"
+    );
+    assert!(
+        handle.stats().io(IoCounter::KernelTxTimestamps) >= 19,
+        "{:?}",
+        handle.stats().snapshot()
+    );
+    handle.shutdown();
+}
