@@ -557,3 +557,46 @@ fn interleaved_replies_carry_the_kernel_transmit_time_of_the_previous_reply() {
     );
     handle.shutdown();
 }
+
+#[test]
+fn ipv6_wildcard_listener_replies_from_the_address_asked() {
+    let (handle, addr) = start(
+        &config(|c| c.listen = vec!["[::]:0".parse().expect("addr")]),
+        synced_state(),
+    );
+    let sock = UdpSocket::bind("[::1]:0").expect("bind v6");
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let target: SocketAddr = format!("[::1]:{}", addr.port()).parse().expect("addr");
+    sock.send_to(&client_request(4), target).expect("send");
+    let mut buf = [0u8; 256];
+    let (n, from) = sock.recv_from(&mut buf).expect("reply");
+    assert_eq!((n, from), (HEADER_LEN, target));
+    handle.shutdown();
+}
+
+#[test]
+fn busiest_clients_and_request_rate_are_published() {
+    let (handle, addr) = start(&config(|c| c.workers = 1), synced_state());
+    let sock = UdpSocket::bind("127.0.0.9:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    for _ in 0..7 {
+        assert!(exchange(&sock, addr, &client_request(4)).is_some());
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut busiest = Vec::new();
+    while Instant::now() < deadline {
+        busiest = handle.busiest_clients(5);
+        if !busiest.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let me = busiest
+        .iter()
+        .find(|c| c.addr == "127.0.0.9".parse::<std::net::IpAddr>().expect("ip"));
+    assert_eq!(me.map(|c| c.requests), Some(7), "{busiest:?}");
+    assert_eq!(handle.stats().io(IoCounter::Received), 7);
+    handle.shutdown();
+}
