@@ -384,6 +384,42 @@ fn status_sources_and_metrics_of_a_locked_box_agree() {
     assert!(metric(&m, "skytime_last_pps_age_seconds") < 2.0);
     assert!(metric(&m, "skytime_last_nmea_age_seconds") < 2.0);
     assert!(metric(&m, "skytime_root_dispersion_seconds") > 0.0);
+
+    // Figures, printed (not asserted): what a scrape and a control request
+    // cost on this machine, over one kept-open control connection.
+    let mut scrape_ms = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let (_, body) = http_get(&metrics_addr, "/metrics");
+        scrape_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(body.ends_with("# EOF\n"));
+    }
+    let mut conn =
+        std::os::unix::net::UnixStream::connect(&socket).unwrap_or_else(|e| panic!("{e}"));
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut reader = std::io::BufReader::new(conn.try_clone().unwrap_or_else(|e| panic!("{e}")));
+    let mut ctl_ms = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        conn.write_all(b"{\"command\":\"status\"}\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap_or_else(|e| panic!("{e}"));
+        ctl_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        assert!(line.starts_with("{\"ok\":true"), "{line}");
+    }
+    for (what, v) in [
+        ("/metrics scrape", &mut scrape_ms),
+        ("control socket status request", &mut ctl_ms),
+    ] {
+        v.sort_by(f64::total_cmp);
+        eprintln!(
+            "{what}: median {:.2} ms, max {:.2} ms over {} requests",
+            v[v.len() / 2],
+            v[v.len() - 1],
+            v.len()
+        );
+    }
 }
 
 #[test]

@@ -4,6 +4,18 @@
 //! The reports here are the daemon's machine form: `skytimectl --json` prints
 //! them, the status page's `/api/status` serves the same [`StatusReport`], and
 //! `/metrics` is encoded from it, so the three never disagree.
+//!
+//! Scripts may speak it directly (one request per line, several per
+//! connection; lines over 4096 bytes are refused; an idle connection is
+//! closed after 30 s):
+//!
+//! ```text
+//! $ printf '{"command":"status"}\n' | socat - UNIX-CONNECT:/run/skytime/skytimed.sock
+//! {"ok":true,"data":{"version":"0.1.0","state":"locked",...}}
+//! $ printf '{"command":"clients","limit":5}\n{"command":"nonsense"}\n' | socat - UNIX-CONNECT:...
+//! {"ok":true,"data":{"requests_per_second":2.0,"rate_window_s":60.0,"clients":[...]}}
+//! {"ok":false,"error":"bad request (unknown variant `nonsense`, ...)"}
+//! ```
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
