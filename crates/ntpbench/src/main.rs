@@ -63,6 +63,9 @@ enum Cmd {
         /// Highest rate the search tries.
         #[arg(long, default_value_t = 1_000_000)]
         max_rate: u64,
+        /// Rounds over all servers (best max rate, median CPU are summarised).
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
     /// Served-clock error of skytimed --simulate, unloaded and while flooded.
     FloodCheck {
@@ -133,6 +136,7 @@ fn main() -> Result<()> {
             cpu_ms,
             start_rate,
             max_rate,
+            rounds,
         } => compare::compare(&compare::CompareArgs {
             workers,
             skytimed,
@@ -143,6 +147,7 @@ fn main() -> Result<()> {
             cpu_run: Duration::from_millis(cpu_ms.clamp(100, 30_000)),
             start_rate,
             max_rate,
+            rounds: rounds.clamp(1, 10),
         }),
         Cmd::FloodCheck {
             skytimed,
