@@ -505,13 +505,13 @@ freq_random_walk_ppm = 0.0005
 
 [pps]
 jitter_ns = 500
-outages = [{ from_s = 40.0, to_s = 52.0 }]
+outages = [{ from_s = 45.0, to_s = 57.0 }]
 
 [nmea]
 delay_ms = 480
 jitter_ms = 15
-outages = [{ from_s = 60.0, to_s = 70.0 }]
-invalid_fix = [{ from_s = 78.0, to_s = 88.0 }]
+outages = [{ from_s = 65.0, to_s = 75.0 }]
+invalid_fix = [{ from_s = 83.0, to_s = 93.0 }]
 "#;
 
 fn count(lines: &[String], needles: &[&str]) -> usize {
@@ -533,7 +533,8 @@ fn alerts_are_raised_and_cleared_once_each_by_outages() {
     wait_for_lock(&mut daemon);
     let minute = Duration::from_secs(60);
 
-    // PPS outage from 40 s: pps_lost and holdover, in status and metrics.
+    // PPS outage from 45 s (after the lock promised within 30 s): pps_lost
+    // and holdover, in status and metrics.
     daemon
         .wait_for_log("alert=\"pps_lost\"", minute)
         .unwrap_or_else(|e| panic!("{e}"));
