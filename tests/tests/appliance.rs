@@ -1,7 +1,9 @@
 //! The whole appliance on the simulated hat, queried by the real chrony and
 //! ntpdig clients: the foundation's promises, end to end.
 
-use skytime_e2e::{Daemon, TempDir, binary, chrony_oneshot, free_udp_port, ntpdig, raw_query, run_with_timeout};
+use skytime_e2e::{
+    Daemon, TempDir, binary, chrony_oneshot, free_udp_port, ntpdig, raw_query, run_with_timeout,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,7 +16,11 @@ fn wait_for_stratum_one(daemon: &mut Daemon) -> Duration {
     let deadline = Instant::now() + SYNC_DEADLINE;
     let server = SocketAddr::from(([127, 0, 0, 1], daemon.port));
     loop {
-        assert!(daemon.is_running(), "skytimed died:\n{}", daemon.log_lines().join("\n"));
+        assert!(
+            daemon.is_running(),
+            "skytimed died:\n{}",
+            daemon.log_lines().join("\n")
+        );
         if let Ok(Some(reply)) = raw_query(server, Duration::from_millis(300))
             && reply.stratum == 1
         {
@@ -38,7 +44,10 @@ fn never_answers_as_synchronised_before_lock_and_is_stratum_one_after() {
     let mut first_answer_at = None;
     let deadline = Instant::now() + SYNC_DEADLINE;
     loop {
-        let locked = daemon.log_lines().iter().any(|l| l.contains("to=\"locked\""));
+        let locked = daemon
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("to=\"locked\""));
         match raw_query(server, Duration::from_millis(200)).expect("query") {
             Some(reply) if !locked => {
                 first_answer_at.get_or_insert(daemon.uptime());
@@ -53,16 +62,26 @@ fn never_answers_as_synchronised_before_lock_and_is_stratum_one_after() {
                 );
             }
             Some(reply) if reply.stratum == 1 => {
-                assert_eq!(reply.leap_indicator, 0, "locked, no leap pending: LI must be 0");
+                assert_eq!(
+                    reply.leap_indicator, 0,
+                    "locked, no leap pending: LI must be 0"
+                );
                 break;
             }
             _ => {}
         }
-        assert!(Instant::now() < deadline, "never locked:\n{}", daemon.log_lines().join("\n"));
+        assert!(
+            Instant::now() < deadline,
+            "never locked:\n{}",
+            daemon.log_lines().join("\n")
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let first = first_answer_at.expect("the server answered before lock");
-    assert!(first < Duration::from_secs(1), "first answer only after {first:?}");
+    assert!(
+        first < Duration::from_secs(1),
+        "first answer only after {first:?}"
+    );
     assert!(before_lock >= 5, "only {before_lock} answers before lock");
 }
 
@@ -93,12 +112,17 @@ fn real_chrony_and_ntpdig_get_stratum_one_gps_no_leap_within_a_millisecond() {
     assert_eq!(chrony.leap, "N", "{chrony:?}");
     assert_eq!(chrony.refid_hex, "47505300", "refid GPS: {chrony:?}");
     assert!(chrony.clock_wrong_by_s.abs() < 1e-3, "{chrony:?}");
-    assert!(chrony.root_dispersion_s > 0.0 && chrony.root_dispersion_s < 1e-3, "{chrony:?}");
+    assert!(
+        chrony.root_dispersion_s > 0.0 && chrony.root_dispersion_s < 1e-3,
+        "{chrony:?}"
+    );
 }
 
 #[test]
 fn serves_ipv6_and_several_listen_addresses() {
-    if !std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|t| t.contains("00000000000000000000000000000001")) {
+    if !std::fs::read_to_string("/proc/net/if_inet6")
+        .is_ok_and(|t| t.contains("00000000000000000000000000000001"))
+    {
         eprintln!("no IPv6 loopback on this machine; nothing to test");
         return;
     }
@@ -125,7 +149,10 @@ fn serves_ipv6_and_several_listen_addresses() {
     assert_eq!(v6.stratum, 1, "{:?}", v6.json);
     assert!(v6.offset_s.abs() < 1e-3, "{:?}", v6.json);
     let log = daemon.log_lines().join("\n");
-    assert!(log.contains(&format!("[::1]:{port}")), "every served address is logged:\n{log}");
+    assert!(
+        log.contains(&format!("[::1]:{port}")),
+        "every served address is logged:\n{log}"
+    );
 }
 
 #[test]
@@ -143,7 +170,11 @@ fn logs_state_changes_once_and_never_per_packet() {
     std::thread::sleep(Duration::from_secs(2));
     let lines = daemon.log_lines();
     let added = lines.len() - before;
-    assert!(added < 10, "{added} log lines for 500 packets:\n{}", lines[before..].join("\n"));
+    assert!(
+        added < 10,
+        "{added} log lines for 500 packets:\n{}",
+        lines[before..].join("\n")
+    );
     let locks = lines.iter().filter(|l| l.contains("to=\"locked\"")).count();
     assert_eq!(locks, 1, "one line per state change:\n{}", lines.join("\n"));
 }
@@ -157,29 +188,47 @@ fn sigterm_stops_cleanly_and_keeps_the_learned_frequency() {
     let dir = daemon.dir.path().to_path_buf();
     let status = daemon.terminate().expect("terminate");
     assert!(status.success(), "exit status {status}");
-    let text = std::fs::read_to_string(&drift).unwrap_or_else(|e| panic!("no drift file in {}: {e}", dir.display()));
+    let text = std::fs::read_to_string(&drift)
+        .unwrap_or_else(|e| panic!("no drift file in {}: {e}", dir.display()));
     let frequency_ppm: f64 = text
         .split_whitespace()
         .next()
         .and_then(|f| f.parse().ok())
         .unwrap_or_else(|| panic!("unreadable drift file: {text:?}"));
     // The built-in hat's oscillator runs 12 ppm fast; the learned correction cancels it.
-    assert!((frequency_ppm + 12.0).abs() < 0.5, "learned {frequency_ppm} ppm, expected about -12");
+    assert!(
+        (frequency_ppm + 12.0).abs() < 0.5,
+        "learned {frequency_ppm} ppm, expected about -12"
+    );
 }
 
 /// Runs skytimed to completion (it should fail fast) and returns (status, stderr).
 fn run_failing(args: &[&str]) -> (std::process::ExitStatus, String) {
-    let out = run_with_timeout(Command::new(binary("skytimed")).args(args), Duration::from_secs(20))
-        .expect("skytimed ran");
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = run_with_timeout(
+        Command::new(binary("skytimed")).args(args),
+        Duration::from_secs(20),
+    )
+    .expect("skytimed ran");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn assert_one_clear_line(stderr: &str, must_contain: &[&str]) {
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(errors.len(), 1, "exactly one error line expected:\n{stderr}");
+    assert_eq!(
+        errors.len(),
+        1,
+        "exactly one error line expected:\n{stderr}"
+    );
     for needle in must_contain {
-        assert!(errors[0].contains(needle), "{needle:?} missing from {:?}", errors[0]);
+        assert!(
+            errors[0].contains(needle),
+            "{needle:?} missing from {:?}",
+            errors[0]
+        );
     }
 }
 
@@ -216,15 +265,27 @@ impl Pty {
         // SAFETY: openpty writes two fds into the provided ints; the name, termios
         // and winsize pointers may be null.
         let rc = unsafe {
-            libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
         };
         assert_eq!(rc, 0, "openpty");
         // SAFETY: slave is an open terminal fd; ttyname returns a static C string or null.
         let name = unsafe { libc::ttyname(slave) };
         assert!(!name.is_null());
         // SAFETY: non-null NUL-terminated string from ttyname.
-        let path = unsafe { std::ffi::CStr::from_ptr(name) }.to_string_lossy().into_owned();
-        Pty { master, slave, path }
+        let path = unsafe { std::ffi::CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned();
+        Pty {
+            master,
+            slave,
+            path,
+        }
     }
 }
 
@@ -283,16 +344,32 @@ fn a_config_with_a_typo_names_the_key_and_line_and_the_daemon_refuses_it() {
     )
     .expect("write");
     let file = path.display().to_string();
-    let out = run_with_timeout(Command::new(binary("skytimed")).args(["--check-config", &file]), Duration::from_secs(10))
-        .expect("check-config ran");
+    let out = run_with_timeout(
+        Command::new(binary("skytimed")).args(["--check-config", &file]),
+        Duration::from_secs(10),
+    )
+    .expect("check-config ran");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("{file}:4: gnss.buad: unknown key (did you mean `gnss.baud`?)")), "{stderr}");
-    assert!(stderr.contains(&format!("{file}:8: ntp.alow: unknown key (did you mean `ntp.allow`?)")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{file}:4: gnss.buad: unknown key (did you mean `gnss.baud`?)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{file}:8: ntp.alow: unknown key (did you mean `ntp.allow`?)"
+        )),
+        "{stderr}"
+    );
 
     let (status, stderr) = run_failing(&["--config", &file]);
     assert!(!status.success());
-    assert!(stderr.contains("gnss.buad") && stderr.contains("ntp.alow"), "{stderr}");
+    assert!(
+        stderr.contains("gnss.buad") && stderr.contains("ntp.alow"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -308,7 +385,9 @@ fn the_example_configs_pass_check_config() {
     assert!(files.len() >= 2, "no example configs found: {files:?}");
     for file in files {
         let out = run_with_timeout(
-            Command::new(binary("skytimed")).arg("--check-config").arg(&file),
+            Command::new(binary("skytimed"))
+                .arg("--check-config")
+                .arg(&file),
             Duration::from_secs(10),
         )
         .expect("check-config ran");

@@ -210,11 +210,16 @@ impl Config {
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let mut section = |name: &str, problems: Vec<(String, String)>| {
-            out.extend(
-                problems
-                    .into_iter()
-                    .map(|(k, m)| (if k.is_empty() { name.to_string() } else { format!("{name}.{k}") }, m)),
-            );
+            out.extend(problems.into_iter().map(|(k, m)| {
+                (
+                    if k.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{name}.{k}")
+                    },
+                    m,
+                )
+            }));
         };
         section("gnss", self.gnss.validate());
         section("pps", self.pps.validate());
@@ -223,27 +228,64 @@ impl Config {
         section("alerts", self.alerts.validate());
         let mut own = Vec::new();
         if !self.control.socket.is_absolute() {
-            own.push(("control.socket".to_string(), "must be an absolute path".to_string()));
+            own.push((
+                "control.socket".to_string(),
+                "must be an absolute path".to_string(),
+            ));
         }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            own.push(("log.level".to_string(), format!("not a valid level or filter: {e}")));
+        if let Err(e) = check_log_filter(&self.log.level) {
+            own.push(("log.level".to_string(), e));
         }
         for (name, endpoint) in [("metrics", &self.metrics), ("web", &self.web)] {
             if let Some(addr) = endpoint.address()
                 && self.ntp.listen.contains(&addr)
             {
-                own.push((format!("{name}.listen"), format!("{addr} is also an NTP listen address")));
+                own.push((
+                    format!("{name}.listen"),
+                    format!("{addr} is also an NTP listen address"),
+                ));
             }
         }
         if let (Some(m), Some(w)) = (self.metrics.address(), self.web.address())
             && m == w
             && m.port() != 0
         {
-            own.push(("web.listen".to_string(), format!("{w} is also the metrics address")));
+            own.push((
+                "web.listen".to_string(),
+                format!("{w} is also the metrics address"),
+            ));
         }
         out.extend(own);
         out
     }
+}
+
+/// A level (`info`) or a tracing filter of `target=level` directives
+/// (`info,skytime_ntp=debug`). Stricter than `EnvFilter`, which takes any word
+/// as a target name and so would accept a misspelt level without complaint.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let is_level = |s: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(s));
+    let is_target = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    if filter.trim().is_empty() {
+        return Err("is empty; use one of error, warn, info, debug, trace".to_string());
+    }
+    for directive in filter.split(',').map(str::trim) {
+        let ok = match directive.split_once('=') {
+            Some((target, level)) => is_target(target) && is_level(level),
+            None => is_level(directive),
+        };
+        if !ok {
+            return Err(format!(
+                "`{directive}` is neither a level (error, warn, info, debug, trace, off) nor target=level"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn merge_endpoint(
@@ -294,7 +336,11 @@ pub fn format_problems(path: &Path, problems: &[ConfigProblem]) -> String {
             Some(line) => format!(
                 "{}:{line}: {}{}",
                 path.display(),
-                if p.key.is_empty() { String::new() } else { format!("{}: ", p.key) },
+                if p.key.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}: ", p.key)
+                },
                 p.message
             ),
             None => format!("{}: {p}", path.display()),
@@ -310,7 +356,10 @@ pub fn known_keys() -> Vec<String> {
     for line in REFERENCE_CONFIG.lines() {
         let line = line.trim().trim_start_matches('#').trim();
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+            if name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            {
                 section = name.to_string();
                 keys.push(section.clone());
             }
@@ -319,7 +368,11 @@ pub fn known_keys() -> Vec<String> {
         if let Some((key, _)) = line.split_once('=') {
             let key = key.trim();
             if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                keys.push(if section.is_empty() { key.to_string() } else { format!("{section}.{key}") });
+                keys.push(if section.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{section}.{key}")
+                });
             }
         }
     }
@@ -333,22 +386,38 @@ mod tests {
     #[test]
     fn the_reference_config_is_valid() {
         if let Err(problems) = Config::parse(REFERENCE_CONFIG) {
-            panic!("{}", format_problems(Path::new("config/skytime.toml"), &problems));
+            panic!(
+                "{}",
+                format_problems(Path::new("config/skytime.toml"), &problems)
+            );
         }
     }
 
     #[test]
     fn every_commented_key_in_the_reference_config_is_real() {
         // Uncomment every `# key = value` line and the file must still be valid.
-        let uncommented: String = REFERENCE_CONFIG
+        // Two example values depend on the machine: the pivot may not predate
+        // this build, and the keyfile must exist.
+        let keyfile = std::env::temp_dir().join(format!("skytime-ref-keys-{}", std::process::id()));
+        std::fs::write(&keyfile, "1 AES128 HEX:000102030405060708090a0b0c0d0e0f\n")
+            .expect("write keyfile");
+        let reference = REFERENCE_CONFIG
+            .replace("/etc/skytime/ntp.keys", &keyfile.display().to_string())
+            .replace(
+                "\"2026-01-01\"",
+                &format!("\"{}\"", skytime_gnss::build_date()),
+            );
+        let uncommented: String = reference
             .lines()
             .map(|l| {
                 let t = l.trim_start();
                 match t.strip_prefix("# ") {
-                    Some(rest) if rest.split_once('=').is_some_and(|(k, _)| {
-                        let k = k.trim();
-                        !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    }) =>
+                    Some(rest)
+                        if rest.split_once('=').is_some_and(|(k, _)| {
+                            let k = k.trim();
+                            !k.is_empty()
+                                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        }) =>
                     {
                         rest.to_string()
                     }
@@ -357,16 +426,42 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n");
-        if let Err(problems) = Config::parse(&uncommented) {
-            panic!("{}", format_problems(Path::new("config/skytime.toml (uncommented)"), &problems));
+        let result = Config::parse(&uncommented);
+        let _ = std::fs::remove_file(&keyfile);
+        if let Err(problems) = result {
+            panic!(
+                "{}",
+                format_problems(Path::new("config/skytime.toml (uncommented)"), &problems)
+            );
+        }
+    }
+
+    #[test]
+    fn log_filters_are_checked_strictly() {
+        for ok in [
+            "info",
+            "DEBUG",
+            "info,skytime_ntp=debug",
+            "warn,skytime_refclock::discipline=trace",
+        ] {
+            assert!(check_log_filter(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "loud", "infoo", "info,ntp=lots", "=debug", "info;debug"] {
+            assert!(check_log_filter(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn an_empty_file_gives_packaged_defaults() {
         let c = Config::parse("").expect("empty config is valid");
-        assert_eq!(c.metrics.address(), Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_METRICS_PORT))));
-        assert_eq!(c.web.address(), Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_WEB_PORT))));
+        assert_eq!(
+            c.metrics.address(),
+            Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_METRICS_PORT)))
+        );
+        assert_eq!(
+            c.web.address(),
+            Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_WEB_PORT)))
+        );
     }
 
     #[test]
@@ -385,7 +480,13 @@ mod tests {
         let text = "[gnss]\nbaud = 12\n[ntp]\nlisten = [\"not an address\"]\n[log]\nlevel = \"loud!!\"\nformat = \"xml\"\n[bogus]\n";
         let problems = Config::parse(text).expect_err("many problems");
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
-        for key in ["gnss.baud", "ntp.listen", "log.level", "log.format", "bogus"] {
+        for key in [
+            "gnss.baud",
+            "ntp.listen",
+            "log.level",
+            "log.format",
+            "bogus",
+        ] {
             assert!(keys.contains(&key), "{key} missing from {problems:#?}");
         }
     }

@@ -70,9 +70,8 @@ pub fn deserialize_repairing<T: DeserializeOwned>(
     // Each retry removes one key, so the loop is bounded by the number of keys.
     for _ in 0..256 {
         let mut unknown = Vec::new();
-        let result = toml::Deserializer::parse(&current).and_then(|de| {
-            serde_ignored::deserialize(de, |path| unknown.push(path.to_string()))
-        });
+        let result = toml::Deserializer::parse(&current)
+            .and_then(|de| serde_ignored::deserialize(de, |path| unknown.push(path.to_string())));
         for key in unknown {
             problems.push(ConfigProblem {
                 line: locate(&original, &key),
@@ -298,20 +297,34 @@ mod tests {
         let problems = deserialize_all::<Top>(text, &known()).expect_err("has problems");
         let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert!(
-            lines.iter().any(|l| l.starts_with("line 3: gnss.baud_rat: unknown key (did you mean `gnss.baud`?)")),
+            lines
+                .iter()
+                .any(|l| l
+                    .starts_with("line 3: gnss.baud_rat: unknown key (did you mean `gnss.baud`?)")),
             "{lines:#?}"
         );
-        assert!(lines.iter().any(|l| l.starts_with("line 4: gnss.baud:")), "{lines:#?}");
         assert!(
-            lines.iter().any(|l| l.starts_with("line 7: log.levle: unknown key (did you mean `log.level`?)")),
+            lines.iter().any(|l| l.starts_with("line 4: gnss.baud:")),
             "{lines:#?}"
         );
-        assert!(lines.iter().any(|l| l.starts_with("line 8: extra: unknown key")), "{lines:#?}");
+        assert!(
+            lines.iter().any(
+                |l| l.starts_with("line 7: log.levle: unknown key (did you mean `log.level`?)")
+            ),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("line 8: extra: unknown key")),
+            "{lines:#?}"
+        );
     }
 
     #[test]
     fn syntax_errors_name_their_line() {
-        let problems = deserialize_all::<Top>("[gnss]\nbaud = = 3\n", &known()).expect_err("bad toml");
+        let problems =
+            deserialize_all::<Top>("[gnss]\nbaud = = 3\n", &known()).expect_err("bad toml");
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].line, Some(2), "{problems:?}");
     }
@@ -319,7 +332,10 @@ mod tests {
     #[test]
     fn semantic_problems_are_located() {
         let text = "[gnss]\n\nbaud = 7\n";
-        let p = locate_problems(text, vec![("gnss.baud".into(), "not a standard rate".into())]);
+        let p = locate_problems(
+            text,
+            vec![("gnss.baud".into(), "not a standard rate".into())],
+        );
         assert_eq!(p[0].to_string(), "line 3: gnss.baud: not a standard rate");
         let p = locate_problems(text, vec![("gnss.device".into(), "missing".into())]);
         assert_eq!(p[0].to_string(), "gnss.device: missing");
