@@ -59,7 +59,12 @@ pub fn binary(name: &str) -> PathBuf {
 pub fn next_client_address() -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + std::process::id() * 7;
-    format!("127.{}.{}.{}", 1 + (n >> 16) % 200, (n >> 8) & 0xff, 1 + (n & 0xff) % 254)
+    format!(
+        "127.{}.{}.{}",
+        1 + (n >> 16) % 200,
+        (n >> 8) & 0xff,
+        1 + (n & 0xff) % 254
+    )
 }
 
 /// A UDP port on 127.0.0.1 that was free a moment ago.
@@ -86,7 +91,8 @@ impl TempDir {
     pub fn new(tag: &str) -> Self {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("skytime-e2e-{tag}-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("skytime-e2e-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         TempDir(dir)
@@ -147,8 +153,14 @@ impl Daemon {
             .context("spawn skytimed")?;
         let log = Arc::new(Mutex::new(Vec::new()));
         for stream in [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -288,7 +300,11 @@ pub struct NtpdigReport {
 /// Queries `host` on `port` with the real ntpdig (ntpsec), from a fresh
 /// loopback source address for IPv4 (see [`next_client_address`]).
 pub fn ntpdig(host: &str, port: u16) -> Result<NtpdigReport> {
-    let source = if host.contains(':') { String::new() } else { next_client_address() };
+    let source = if host.contains(':') {
+        String::new()
+    } else {
+        next_client_address()
+    };
     ntpdig_from(host, port, &source)
 }
 
@@ -311,7 +327,16 @@ pub fn ntpdig_from(host: &str, port: u16, source: &str) -> Result<NtpdigReport> 
         sys.argv = ['ntpdig'] + sys.argv[3:]\n\
         runpy.run_path('/usr/bin/ntpdig', run_name='__main__')\n";
     let out = run_with_timeout(
-        Command::new("/usr/bin/python3").args(["-c", WRAPPER, &port.to_string(), source, "-j", "-t", "2", host]),
+        Command::new("/usr/bin/python3").args([
+            "-c",
+            WRAPPER,
+            &port.to_string(),
+            source,
+            "-j",
+            "-t",
+            "2",
+            host,
+        ]),
         Duration::from_secs(15),
     )?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -325,10 +350,15 @@ pub fn ntpdig_from(host: &str, port: u16, source: &str) -> Result<NtpdigReport> 
                 String::from_utf8_lossy(&out.stderr)
             )
         })?;
-    let json: serde_json::Value = serde_json::from_str(line).with_context(|| format!("parse {line}"))?;
+    let json: serde_json::Value =
+        serde_json::from_str(line).with_context(|| format!("parse {line}"))?;
     Ok(NtpdigReport {
-        offset_s: json["offset"].as_f64().ok_or_else(|| anyhow!("no offset in {line}"))?,
-        stratum: json["stratum"].as_u64().ok_or_else(|| anyhow!("no stratum in {line}"))?,
+        offset_s: json["offset"]
+            .as_f64()
+            .ok_or_else(|| anyhow!("no offset in {line}"))?,
+        stratum: json["stratum"]
+            .as_u64()
+            .ok_or_else(|| anyhow!("no stratum in {line}"))?,
         leap: json["leap"].as_str().unwrap_or_default().to_string(),
         json,
     })
@@ -400,8 +430,12 @@ pub fn chrony_oneshot(port: u16) -> Result<ChronyReport> {
     Ok(ChronyReport {
         clock_wrong_by_s: wrong_by,
         leap: cols[3].to_string(),
-        stratum: cols[4].parse().with_context(|| format!("stratum in {row}"))?,
-        root_dispersion_s: cols[15].parse().with_context(|| format!("root disp in {row}"))?,
+        stratum: cols[4]
+            .parse()
+            .with_context(|| format!("stratum in {row}"))?,
+        root_dispersion_s: cols[15]
+            .parse()
+            .with_context(|| format!("root disp in {row}"))?,
         refid_hex: cols[16].to_string(),
         output,
     })
@@ -449,7 +483,12 @@ pub fn raw_query(server: SocketAddr, timeout: Duration) -> Result<Option<RawRepl
             }))
         }
         Ok((n, _)) => bail!("short reply of {n} bytes"),
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
             Ok(None)
         }
         Err(e) => Err(e.into()),

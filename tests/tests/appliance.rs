@@ -37,7 +37,7 @@ fn wait_for_stratum_one(daemon: &mut Daemon) -> Duration {
 
 #[test]
 fn never_answers_as_synchronised_before_lock_and_is_stratum_one_after() {
-    let mut daemon = Daemon::simulate(&[]).expect("start skytimed --simulate");
+    let daemon = Daemon::simulate(&[]).expect("start skytimed --simulate");
     let server = SocketAddr::from(([127, 0, 0, 1], daemon.port));
     // Query from the first moment: the socket may not be bound for a few ms.
     let mut before_lock = 0;

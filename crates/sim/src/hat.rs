@@ -26,7 +26,9 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, Normal};
 use skytime_pps::{PpsEdge, PpsError, PpsSource};
 use skytime_refclock::{Clock, ClockError, SyncReport};
-use skytime_timebase::{HostClock, LeapChange, MonoNanos, NANOS_PER_SEC, TimeSource, UnixNanos, UtcSecond};
+use skytime_timebase::{
+    HostClock, LeapChange, MonoNanos, NANOS_PER_SEC, TimeSource, UnixNanos, UtcSecond,
+};
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -114,12 +116,18 @@ impl ClockModel {
 
     /// Advances the oscillator to `host` and returns the exact error and rate there.
     fn segment_at(&mut self, host: UnixNanos) -> ErrorSegment {
-        let t = self.seconds_since_origin(host).max(self.oscillator.time_s());
+        let t = self
+            .seconds_since_origin(host)
+            .max(self.oscillator.time_s());
         self.oscillator.advance_to(t);
-        let correction_ns = self.correction_phase_ns + self.correction_ppb * (t - self.correction_since_s);
+        let correction_ns =
+            self.correction_phase_ns + self.correction_ppb * (t - self.correction_since_s);
         ErrorSegment {
             since: host,
-            error_ns: self.initial_offset_ns + self.oscillator.phase_gain_ns() + correction_ns + self.steps_ns,
+            error_ns: self.initial_offset_ns
+                + self.oscillator.phase_gain_ns()
+                + correction_ns
+                + self.steps_ns,
             rate_ppb: self.oscillator.freq_error_ppb() + self.correction_ppb,
         }
     }
@@ -187,7 +195,10 @@ impl SimulatedClock {
             };
             model.steps_ns += delta;
             model.leap_armed = LeapChange::None;
-            tracing::info!(leap = name, "simulated clock applied the armed leap second at midnight");
+            tracing::info!(
+                leap = name,
+                "simulated clock applied the armed leap second at midnight"
+            );
         }
         self.republish(&mut model);
     }
@@ -225,10 +236,14 @@ impl TimeSource for SimulatedClock {
 impl Clock for SimulatedClock {
     fn set_frequency_ppb(&self, ppb: f64) -> Result<(), ClockError> {
         if !ppb.is_finite() || ppb.abs() > 500_000.0 {
-            return Err(ClockError::Failed(format!("frequency {ppb} ppb out of range")));
+            return Err(ClockError::Failed(format!(
+                "frequency {ppb} ppb out of range"
+            )));
         }
         let mut model = self.model();
-        let t = model.seconds_since_origin(HostClock.realtime()).max(model.correction_since_s);
+        let t = model
+            .seconds_since_origin(HostClock.realtime())
+            .max(model.correction_since_s);
         model.correction_phase_ns += model.correction_ppb * (t - model.correction_since_s);
         model.correction_since_s = t;
         model.correction_ppb = ppb;
@@ -285,13 +300,19 @@ impl SimulatedPps {
         } else {
             0.0
         };
-        let host = UnixNanos(edge_secs * NANOS_PER_SEC).add_nanos((self.profile.pps_latency_ns + jitter).round() as i64);
+        let host = UnixNanos(edge_secs * NANOS_PER_SEC)
+            .add_nanos((self.profile.pps_latency_ns + jitter).round() as i64);
         self.clock.from_host_realtime(host)
     }
 
     fn in_outage(&self, edge_secs: i64) -> bool {
         let t = (edge_secs - self.origin_secs) as f64;
-        self.profile.scenario.pps.outages.iter().any(|w| w.contains(t))
+        self.profile
+            .scenario
+            .pps
+            .outages
+            .iter()
+            .any(|w| w.contains(t))
     }
 }
 
@@ -529,11 +550,13 @@ impl NmeaWriter {
             match self.master.write(chunk) {
                 Ok(n) if n == chunk.len() => {}
                 Ok(n) => {
-                    self.overruns.fetch_add((chunk.len() - n) as u64, Ordering::Relaxed);
+                    self.overruns
+                        .fetch_add((chunk.len() - n) as u64, Ordering::Relaxed);
                 }
                 Err(_) => {
                     // Buffer full (nobody reading) or line hung up: a real UART drops bytes too.
-                    self.overruns.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    self.overruns
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -582,11 +605,21 @@ mod tests {
             .expect("fetch")
             .expect("an edge within 2.5 s");
         let error = hat.clock().true_error_ns();
-        let fractional = edge.timestamp.nanos_since(UnixNanos(edge.timestamp.secs() * NANOS_PER_SEC)) as f64;
+        let fractional =
+            edge.timestamp
+                .nanos_since(UnixNanos(edge.timestamp.secs() * NANOS_PER_SEC)) as f64;
         // The stamp is the true second plus the clock's error (0.35 s at start), within jitter.
         let expected = error.rem_euclid(1e9);
-        assert!((fractional - expected).abs() < 1e5, "stamp {fractional} vs error {expected}");
-        assert!(pps.fetch(Duration::from_millis(1)).expect("fetch").is_none(), "no edge within 1 ms of the last");
+        assert!(
+            (fractional - expected).abs() < 1e5,
+            "stamp {fractional} vs error {expected}"
+        );
+        assert!(
+            pps.fetch(Duration::from_millis(1))
+                .expect("fetch")
+                .is_none(),
+            "no edge within 1 ms of the last"
+        );
     }
 
     #[test]
@@ -596,7 +629,9 @@ mod tests {
         let start = std::time::Instant::now();
         let mut got = Vec::new();
         let mut buf = [0u8; 256];
-        while start.elapsed() < Duration::from_millis(2600) && !got.windows(6).any(|w| w == b"$GPZDA") {
+        while start.elapsed() < Duration::from_millis(2600)
+            && !got.windows(6).any(|w| w == b"$GPZDA")
+        {
             if let Ok(n) = tty.read(&mut buf) {
                 got.extend_from_slice(&buf[..n]);
             }

@@ -123,7 +123,10 @@ fn resolve_config(cli: &Cli) -> Result<(Config, PathBuf)> {
     if !cli.listen.is_empty() {
         config.ntp.listen = cli.listen.clone();
     }
-    for (endpoint, arg) in [(&mut config.metrics, cli.metrics_listen), (&mut config.web, cli.web_listen)] {
+    for (endpoint, arg) in [
+        (&mut config.metrics, cli.metrics_listen),
+        (&mut config.web, cli.web_listen),
+    ] {
         match arg {
             Some(Endpoint::Off) => endpoint.enabled = false,
             Some(Endpoint::At(addr)) => {
@@ -145,7 +148,8 @@ fn resolve_config(cli: &Cli) -> Result<(Config, PathBuf)> {
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr> {
-    s.parse().with_context(|| format!("bad built-in address {s}"))
+    s.parse()
+        .with_context(|| format!("bad built-in address {s}"))
 }
 
 fn init_logging(config: &Config) {
@@ -153,7 +157,8 @@ fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -174,8 +179,11 @@ fn run(cli: Cli) -> Result<()> {
     }
     if cli.simulate {
         let scenario = match &cli.scenario {
-            Some(path) => Scenario::load(path).with_context(|| format!("scenario {}", path.display()))?,
-            None => Scenario::parse(DEFAULT_REALTIME_SCENARIO, "built-in").context("built-in scenario")?,
+            Some(path) => {
+                Scenario::load(path).with_context(|| format!("scenario {}", path.display()))?
+            }
+            None => Scenario::parse(DEFAULT_REALTIME_SCENARIO, "built-in")
+                .context("built-in scenario")?,
         };
         let hat = SimulatedHat::start(&scenario)?;
         let mut config = config;
@@ -254,7 +262,10 @@ where
         None => None,
     };
     if let Some(d) = &drift {
-        tracing::info!(frequency_ppm = d.frequency_ppm, "starting from the drift file");
+        tracing::info!(
+            frequency_ppm = d.frequency_ppm,
+            "starting from the drift file"
+        );
     }
     let started = clock.realtime();
     let refclock = Refclock::new(&config.refclock, clock, drift);

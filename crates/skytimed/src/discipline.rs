@@ -12,9 +12,9 @@ use skytime_ntp::SystemState;
 use skytime_pps::PpsEdge;
 use skytime_refclock::{Clock, Refclock, Status};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -167,7 +167,9 @@ impl<C: Clock + 'static> Discipline<C> {
         };
         match skytime_refclock::drift::save(path, &record) {
             Ok(()) => tracing::debug!(path = %path.display(), "drift file saved"),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot save the drift file"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot save the drift file")
+            }
         }
     }
 }

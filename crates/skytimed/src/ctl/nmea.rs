@@ -73,7 +73,10 @@ pub fn decode(path: &Path, options: &DecodeOptions) -> anyhow::Result<ExitCode> 
         s.rollover_corrections,
         summary.comment_lines,
         summary.pivot,
-        summary.header_date.map(|d| format!(" header_date={d}")).unwrap_or_default(),
+        summary
+            .header_date
+            .map(|d| format!(" header_date={d}"))
+            .unwrap_or_default(),
     );
     Ok(ExitCode::SUCCESS)
 }
