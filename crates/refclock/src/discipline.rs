@@ -23,6 +23,7 @@ use crate::status::{
     HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
     PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,
 };
+use crate::wander::WanderTracker;
 use skytime_gnss::Epoch;
 use skytime_pps::PpsEdge;
 use skytime_timebase::{Arrival, LeapChange, MonoNanos, UnixNanos, UtcSecond};
@@ -131,6 +132,9 @@ pub struct Refclock<C: Clock> {
     guard: Option<Kalman>,
     last_sample: Option<Sample>,
     noise: NoiseLearner,
+    /// The worst frequency wander seen lately (a day's memory): the holdover
+    /// bound never claims less than a repeat of it would cost.
+    wander: WanderTracker,
     consecutive_good: u32,
     outlier_streak: u32,
     outlier_last_z: Option<f64>,
@@ -220,6 +224,7 @@ impl<C: Clock> Refclock<C> {
             guard: None,
             last_sample: None,
             noise: NoiseLearner::new(config.clock_precision_ns * config.clock_precision_ns),
+            wander: WanderTracker::default(),
             consecutive_good: 0,
             outlier_streak: 0,
             outlier_last_z: None,
@@ -547,6 +552,7 @@ impl<C: Clock> Refclock<C> {
         self.consensus_ns = None;
         self.consensus_obs.clear();
         self.noise.clear_history();
+        self.wander.clear_history();
         self.consecutive_good = 0;
         self.outlier_streak = 0;
         self.doubt_ns = 0.0;
@@ -594,6 +600,7 @@ impl<C: Clock> Refclock<C> {
                 });
                 self.kf = Some(pred);
                 self.noise.clear_history();
+                self.wander.clear_history();
                 self.last_sample = Some(Sample {
                     mono,
                     idx: rec.idx,
@@ -686,6 +693,7 @@ impl<C: Clock> Refclock<C> {
     fn accept(&mut self, z: f64, rec: EdgeRec, label: i64, applied: f64) {
         let mono = rec.mono;
         self.noise.add(rec.idx, z - applied);
+        self.wander.add(rec.idx, z - applied);
         self.last_sample = Some(Sample {
             mono,
             idx: rec.idx,
@@ -1276,7 +1284,9 @@ impl<C: Clock> Refclock<C> {
 
     /// Error bound (ns), its growth rate (ns/s) and the one-sigma error (ns)
     /// at `mono`: the filter's prediction with the learned noise (inflated
-    /// by the holdover safety factor), |offset| and the systematic allowances.
+    /// by the holdover safety factor) or, if more, what a repeat of the worst
+    /// frequency wander seen lately would cost over the time since the last
+    /// pulse; |offset| and the systematic allowances.
     fn error_bound(&self, mono: MonoNanos) -> (f64, f64, f64) {
         let (Some(k), Some(s)) = (&self.guard, &self.last_sample) else {
             return (MAX_DISPERSION_NS, 0.0, MAX_DISPERSION_NS);
@@ -1288,8 +1298,13 @@ impl<C: Clock> Refclock<C> {
         let p1 = k.predicted(dt + 1.0, applied + self.free_frequency(), &q, 1.0);
         let fixed = self.cfg.pps_systematic_uncertainty_ns + self.cfg.clock_precision_ns;
         let n = self.cfg.error_bound_sigmas;
-        let b0 = p0.x.abs() + n * p0.pxx.sqrt() + fixed + self.doubt_ns;
-        let b1 = p1.x.abs() + n * p1.pxx.sqrt() + fixed + self.doubt_ns;
+        // The noise model's bound, or what a repeat of the worst frequency
+        // wander seen lately would cost (a temperature ramp that the noise
+        // model has already forgotten), whichever is more.
+        let r = self.noise.params().r;
+        let growth = |p: &Kalman, t: f64| (n * p.pxx.sqrt()).max(self.wander.bound_ns(t, r));
+        let b0 = p0.x.abs() + growth(&p0, dt) + fixed + self.doubt_ns;
+        let b1 = p1.x.abs() + growth(&p1, dt + 1.0) + fixed + self.doubt_ns;
         (b0.min(MAX_DISPERSION_NS), (b1 - b0).max(0.0), p0.pxx.sqrt())
     }
 

@@ -15,6 +15,7 @@ pub mod kernel;
 pub mod leapfile;
 pub mod pairing;
 mod status;
+mod wander;
 
 pub use clock::{Clock, ClockError, SyncReport};
 pub use config::{RefclockConfig, ReferenceIdChoice};

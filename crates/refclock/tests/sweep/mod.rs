@@ -1,0 +1,153 @@
+//! The holdover sweep: the scenarios where the box coasts on its oscillator,
+//! each run with many seeds through the full simulator, so that an honest
+//! error bound is shown to be honest by more than one draw of the noise, and
+//! how loose it is can be measured. Shared by the `holdover_sweep` example
+//! (prints the table) and the `sim_scenarios` test (asserts the honesty).
+#![allow(dead_code)]
+
+use skytime_sim::{Scenario, run_scenario_traced};
+use std::path::{Path, PathBuf};
+
+/// Scenarios whose holdover (or rejection of pulses) the sweep covers.
+pub const SCENARIOS: [&str; 13] = [
+    "s1-pi-gps-hat",
+    "s6-outage-holdover",
+    "s7-long-holdover",
+    "s11-invalid-fix",
+    "s12-pps-lost",
+    "s13-nmea-lost",
+    "s15-hostile-mix",
+    "rc-holdover-ramp",
+    "rc-holdover-ramp-late",
+    "rc-bad-receiver",
+    "rc-leap-delete",
+    "rc-leap-insert",
+    "rc-receiver-right",
+];
+
+/// Seeds each scenario is run with (its file's own seed is replaced).
+pub fn seeds(n: u64) -> impl Iterator<Item = u64> {
+    1..=n
+}
+
+/// The project's `scenarios/` directory.
+pub fn scenario_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
+}
+
+/// What one run says about the holdover bound.
+#[derive(Clone, Debug, Default)]
+pub struct SeedResult {
+    pub seed: u64,
+    /// Seconds served as synchronised with |error| beyond the bound.
+    pub served_bad_s: u64,
+    /// Seconds in holdover, and of those, served as synchronised.
+    pub holdover_s: u64,
+    pub holdover_served_s: u64,
+    /// Largest |error| over the served holdover seconds, ns.
+    pub holdover_max_err_ns: f64,
+    /// The largest bound served in the longest holdover episode (reached as
+    /// the outage ends), ns, and its ratio to that episode's largest |error|.
+    pub peak_bound_ns: f64,
+    pub peak_ratio: f64,
+    /// The smallest bound / |error| while coasting (served holdover seconds
+    /// up to each episode's largest bound; below 1: served wrong), and the
+    /// second of the run where it was seen.
+    pub coast_min_ratio: f64,
+    pub coast_min_at_s: u64,
+    /// The same after the bound collapsed (pulses back, state still holdover).
+    pub return_min_ratio: f64,
+}
+
+/// Runs `name` (a scenario of the project, or a path ending in `.toml`)
+/// with `seed` and digests its per-second trace.
+pub fn run(name: &str, seed: u64) -> Result<SeedResult, String> {
+    let path = if name.ends_with(".toml") {
+        PathBuf::from(name)
+    } else {
+        scenario_dir().join(format!("{name}.toml"))
+    };
+    let mut scenario = Scenario::load(&path).map_err(|e| e.to_string())?;
+    scenario.seed = seed;
+    let mut trace = Vec::new();
+    let run = run_scenario_traced(&scenario, &mut trace, true).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&trace);
+    let mut out = SeedResult {
+        seed,
+        served_bad_s: run.report.served_bad_s,
+        coast_min_ratio: f64::INFINITY,
+        return_min_ratio: f64::INFINITY,
+        peak_ratio: f64::NAN,
+        ..SeedResult::default()
+    };
+    // One holdover episode's served seconds: (second, |error|, bound).
+    let mut episode: Vec<(u64, f64, f64)> = Vec::new();
+    let mut longest = 0usize;
+    let mut close = |ep: &mut Vec<(u64, f64, f64)>, out: &mut SeedResult| {
+        if ep.is_empty() {
+            return;
+        }
+        // The bound grows while coasting and collapses when pulses return.
+        let peak = ep
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.2.total_cmp(&b.1.2))
+            .map_or(0, |(i, _)| i);
+        for (i, &(t, err, bound)) in ep.iter().enumerate() {
+            let ratio = bound / err.max(1.0);
+            if i <= peak && ratio < out.coast_min_ratio {
+                out.coast_min_ratio = ratio;
+                out.coast_min_at_s = t;
+            }
+            if i > peak {
+                out.return_min_ratio = out.return_min_ratio.min(ratio);
+            }
+        }
+        if ep.len() > longest {
+            longest = ep.len();
+            let max_err = ep.iter().fold(0.0f64, |m, e| m.max(e.1));
+            out.peak_bound_ns = ep[peak].2;
+            out.peak_ratio = ep[peak].2 / max_err.max(1.0);
+        }
+        ep.clear();
+    };
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        if cols.len() < 6 {
+            continue;
+        }
+        let t: u64 = cols[0].parse().unwrap_or(0);
+        let err: f64 = cols[2].parse().unwrap_or(f64::NAN);
+        let holdover = cols[3] == "holdover";
+        let serving = cols[4] == "1";
+        let bound: f64 = cols[5].parse().unwrap_or(f64::NAN);
+        if !holdover {
+            close(&mut episode, &mut out);
+            continue;
+        }
+        out.holdover_s += 1;
+        if !serving {
+            continue;
+        }
+        out.holdover_served_s += 1;
+        out.holdover_max_err_ns = out.holdover_max_err_ns.max(err.abs());
+        episode.push((t, err.abs(), bound));
+    }
+    close(&mut episode, &mut out);
+    Ok(out)
+}
+
+/// Median of `v` (NaNs dropped); NaN when empty.
+pub fn median(v: &[f64]) -> f64 {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        0.5 * (v[m - 1] + v[m])
+    }
+}
