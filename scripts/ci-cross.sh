@@ -6,10 +6,11 @@
 #   2. aarch64 (64-bit Raspberry Pi OS): the workspace's unit tests (each
 #      crate's lib and bins), run under qemu-aarch64
 #   3. armv7/armhf (32-bit Raspberry Pi OS): skytime-pps's tests (the PPS ioctl
-#      numbers differ on 32-bit) under qemu-arm, and a build of the workspace
-#   4. the arm64 .deb with cargo-deb, into artifacts/ (and the armhf one when
-#      SKYTIME_CROSS_ARMHF_DEB=1: a second full release build, left out by
-#      default to keep the run well inside 20 minutes on two cores)
+#      numbers differ on 32-bit) under qemu-arm
+#   4. the arm64 .deb (and its -dbgsym .ddeb) with cargo-deb, into artifacts/;
+#      the armhf ones too with SKYTIME_CROSS_ARMHF_DEB=1 (a second full release
+#      build, left out by default to keep the run well inside 20 minutes on
+#      two cores)
 #
 # Environment:
 #   CARGO_TARGET_DIR          build directory (default: <repo>/target); sharing
@@ -197,14 +198,14 @@ fi
 
 section "aarch64: .deb"
 mkdir -p "$artifacts"
-rm -f "$artifacts"/skytime_*_arm64.deb
+rm -f "$artifacts"/skytime_*_arm64.deb "$artifacts"/skytime-dbgsym_*_arm64.ddeb
 cargo deb -p skytimed --target "$aarch64" --output "$artifacts/"
 deb_arm64=$(ls -1 "$artifacts"/skytime_*_arm64.deb)
 check_deb "$deb_arm64" aarch64-linux-gnu-objdump
 
 if [[ $armhf == 1 && $armhf_deb == 1 ]]; then
     section "armhf: .deb"
-    rm -f "$artifacts"/skytime_*_armhf.deb
+    rm -f "$artifacts"/skytime_*_armhf.deb "$artifacts"/skytime-dbgsym_*_armhf.ddeb
     cargo deb -p skytimed --target "$armv7" --output "$artifacts/"
     deb_armhf=$(ls -1 "$artifacts"/skytime_*_armhf.deb)
     check_deb "$deb_armhf" arm-linux-gnueabihf-objdump
