@@ -173,7 +173,7 @@ fn start_chronyd(chronyd: &Path) -> Result<Server> {
     spawn("chronyd -x", 1, &mut cmd, addr, dir, &log)
 }
 
-pub(crate) fn start_skytimed(skytimed: &Path, workers: usize) -> Result<Server> {
+pub(crate) fn start_skytimed(skytimed: &Path, workers: usize, worker_nice: i32) -> Result<Server> {
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let dir = Scratch::new(&format!("skytimed{workers}"))?;
@@ -182,7 +182,9 @@ pub(crate) fn start_skytimed(skytimed: &Path, workers: usize) -> Result<Server> 
     // requests per second each, which a real deployment would (rightly) limit.
     fs::write(
         &conf,
-        format!("[ntp]\nworkers = {workers}\n\n[ntp.ratelimit]\nenabled = false\n"),
+        format!(
+            "[ntp]\nworkers = {workers}\nworker_nice = {worker_nice}\n\n[ntp.ratelimit]\nenabled = false\n"
+        ),
     )?;
     let log = dir.path("log");
     let state = dir.path("state");
@@ -385,7 +387,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     if let Some(s) = args.skytimed.clone() {
         for &w in &args.workers {
             let s = s.clone();
-            plan.push(Box::new(move || start_skytimed(&s, w)));
+            plan.push(Box::new(move || start_skytimed(&s, w, 0)));
         }
     }
     let mut rounds: Vec<Vec<Row>> = Vec::new();

@@ -75,6 +75,9 @@ enum Cmd {
         /// NTP worker threads in skytimed.
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// Nice level of skytimed's NTP workers (`[ntp] worker_nice`).
+        #[arg(long, default_value_t = 0)]
+        worker_nice: i32,
         /// Flood rate, requests per second.
         #[arg(long, default_value_t = 150_000)]
         rate: u64,
@@ -152,10 +155,18 @@ fn main() -> Result<()> {
         Cmd::FloodCheck {
             skytimed,
             workers,
+            worker_nice,
             rate,
             seconds,
             clients,
-        } => flood::flood_check(&skytimed, workers, rate, seconds, clients.clamp(1, 60_000)),
+        } => flood::flood_check(
+            &skytimed,
+            workers,
+            worker_nice,
+            rate,
+            seconds,
+            clients.clamp(1, 60_000),
+        ),
         Cmd::Load {
             server,
             rate,
