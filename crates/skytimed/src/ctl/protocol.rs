@@ -183,6 +183,23 @@ pub struct LeapReport {
     pub source: Option<String>,
     /// What the clock's kernel flag is armed for tonight ("none", "insert", "delete").
     pub armed: String,
+    /// Set while the receiver and leap-seconds.list disagree about the coming
+    /// midnight: one of them is wrong, and the operator should check which.
+    #[serde(default)]
+    pub sources_disagree: Option<LeapDisputeReport>,
+}
+
+/// The receiver and leap-seconds.list disagreeing about a leap second.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeapDisputeReport {
+    /// What the receiver announces ("insert", "delete").
+    pub receiver: String,
+    /// What the leap-seconds file says ("none", "insert", "delete").
+    pub leap_file: String,
+    /// The midnight in question (RFC 3339).
+    pub at: String,
+    /// The source followed: "receiver" or "leap_file".
+    pub following: String,
 }
 
 /// Holdover in progress.
@@ -343,6 +360,15 @@ pub struct LabelDisagreementReport {
     pub duration_s: f64,
     /// When the receiver will be believed, s.
     pub confirm_after_s: u64,
+    /// How long it is served through before the box stops claiming sync, s.
+    #[serde(default)]
+    pub grace_s: u64,
+    /// Whether the box has stopped serving as synchronised because of it.
+    #[serde(default)]
+    pub serving_suspended: bool,
+    /// "insert" or "delete" when it looks like a leap second nobody announced.
+    #[serde(default)]
+    pub unannounced_leap: Option<String>,
 }
 
 /// Where the daemon serves.

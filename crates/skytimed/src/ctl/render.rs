@@ -238,11 +238,33 @@ pub fn status(r: &StatusReport) -> String {
         ),
     );
     if let Some(d) = &r.label_disagreement {
+        let serving = if d.serving_suspended {
+            "not serving as synchronised".to_string()
+        } else {
+            format!("still served for up to {} s", d.grace_s)
+        };
+        let leap = d
+            .unannounced_leap
+            .as_ref()
+            .map(|l| format!("; looks like an unannounced leap {l}"))
+            .unwrap_or_default();
         row(
             "Label dispute",
             format!(
-                "receiver says {:+} s for {:.0} s (believed after {} s)",
+                "receiver says {:+} s for {:.0} s ({serving}; believed after {} s{leap})",
                 d.offset_s, d.duration_s, d.confirm_after_s
+            ),
+        );
+    }
+    if let Some(d) = &r.leap.sources_disagree {
+        row(
+            "Leap dispute",
+            format!(
+                "receiver says {}, leap-seconds.list says {} for {}; following the {}",
+                d.receiver,
+                d.leap_file,
+                d.at,
+                d.following.replace('_', " ")
             ),
         );
     }

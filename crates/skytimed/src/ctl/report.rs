@@ -69,6 +69,13 @@ fn leap_name(l: LeapChange) -> &'static str {
     }
 }
 
+fn source_name(source: skytime_refclock::LeapSource) -> &'static str {
+    match source {
+        skytime_refclock::LeapSource::Receiver => "receiver",
+        skytime_refclock::LeapSource::LeapFile => "leap_file",
+    }
+}
+
 /// gpsd's mode number, as `skytime_fix_mode` exports it.
 pub fn fix_mode_code(mode: FixMode) -> u8 {
     match mode {
@@ -203,11 +210,14 @@ impl ReportContext {
                 }
                 .to_string(),
                 at: s.leap_at.map(rfc3339),
-                source: s.leap_source.map(|src| match src {
-                    skytime_refclock::LeapSource::Receiver => "receiver".to_string(),
-                    skytime_refclock::LeapSource::LeapFile => "leap_file".to_string(),
-                }),
+                source: s.leap_source.map(|src| source_name(src).to_string()),
                 armed: leap_name(s.leap_armed).to_string(),
+                sources_disagree: s.leap_sources_disagree.map(|d| LeapDisputeReport {
+                    receiver: leap_name(d.receiver).to_string(),
+                    leap_file: leap_name(d.leap_file).to_string(),
+                    at: rfc3339(d.at),
+                    following: source_name(d.following).to_string(),
+                }),
             },
             holdover: s.holdover.map(|h| HoldoverReport {
                 elapsed_s: h.elapsed_s,
@@ -299,6 +309,9 @@ impl ReportContext {
                 offset_s: d.offset_s,
                 duration_s: d.duration_s,
                 confirm_after_s: d.confirm_after_s,
+                grace_s: d.grace_s,
+                serving_suspended: d.serving_suspended,
+                unannounced_leap: d.unannounced_leap.map(|l| leap_name(l).to_string()),
             }),
             endpoints,
         }
