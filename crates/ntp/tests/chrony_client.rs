@@ -489,10 +489,27 @@ fn timed_exchange(
 
 #[test]
 fn interleaved_replies_carry_the_kernel_transmit_time_of_the_previous_reply() {
+    interleaved_exchange_on("127.0.0.1:0");
+}
+
+#[test]
+fn interleaved_replies_on_a_wildcard_listener_combine_pktinfo_and_tx_timestamps() {
+    interleaved_exchange_on("0.0.0.0:0");
+}
+
+fn interleaved_exchange_on(listen: &str) {
     // One worker, so the interleaved client and an untagged basic client share
     // a socket: the kernel's OPT_ID numbering must still map each TX timestamp
     // to the right reply.
-    let (handle, addr) = start(&config(|c| c.workers = 1), synced_state());
+    let listen: SocketAddr = listen.parse().expect("listen address");
+    let (handle, bound) = start(
+        &config(|c| {
+            c.workers = 1;
+            c.listen = vec![listen];
+        }),
+        synced_state(),
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], bound.port()));
     let xleave = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let basic = UdpSocket::bind("127.0.0.1:0").expect("bind");
     for s in [&xleave, &basic] {
