@@ -473,8 +473,11 @@ fn timed_exchange(
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
                 let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                // time_t is 32 bits on 32-bit Pi OS images.
+                #[allow(clippy::unnecessary_cast)]
+                let secs = ts.tv_sec as i64;
                 t4 = Some(skytime_timebase::UnixNanos::from_secs_nanos(
-                    ts.tv_sec,
+                    secs,
                     ts.tv_nsec as u32,
                 ));
             }
