@@ -470,9 +470,10 @@ pub fn project_scenarios(dir: &Path) -> Result<Vec<(std::path::PathBuf, Scenario
             paths.push(path);
         }
     }
+    // By stem: with the extension, "x-late.toml" would sort before "x.toml".
     paths.sort_by_key(|p| {
         natural_key(
-            &p.file_name()
+            &p.file_stem()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         )
