@@ -184,6 +184,6 @@ fn raise_priority() {
     if ok {
         tracing::info!(priority = 40, "discipline thread runs SCHED_FIFO");
     } else {
-        tracing::debug!("discipline thread at normal priority (no CAP_SYS_NICE)");
+        tracing::info!("discipline thread at normal priority (real-time scheduling not permitted)");
     }
 }
