@@ -4,14 +4,16 @@
 # Installs what the tests need when it is missing (chrony and ntpsec-ntpdig as
 # real NTP peers, and the tools the other checks use), then runs, in order:
 # format and lint checks, every unit, property and integration test, the
-# end-to-end tests against the real chrony and ntpdig, the benchmarks (their
-# figures are printed, not asserted), and the aarch64 cross-build.
+# end-to-end tests against the real chrony and ntpdig, a short run of every
+# fuzz target, the benchmarks (their figures are printed, not asserted), and
+# the aarch64 cross-build.
 #
 # Nothing here changes the host clock: every daemon under test disciplines a
 # simulated clock, and chronyd only ever runs with -Q or -x.
 #
 #   SKYTIME_SKIP_CROSS=1   skip the aarch64 cross-build and qemu tests
 #   SKYTIME_SKIP_BENCH=1   skip the benchmarks
+#   SKYTIME_SKIP_FUZZ=1    skip the short fuzz runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,6 +67,11 @@ section "end-to-end tests against real chrony and ntpdig"
 # Two at a time: each runs a real-time daemon; more would measure this
 # two-core machine's scheduler rather than skytime.
 cargo test --release -p skytime-e2e -- --test-threads=2
+
+if [ -z "${SKYTIME_SKIP_FUZZ:-}" ]; then
+    section "fuzz targets (a short run of each, under AddressSanitizer)"
+    bash scripts/fuzz-smoke.sh
+fi
 
 # --- benchmarks (printed) ----------------------------------------------------
 if [ -z "${SKYTIME_SKIP_BENCH:-}" ]; then

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target (crates/*/fuzz) for a short while under
+# AddressSanitizer: the parsers of receiver bytes and of NTP packets must never
+# crash, whatever arrives. Longer runs: SKYTIME_FUZZ_SECONDS=3600.
+#
+# cargo-fuzz wants nightly-only sanitizer flags; RUSTC_BOOTSTRAP lets the one
+# stable toolchain of this project accept them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${SKYTIME_FUZZ_SECONDS:-20}"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install --locked --quiet cargo-fuzz
+fi
+export RUSTC_BOOTSTRAP=1
+for fuzz_dir in crates/*/fuzz; do
+    crate_dir=$(dirname "$fuzz_dir")
+    for target in $(cd "$crate_dir" && cargo fuzz list); do
+        echo "--- fuzz $crate_dir:$target for ${seconds}s"
+        log=$(mktemp)
+        if ! (cd "$crate_dir" && cargo fuzz run "$target" -- \
+            -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1) >"$log" 2>&1; then
+            tail -60 "$log"
+            echo "fuzz target $crate_dir:$target failed (crash input kept under $crate_dir/fuzz/artifacts/)"
+            exit 1
+        fi
+        grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
+        rm -f "$log"
+    done
+done
