@@ -1,6 +1,8 @@
 //! Shared harness for the end-to-end tests: building and starting the real
 //! `skytimed`, finding free ports, and running the real chrony and ntpdig
 //! clients against it. Nothing here imitates a peer; it only drives them.
+//! `skytime-ntp`'s integration tests use the same drivers against the server
+//! in-process (this crate depends on no skytime crate, so there is no cycle).
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::fs;
@@ -74,6 +76,11 @@ pub fn free_udp_port() -> u16 {
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("cannot bind an ephemeral UDP port: {e}"))
 }
+
+/// The real chrony daemon, run only with `-Q` or `-x` (never touches the clock).
+pub const CHRONYD: &str = "/usr/sbin/chronyd";
+/// chrony's command client, for `ntpdata` of a [`ChronyClient`].
+pub const CHRONYC: &str = "/usr/bin/chronyc";
 
 /// Fails the test with an actionable message if a peer program is missing.
 pub fn require_tool(path: &str) {
@@ -364,6 +371,99 @@ pub fn ntpdig_from(host: &str, port: u16, source: &str) -> Result<NtpdigReport> 
     })
 }
 
+/// A long-running `chronyd -x` client (never touches the clock), read through
+/// `chronyc ntpdata`, which shows every field the server returned. Killed by
+/// its PID (via the `Child` handle) when dropped.
+pub struct ChronyClient {
+    child: Child,
+    socket: PathBuf,
+    _dir: TempDir,
+}
+
+impl ChronyClient {
+    /// Starts `chronyd -x` with one `server_line` (e.g. `server 127.0.0.1
+    /// port P xleave`) and, when given, a keyfile with these contents.
+    pub fn start(tag: &str, server_line: &str, keyfile: Option<&str>) -> Result<ChronyClient> {
+        require_tool(CHRONYD);
+        require_tool(CHRONYC);
+        let dir = TempDir::new(tag);
+        // chronyd refuses a command socket in a directory others can read.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))
+            .context("chmod the chronyd directory")?;
+        let socket = dir.path().join("chronyd.sock");
+        let mut conf = format!(
+            "{server_line}\ncmdport 0\nbindcmdaddress {}\npidfile {}\n",
+            socket.display(),
+            dir.path().join("chronyd.pid").display()
+        );
+        if let Some(keys) = keyfile {
+            let path = dir.path().join("keys");
+            fs::write(&path, keys).context("write the client keyfile")?;
+            conf.push_str(&format!("keyfile {}\n", path.display()));
+        }
+        let conf_path = dir.path().join("chrony.conf");
+        fs::write(&conf_path, conf).context("write chrony.conf")?;
+        let child = Command::new(CHRONYD)
+            .args(["-x", "-u", "root", "-d", "-f"])
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn chronyd -x")?;
+        Ok(ChronyClient {
+            child,
+            socket,
+            _dir: dir,
+        })
+    }
+
+    /// `chronyc ntpdata` now ("" if chronyc fails or hangs).
+    pub fn ntpdata(&self) -> String {
+        run_with_timeout(
+            Command::new(CHRONYC)
+                .arg("-h")
+                .arg(&self.socket)
+                .args(["-n", "ntpdata"]),
+            Duration::from_secs(5),
+        )
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+    }
+
+    /// Polls `chronyc ntpdata` until `done` holds or `timeout` passes,
+    /// returning the last output either way.
+    pub fn wait_for(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        let mut last = String::new();
+        while start.elapsed() < timeout {
+            last = self.ntpdata();
+            if done(&last) {
+                return last;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        last
+    }
+}
+
+impl Drop for ChronyClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of one `Name : value` line of `chronyc ntpdata` output.
+pub fn ntpdata_field<'a>(ntpdata: &'a str, name: &str) -> Option<&'a str> {
+    ntpdata
+        .lines()
+        .find(|l| l.trim_start().starts_with(name))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim())
+}
+
 /// What a one-shot `chronyd -Q` measured of the server.
 #[derive(Debug, Clone)]
 pub struct ChronyReport {
@@ -385,11 +485,11 @@ pub struct ChronyReport {
 /// clock) against 127.0.0.1:`port`, from a fresh loopback source address
 /// (`bindacqaddress`), and reads what it measured.
 pub fn chrony_oneshot(port: u16) -> Result<ChronyReport> {
-    require_tool("/usr/sbin/chronyd");
+    require_tool(CHRONYD);
     let dir = TempDir::new("chronyq");
     let pidfile = dir.path().join("chronyd.pid");
     let out = run_with_timeout(
-        Command::new("/usr/sbin/chronyd").args([
+        Command::new(CHRONYD).args([
             "-Q".to_string(),
             "-u".into(),
             "root".into(),

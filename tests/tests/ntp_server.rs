@@ -2,16 +2,13 @@
 //! chrony client (interleaved mode with a shared key, long-running `chronyd -x`
 //! shown by `chronyc ntpdata`), ntpdig, and hostile datagrams.
 
-use skytime_e2e::{Daemon, TempDir, ntpdig, raw_query, run_with_timeout};
+use skytime_e2e::{
+    CHRONYD, ChronyClient, Daemon, TempDir, ntpdata_field as field, ntpdig, raw_query,
+};
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CHRONYD: &str = "/usr/sbin/chronyd";
-const CHRONYC: &str = "/usr/bin/chronyc";
 const KEYS: &str = "10 AES128 HEX:6E1C1D8B2C0A8E3F4A5B6C7D8E9F0A1B\n11 SHA1 HEX:00112233445566778899AABBCCDDEEFF00112233\n";
 
 fn wait_for_stratum_one(daemon: &mut Daemon) {
@@ -55,97 +52,27 @@ fn daemon_with_keys(dir: &TempDir) -> Daemon {
     Daemon::simulate(&["--config", &config]).expect("start skytimed --simulate")
 }
 
-/// A long-running `chronyd -x` client (never touches the clock), killed when dropped.
-struct ChronyClient {
-    child: Child,
-    socket: PathBuf,
-    _dir: TempDir,
-}
-
-impl ChronyClient {
-    fn start(server_line: &str) -> ChronyClient {
-        let dir = TempDir::new("ntp-chronyx");
-        // chronyd refuses a command socket in a directory others can read.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
-        let socket = dir.path().join("chronyd.sock");
-        let keys = dir.path().join("keys");
-        fs::write(&keys, KEYS).expect("client keyfile");
-        let conf = dir.path().join("chrony.conf");
-        fs::write(
-            &conf,
-            format!(
-                "{server_line}\nkeyfile {}\ncmdport 0\nbindcmdaddress {}\npidfile {}\n",
-                keys.display(),
-                socket.display(),
-                dir.path().join("chronyd.pid").display()
-            ),
-        )
-        .expect("chrony.conf");
-        let child = Command::new(CHRONYD)
-            .args(["-x", "-u", "root", "-d", "-f"])
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn chronyd -x");
-        ChronyClient {
-            child,
-            socket,
-            _dir: dir,
-        }
-    }
-
-    fn ntpdata(&self) -> String {
-        run_with_timeout(
-            Command::new(CHRONYC)
-                .arg("-h")
-                .arg(&self.socket)
-                .args(["-n", "ntpdata"]),
-            Duration::from_secs(5),
-        )
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-    }
-}
-
-impl Drop for ChronyClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn field<'a>(ntpdata: &'a str, name: &str) -> Option<&'a str> {
-    ntpdata
-        .lines()
-        .find(|l| l.trim_start().starts_with(name))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim())
-}
-
 #[test]
 fn chronyd_x_client_runs_interleaved_and_authenticated_against_skytimed() {
     skytime_e2e::require_tool(CHRONYD);
     let dir = TempDir::new("ntp-xleave");
     let mut daemon = daemon_with_keys(&dir);
     wait_for_stratum_one(&mut daemon);
-    let client = ChronyClient::start(&format!(
-        "server 127.0.0.1 port {} minpoll 0 maxpoll 0 xleave key 10",
-        daemon.port
-    ));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut data = String::new();
-    while Instant::now() < deadline {
-        data = client.ntpdata();
-        let good_rx: u64 = field(&data, "Total good RX")
+    let client = ChronyClient::start(
+        "ntp-chronyx",
+        &format!(
+            "server 127.0.0.1 port {} minpoll 0 maxpoll 0 xleave key 10",
+            daemon.port
+        ),
+        Some(KEYS),
+    )
+    .expect("start chronyd -x");
+    let data = client.wait_for(Duration::from_secs(30), |d| {
+        let good_rx: u64 = field(d, "Total good RX")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        if field(&data, "Interleaved") == Some("Yes") && good_rx >= 4 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        field(d, "Interleaved") == Some("Yes") && good_rx >= 4
+    });
     eprintln!("chronyc ntpdata against skytimed --simulate (xleave, key 10):\n{data}");
     assert_eq!(field(&data, "Interleaved"), Some("Yes"), "{data}");
     assert_eq!(field(&data, "Authenticated"), Some("Yes"), "{data}");

@@ -5,26 +5,20 @@
 //! chrony clients run with `-x`/`-Q`, so they never touch the host clock.
 
 use arc_swap::ArcSwap;
+use skytime_e2e::{
+    CHRONYC, CHRONYD, ChronyClient, TempDir, chrony_oneshot, ntpdata_field as field, require_tool,
+};
 use skytime_ntp::packet::{HEADER_LEN, Header, NtpTimestamp, mode};
 use skytime_ntp::{IoCounter, NtpServer, Outcome, ServerConfig, ServerHandle, SystemState};
 use skytime_timebase::{HostClock, LeapChange, TimeSource};
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const CHRONYD: &str = "/usr/sbin/chronyd";
-const CHRONYC: &str = "/usr/bin/chronyc";
-
 fn require_chrony() {
-    for tool in [CHRONYD, CHRONYC] {
-        assert!(
-            Path::new(tool).exists(),
-            "{tool} is missing: run the README's test command, which installs chrony"
-        );
-    }
+    require_tool(CHRONYD);
+    require_tool(CHRONYC);
 }
 
 fn synced_state() -> SystemState {
@@ -61,138 +55,17 @@ fn start(config: &ServerConfig, state: SystemState) -> (ServerHandle, SocketAddr
     (server.spawn().expect("spawn"), addr)
 }
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("skytime-ntp-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("scratch dir");
-        // chronyd refuses a command socket in a directory others can read.
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod scratch dir");
-        Scratch(dir)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A long-running `chronyd -x` client, killed by PID when dropped.
-struct ChronyClient {
-    child: Child,
-    socket: PathBuf,
-    _dir: Scratch,
-}
-
-impl ChronyClient {
-    fn start(tag: &str, server_line: &str, keyfile: Option<&str>) -> ChronyClient {
-        let dir = Scratch::new(tag);
-        let socket = dir.path("chronyd.sock");
-        let mut conf = format!(
-            "{server_line}\ncmdport 0\nbindcmdaddress {}\npidfile {}\n",
-            socket.display(),
-            dir.path("chronyd.pid").display()
-        );
-        if let Some(keys) = keyfile {
-            let path = dir.path("keys");
-            fs::write(&path, keys).expect("keyfile");
-            conf.push_str(&format!("keyfile {}\n", path.display()));
-        }
-        let conf_path = dir.path("chrony.conf");
-        fs::write(&conf_path, conf).expect("chrony.conf");
-        let child = Command::new(CHRONYD)
-            .args(["-x", "-u", "root", "-d", "-f"])
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn chronyd");
-        ChronyClient {
-            child,
-            socket,
-            _dir: dir,
-        }
-    }
-
-    fn ntpdata(&self) -> String {
-        Command::new(CHRONYC)
-            .arg("-h")
-            .arg(&self.socket)
-            .args(["-n", "ntpdata"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// Polls `chronyc ntpdata` until `done` holds, returning the last output.
-    fn wait_for(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        let mut last = String::new();
-        while start.elapsed() < timeout {
-            last = self.ntpdata();
-            if done(&last) {
-                return last;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        last
-    }
-}
-
-impl Drop for ChronyClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn field<'a>(ntpdata: &'a str, name: &str) -> Option<&'a str> {
-    ntpdata
-        .lines()
-        .find(|l| l.trim_start().starts_with(name))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.trim())
-}
-
 #[test]
 fn chrony_oneshot_client_gets_stratum_1_time() {
     require_chrony();
     let (handle, addr) = start(&config(|_| {}), synced_state());
-    let dir = Scratch::new("oneshot");
-    let out = Command::new(CHRONYD)
-        .args(["-Q", "-u", "root", "-t", "20"])
-        .arg(format!(
-            "server 127.0.0.1 port {} iburst maxsamples 1",
-            addr.port()
-        ))
-        .arg("cmdport 0")
-        .arg(format!("pidfile {}", dir.path("x.pid").display()))
-        .output()
-        .expect("run chronyd -Q");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let report = chrony_oneshot(addr.port()).expect("chronyd -Q");
+    let offset_s = report.clock_wrong_by_s;
+    assert!(
+        offset_s.abs() < 1e-3,
+        "offset {offset_s} s:\n{}",
+        report.output
     );
-    let line = text
-        .lines()
-        .find(|l| l.contains("System clock wrong by"))
-        .unwrap_or_else(|| panic!("no offset from chronyd -Q:\n{text}"));
-    let offset_s: f64 = line
-        .split("wrong by ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("cannot parse {line}"));
-    assert!(offset_s.abs() < 1e-3, "offset {offset_s} s: {line}");
     let stats = handle.stats();
     assert!(stats.outcome(Outcome::Served) >= 1);
     assert_eq!(
@@ -208,13 +81,14 @@ fn chrony_xleave_client_runs_interleaved_with_kernel_tx_timestamps() {
     require_chrony();
     let (handle, addr) = start(&config(|_| {}), synced_state());
     let client = ChronyClient::start(
-        "xleave",
+        "ntp-xleave",
         &format!(
             "server 127.0.0.1 port {} minpoll -3 maxpoll -3 xleave",
             addr.port()
         ),
         None,
-    );
+    )
+    .expect("start chronyd -x");
     let data = client.wait_for(Duration::from_secs(20), |d| {
         field(d, "Interleaved") == Some("Yes")
             && field(d, "Total RX").is_some_and(|v| v != "0" && v != "1" && v != "2")
@@ -245,8 +119,8 @@ const KEYS: &str = "10 AES128 HEX:6E1C1D8B2C0A8E3F4A5B6C7D8E9F0A1B\n11 SHA1 HEX:
 #[test]
 fn chrony_client_with_shared_keys_is_authenticated() {
     require_chrony();
-    let dir = Scratch::new("server-keys");
-    let keyfile = dir.path("server.keys");
+    let dir = TempDir::new("ntp-server-keys");
+    let keyfile = dir.path().join("server.keys");
     fs::write(&keyfile, KEYS).expect("keyfile");
     let (handle, addr) = start(
         &config(|c| c.keyfile = Some(keyfile.clone())),
@@ -254,13 +128,14 @@ fn chrony_client_with_shared_keys_is_authenticated() {
     );
     for key in [10, 11] {
         let client = ChronyClient::start(
-            &format!("key{key}"),
+            &format!("ntp-key{key}"),
             &format!(
                 "server 127.0.0.1 port {} minpoll -3 maxpoll -3 key {key}",
                 addr.port()
             ),
             Some(KEYS),
-        );
+        )
+        .expect("start chronyd -x");
         let data = client.wait_for(Duration::from_secs(15), |d| {
             field(d, "Authenticated") == Some("Yes")
         });
@@ -275,13 +150,14 @@ fn chrony_client_with_shared_keys_is_authenticated() {
     // A client holding a different secret under the same id gets crypto-NAKs.
     let wrong = "10 AES128 HEX:00000000000000000000000000000000\n";
     let client = ChronyClient::start(
-        "wrongkey",
+        "ntp-wrongkey",
         &format!(
             "server 127.0.0.1 port {} minpoll -3 maxpoll -3 key 10",
             addr.port()
         ),
         Some(wrong),
-    );
+    )
+    .expect("start chronyd -x");
     let start = Instant::now();
     while handle.stats().outcome(Outcome::CryptoNak) == 0
         && start.elapsed() < Duration::from_secs(10)
