@@ -503,6 +503,8 @@ mod tests {
     use rand::rngs::StdRng;
     use rand_distr::{Distribution, Normal};
 
+    /// A learner fed `n` seconds of free-running phase with white PM
+    /// `sigma_pm` (ns) and random-walk FM `sigma_rw` (ppb per √s).
     fn learner(sigma_pm: f64, sigma_rw: f64, n: usize, seed: u64) -> NoiseLearner {
         let mut rng = StdRng::seed_from_u64(seed);
         let pm = Normal::new(0.0, sigma_pm.max(1e-12)).expect("normal");
@@ -538,20 +540,9 @@ mod tests {
         }
     }
 
-    /// Free-running phase with white PM `sigma_pm` (ns) and random-walk FM
-    /// `sigma_rw` (ppb per √s), sampled once per second.
+    /// What [`learner`] learns with seed 7.
     fn learn(sigma_pm: f64, sigma_rw: f64, n: usize) -> NoiseParams {
-        let mut rng = StdRng::seed_from_u64(7);
-        let pm = Normal::new(0.0, sigma_pm.max(1e-12)).expect("normal");
-        let rw = Normal::new(0.0, sigma_rw.max(1e-12)).expect("normal");
-        let mut learner = NoiseLearner::new(1.0);
-        let (mut x, mut f) = (0.0, 5000.0);
-        for i in 0..n {
-            learner.add(i as i64, x + pm.sample(&mut rng));
-            x += f;
-            f += rw.sample(&mut rng);
-        }
-        learner.params()
+        learner(sigma_pm, sigma_rw, n, 7).params()
     }
 
     #[test]
