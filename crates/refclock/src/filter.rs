@@ -12,6 +12,8 @@
 //! give R ≈ 0 and a near-deadbeat filter; a Pi's 1-2 µs interrupt jitter gives
 //! a smoothing one; a warming oscillator raises q_rw and the filter follows.
 
+use crate::phase_history::PhaseHistory;
+
 /// Lags (seconds) at which second differences are measured.
 const LAGS: [i64; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 /// Free-running phase history kept, samples (covers 2 × the largest lag).
@@ -56,7 +58,7 @@ impl NoiseParams {
 /// Learns [`NoiseParams`] from the free-running phase.
 #[derive(Clone, Debug)]
 pub struct NoiseLearner {
-    history: Vec<Option<(i64, f64)>>,
+    history: PhaseHistory,
     var: [f64; LAGS.len()],
     count: [f64; LAGS.len()],
     floor_r: f64,
@@ -72,7 +74,7 @@ impl NoiseLearner {
             *v = NoiseParams::PRIOR.second_difference_variance(tau as f64);
         }
         Self {
-            history: vec![None; HISTORY],
+            history: PhaseHistory::new(HISTORY),
             var,
             count: [0.0; LAGS.len()],
             floor_r: floor_r.max(1e-6),
@@ -83,27 +85,18 @@ impl NoiseLearner {
     /// Forgets the phase history (after a phase jump or relabel); keeps what
     /// was learned about the noise.
     pub fn clear_history(&mut self) {
-        self.history.iter_mut().for_each(|h| *h = None);
-    }
-
-    fn phase_at(&self, idx: i64) -> Option<f64> {
-        match self.history[idx.rem_euclid(HISTORY as i64) as usize] {
-            Some((i, p)) if i == idx => Some(p),
-            _ => None,
-        }
+        self.history.clear();
     }
 
     /// Adds the free-running phase ψ (ns) of the pulse numbered `idx`
     /// (consecutive pulses are consecutive numbers) and refits.
     pub fn add(&mut self, idx: i64, psi_ns: f64) {
-        self.history[idx.rem_euclid(HISTORY as i64) as usize] = Some((idx, psi_ns));
+        self.history.insert(idx, psi_ns);
         let mut changed = false;
         for (k, &tau) in LAGS.iter().enumerate() {
-            let (Some(mid), Some(old)) = (self.phase_at(idx - tau), self.phase_at(idx - 2 * tau))
-            else {
+            let Some(d) = self.history.second_difference(idx, tau) else {
                 continue;
             };
-            let d = psi_ns - 2.0 * mid + old;
             self.count[k] += 1.0;
             let w = 1.0 / (self.count[k] + PRIOR_WEIGHT).min(WINDOW);
             self.var[k] += w * (d * d - self.var[k]);

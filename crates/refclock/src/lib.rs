@@ -14,6 +14,7 @@ pub mod filter;
 pub mod kernel;
 pub mod leapfile;
 pub mod pairing;
+mod phase_history;
 mod status;
 mod wander;
 

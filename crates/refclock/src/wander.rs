@@ -12,6 +12,8 @@
 //! during tonight's antenna outage. The holdover bound therefore never claims
 //! less than this (see `Refclock::error_bound`).
 
+use crate::phase_history::PhaseHistory;
+
 /// Horizons (seconds) at which the wander is measured.
 pub const LAGS: [i64; 5] = [64, 128, 256, 512, 1024];
 /// Pulses kept: two of the longest horizon, and one more.
@@ -25,8 +27,8 @@ const NOISE_SIGMAS: f64 = 5.0;
 /// The worst frequency wander seen, per horizon.
 #[derive(Clone, Debug)]
 pub struct WanderTracker {
-    /// (pulse number, free-running phase ns) of accepted pulses.
-    history: Vec<Option<(i64, f64)>>,
+    /// Free-running phase of accepted pulses.
+    history: PhaseHistory,
     /// Largest |second difference| held per horizon, ns, decaying.
     worst_ns: [f64; LAGS.len()],
     /// Pulse number at which each was last decayed.
@@ -36,7 +38,7 @@ pub struct WanderTracker {
 impl Default for WanderTracker {
     fn default() -> Self {
         Self {
-            history: vec![None; HISTORY],
+            history: PhaseHistory::new(HISTORY),
             worst_ns: [0.0; LAGS.len()],
             worst_idx: [None; LAGS.len()],
         }
@@ -47,14 +49,7 @@ impl WanderTracker {
     /// Forgets the phase history (after a phase jump or relabel); keeps the
     /// worst wander, which describes the oscillator.
     pub fn clear_history(&mut self) {
-        self.history.iter_mut().for_each(|h| *h = None);
-    }
-
-    fn phase_at(&self, idx: i64) -> Option<f64> {
-        match self.history[idx.rem_euclid(HISTORY as i64) as usize] {
-            Some((i, p)) if i == idx => Some(p),
-            _ => None,
-        }
+        self.history.clear();
     }
 
     /// Adds the free-running phase `psi_ns` of the pulse numbered `idx`
@@ -63,14 +58,13 @@ impl WanderTracker {
         if !psi_ns.is_finite() {
             return;
         }
-        self.history[idx.rem_euclid(HISTORY as i64) as usize] = Some((idx, psi_ns));
+        self.history.insert(idx, psi_ns);
         let decay_per_s = 0.5f64.powf(1.0 / HALF_LIFE_S);
         for (k, &tau) in LAGS.iter().enumerate() {
-            let (Some(mid), Some(old)) = (self.phase_at(idx - tau), self.phase_at(idx - 2 * tau))
-            else {
+            let Some(d) = self.history.second_difference(idx, tau) else {
                 continue;
             };
-            let d = (psi_ns - 2.0 * mid + old).abs();
+            let d = d.abs();
             let held = match self.worst_idx[k] {
                 Some(at) => self.worst_ns[k] * decay_per_s.powf((idx - at).max(0) as f64),
                 None => 0.0,
