@@ -6,10 +6,11 @@
 //! the same server, and prints both.
 
 use crate::compare::{Server, start_skytimed};
-use crate::load::{Clients, LoadSpec};
+use crate::load::{Clients, LoadSpec, enable_rx_timestamps, rx_timestamp};
 use anyhow::{Context, Result, bail};
+use skytime_ntp::NtpTimestamp;
+use skytime_timebase::{HostClock, TimeSource};
 use socket2::{Domain, Protocol, Socket, Type};
-use std::mem::size_of;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -29,25 +30,6 @@ struct Sampler {
     sock: Socket,
 }
 
-fn realtime_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
-}
-
-fn ntp_to_unix_ns(ts: u64, near_ns: i64) -> i64 {
-    // Seconds in the NTP era nearest `near_ns`.
-    let near_s = near_ns.div_euclid(1_000_000_000) + 2_208_988_800;
-    let delta = ((ts >> 32) as u32).wrapping_sub(near_s as u32) as i32 as i64;
-    let secs = near_s + delta - 2_208_988_800;
-    let frac = (((ts & 0xffff_ffff) as u128 * 1_000_000_000) >> 32) as i64;
-    secs * 1_000_000_000 + frac
-}
-
 impl Sampler {
     fn new(target: SocketAddr) -> Result<Sampler> {
         let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -55,25 +37,15 @@ impl Sampler {
         sock.bind(&local.into())?;
         sock.connect(&target.into())?;
         sock.set_read_timeout(Some(Duration::from_millis(200)))?;
-        let one: libc::c_int = 1;
-        // SAFETY: a live c_int and its size.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                (&one as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
+        enable_rx_timestamps(&sock).context("SO_TIMESTAMPNS")?;
         Ok(Sampler { sock })
     }
 
     fn sample(&self) -> Option<Sample> {
         let mut req = [0u8; 48];
         req[0] = (4 << 3) | 3;
-        let t1 = realtime_ns();
-        req[40..48].copy_from_slice(&(t1 as u64).to_be_bytes());
+        let t1 = HostClock.realtime();
+        req[40..48].copy_from_slice(&(t1.0 as u64).to_be_bytes());
         self.sock.send(&req).ok()?;
         let deadline = Instant::now() + Duration::from_millis(200);
         while Instant::now() < deadline {
@@ -99,26 +71,15 @@ impl Sampler {
                 w.copy_from_slice(&buf[o..o + 8]);
                 u64::from_be_bytes(w)
             };
-            if word(24) != t1 as u64 {
+            if word(24) != t1.0 as u64 {
                 continue; // a stale reply
             }
-            let mut t4 = None;
             // SAFETY: the kernel filled the control buffer described by msg.
-            unsafe {
-                let mut c = libc::CMSG_FIRSTHDR(&msg);
-                while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS
-                    {
-                        let ts =
-                            std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
-                        t4 = Some(ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64);
-                    }
-                    c = libc::CMSG_NXTHDR(&msg, c);
-                }
-            }
-            let t4 = t4.unwrap_or_else(realtime_ns);
-            let t2 = ntp_to_unix_ns(word(32), t1);
-            let t3 = ntp_to_unix_ns(word(40), t1);
+            let t4 = unsafe { rx_timestamp(&msg) }
+                .map_or_else(|| HostClock.realtime().0, |ns| ns as i64);
+            let t2 = NtpTimestamp(word(32)).to_unix_near(t1).0;
+            let t3 = NtpTimestamp(word(40)).to_unix_near(t1).0;
+            let t1 = t1.0;
             return Some(Sample {
                 offset_ns: ((t2 - t1) as f64 + (t3 - t4) as f64) / 2.0,
                 delay_ns: ((t4 - t1) - (t3 - t2)) as f64,

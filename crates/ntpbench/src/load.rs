@@ -5,7 +5,8 @@
 //! timestamp, so response times are matched without any per-packet state.
 
 use crate::hist::Histogram;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use skytime_timebase::{HostClock, TimeSource};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -99,20 +100,7 @@ impl Clients {
             s.set_nonblocking(true)?;
             let _ = s.set_recv_buffer_size(1 << 20);
             let _ = s.set_send_buffer_size(1 << 20);
-            let one: libc::c_int = 1;
-            // SAFETY: a live c_int and its size.
-            let rc = unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_TIMESTAMPNS,
-                    (&one as *const libc::c_int).cast(),
-                    size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc != 0 {
-                bail!("SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
-            }
+            enable_rx_timestamps(&s).context("SO_TIMESTAMPNS")?;
             sockets.push(s);
         }
         Ok(Clients { sockets })
@@ -150,14 +138,29 @@ impl Clients {
     }
 }
 
+/// Host realtime in ns, the cookie's unit.
 fn realtime_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
+    HostClock.realtime().0 as u64
+}
+
+/// Asks the kernel to stamp each datagram `s` receives (read back with
+/// [`rx_timestamp`]).
+pub(crate) fn enable_rx_timestamps(s: &Socket) -> std::io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&one as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
     };
-    // SAFETY: a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn request(cookie: u64) -> [u8; 48] {
@@ -341,9 +344,12 @@ fn receive(fds: &[i32], start_cookie: u64, stop: &AtomicBool) -> RxResult {
     out
 }
 
+/// The kernel receive time (host realtime, ns) of a datagram read with
+/// [`enable_rx_timestamps`] on.
+///
 /// # Safety
 /// `hdr` must describe a control buffer the kernel filled.
-unsafe fn rx_timestamp(hdr: &libc::msghdr) -> Option<u64> {
+pub(crate) unsafe fn rx_timestamp(hdr: &libc::msghdr) -> Option<u64> {
     // SAFETY: the CMSG macros stay inside the kernel-filled buffer.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(hdr);
