@@ -150,6 +150,41 @@ fn poll_discipline(
     })
 }
 
+/// One run of the sampler, with the discipline's own offset polled meanwhile.
+struct Phase {
+    /// Min-delay-filtered served-clock offsets, one per window, ns.
+    served: Vec<f64>,
+    /// Sampler requests sent.
+    sent: usize,
+    /// Of which unanswered.
+    lost: usize,
+    /// The discipline's filtered offsets, once a second, ns.
+    discipline: Vec<f64>,
+}
+
+impl Phase {
+    /// Samples for `run` while a thread polls `skytimectl status` on `socket`.
+    fn measure(
+        sampler: &Sampler,
+        run: Duration,
+        window: Duration,
+        skytimectl: &Path,
+        socket: &Path,
+    ) -> Phase {
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = poll_discipline(skytimectl.to_path_buf(), socket.to_path_buf(), stop.clone());
+        let (served, sent, lost) = sampler.run(run, window);
+        stop.store(true, Ordering::Relaxed);
+        let discipline = poller.join().unwrap_or_default();
+        Phase {
+            served,
+            sent,
+            lost,
+            discipline,
+        }
+    }
+}
+
 fn summary(v: &[f64]) -> (f64, f64, f64) {
     if v.is_empty() {
         return (f64::NAN, f64::NAN, f64::NAN);
@@ -197,12 +232,9 @@ pub fn flood_check(
         .clone()
         .unwrap_or_default()
         .join("skytimed.sock");
+    let measure = || Phase::measure(&sampler, run, window, &skytimectl, &socket);
     eprintln!("unloaded run, {} s...", run.as_secs());
-    let stop = Arc::new(AtomicBool::new(false));
-    let poller = poll_discipline(skytimectl.clone(), socket.clone(), stop.clone());
-    let (quiet, q_sent, q_lost) = sampler.run(run, window);
-    stop.store(true, Ordering::Relaxed);
-    let quiet_disc = poller.join().unwrap_or_default();
+    let quiet = measure();
 
     eprintln!(
         "flooded run at {rate}/s from {clients} clients, {} s...",
@@ -217,11 +249,7 @@ pub fn flood_check(
         })
     });
     std::thread::sleep(Duration::from_millis(300));
-    let stop = Arc::new(AtomicBool::new(false));
-    let poller = poll_discipline(skytimectl, socket, stop.clone());
-    let (loud, l_sent, l_lost) = sampler.run(run, window);
-    stop.store(true, Ordering::Relaxed);
-    let loud_disc = poller.join().unwrap_or_default();
+    let loud = measure();
     let load = flood
         .join()
         .map_err(|_| anyhow::anyhow!("flood thread panicked"))?;
@@ -230,17 +258,7 @@ pub fn flood_check(
     // flooded run is judged against the runs on both sides of it.
     std::thread::sleep(Duration::from_secs(1));
     eprintln!("unloaded again, {} s...", run.as_secs());
-    let skytimectl = skytimed.with_file_name("skytimectl");
-    let socket = server
-        .state_dir
-        .clone()
-        .unwrap_or_default()
-        .join("skytimed.sock");
-    let stop = Arc::new(AtomicBool::new(false));
-    let poller = poll_discipline(skytimectl, socket, stop.clone());
-    let (after, a_sent, a_lost) = sampler.run(run, window);
-    stop.store(true, Ordering::Relaxed);
-    let after_disc = poller.join().unwrap_or_default();
+    let after = measure();
     drop(server);
 
     println!();
@@ -251,17 +269,19 @@ pub fn flood_check(
         "{:<10} {:>8} {:>12} {:>12} {:>12} {:>16}",
         "run", "windows", "mean", "rms", "max |x|", "sampler loss"
     );
-    let row = |name: &str, v: &[f64], lost: usize, sent: usize| {
-        let (m, r, x) = summary(v);
+    let row = |name: &str, p: &Phase| {
+        let (m, r, x) = summary(&p.served);
         println!(
-            "{name:<10} {:>8} {m:>12.0} {r:>12.0} {x:>12.0} {lost:>10}/{sent:<5}",
-            v.len()
+            "{name:<10} {:>8} {m:>12.0} {r:>12.0} {x:>12.0} {:>10}/{:<5}",
+            p.served.len(),
+            p.lost,
+            p.sent
         );
         r
     };
-    let q1 = row("unloaded", &quiet, q_lost, q_sent);
-    let l = row("flooded", &loud, l_lost, l_sent);
-    let q2 = row("unloaded", &after, a_lost, a_sent);
+    let q1 = row("unloaded", &quiet);
+    let l = row("flooded", &loud);
+    let q2 = row("unloaded", &after);
     println!(
         "flood: offered {rate}/s, sent {:.0}/s, answered {:.1} %; served-clock rms flooded / unloaded (mean of both) = {:.2}",
         load.sent_rate(),
@@ -278,9 +298,9 @@ pub fn flood_check(
         println!("{name:<10} {:>8} {m:>12.1} {r:>12.1} {x:>12.1}", v.len());
         r
     };
-    let d1 = drow("unloaded", &quiet_disc);
-    let dl = drow("flooded", &loud_disc);
-    let d2 = drow("unloaded", &after_disc);
+    let d1 = drow("unloaded", &quiet.discipline);
+    let dl = drow("flooded", &loud.discipline);
+    let d2 = drow("unloaded", &after.discipline);
     println!(
         "discipline rms offset flooded / unloaded (mean of both) = {:.2}; / the later unloaded run = {:.2}",
         dl / ((d1 + d2) / 2.0),
