@@ -109,50 +109,34 @@ fn self_exe() -> Result<PathBuf> {
     std::env::current_exe().context("locate ntpbench itself")
 }
 
-fn start_reflector(workers: usize) -> Result<Server> {
+/// This binary's own `subcommand` (`reflector` or `serve`) as a server.
+fn start_self(subcommand: &str, tag: &str, name: &str, workers: usize) -> Result<Server> {
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let dir = Scratch::new(&format!("reflector{workers}"))?;
+    let dir = Scratch::new(&format!("{tag}{workers}"))?;
     let log = dir.path("log");
     let mut cmd = Command::new(self_exe()?);
     cmd.args([
-        "reflector",
+        subcommand,
         "--listen",
         &addr.to_string(),
         "--workers",
         &workers.to_string(),
     ]);
-    spawn(
+    spawn(name, workers, &mut cmd, addr, dir, &log)
+}
+
+fn start_reflector(workers: usize) -> Result<Server> {
+    start_self(
+        "reflector",
+        "reflector",
         "reflector (recvmmsg/sendmmsg)",
         workers,
-        &mut cmd,
-        addr,
-        dir,
-        &log,
     )
 }
 
 fn start_library(workers: usize) -> Result<Server> {
-    let port = free_port()?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let dir = Scratch::new(&format!("lib{workers}"))?;
-    let log = dir.path("log");
-    let mut cmd = Command::new(self_exe()?);
-    cmd.args([
-        "serve",
-        "--listen",
-        &addr.to_string(),
-        "--workers",
-        &workers.to_string(),
-    ]);
-    spawn(
-        "skytime-ntp library server",
-        workers,
-        &mut cmd,
-        addr,
-        dir,
-        &log,
-    )
+    start_self("serve", "lib", "skytime-ntp library server", workers)
 }
 
 fn start_chronyd(chronyd: &Path) -> Result<Server> {
