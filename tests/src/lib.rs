@@ -305,7 +305,8 @@ pub struct NtpdigReport {
 }
 
 /// Queries `host` on `port` with the real ntpdig (ntpsec), from a fresh
-/// loopback source address for IPv4 (see [`next_client_address`]).
+/// loopback source address for IPv4 (see [`next_client_address`]). Four
+/// samples; ntpdig reports the best.
 pub fn ntpdig(host: &str, port: u16) -> Result<NtpdigReport> {
     let source = if host.contains(':') {
         String::new()
@@ -342,6 +343,13 @@ pub fn ntpdig_from(host: &str, port: u16, source: &str) -> Result<NtpdigReport> 
             "-j",
             "-t",
             "2",
+            // Four samples 100 ms apart; ntpdig reports the one with the
+            // smallest synchronisation distance, as NTP's clock filter would,
+            // so one sample delayed by this machine's scheduler does not decide.
+            "-p",
+            "4",
+            "-g",
+            "100",
             host,
         ]),
         Duration::from_secs(15),
