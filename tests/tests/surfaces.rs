@@ -188,8 +188,14 @@ fn metric(m: &BTreeMap<String, f64>, series: &str) -> f64 {
 /// Sends `n` NTP client requests from one fresh loopback address (within the
 /// rate limit's burst) and waits for each answer; returns that address's count.
 fn query_from_one_client(port: u16, n: u64) -> u64 {
+    query_from(&next_client_address(), port, n);
+    n
+}
+
+/// Sends `n` NTP client requests from loopback address `addr` and waits for
+/// each answer.
+fn query_from(addr: &str, port: u16, n: u64) {
     let server = SocketAddr::from(([127, 0, 0, 1], port));
-    let addr = next_client_address();
     let sock = UdpSocket::bind(format!("{addr}:0")).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
     sock.set_read_timeout(Some(Duration::from_secs(2))).ok();
     for i in 0..n {
@@ -202,7 +208,6 @@ fn query_from_one_client(port: u16, n: u64) -> u64 {
         let got = sock.recv_from(&mut buf).map(|(len, _)| len).unwrap_or(0);
         assert!(got >= 48, "no answer to request {i} from {addr}");
     }
-    n
 }
 
 #[test]
@@ -428,25 +433,12 @@ fn clients_lists_the_busiest_with_their_counts() {
     daemon
         .wait_for_log("control socket ready", Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("{e}"));
-    let server = SocketAddr::from(([127, 0, 0, 1], daemon.port));
     // Two clients on their own loopback addresses: one asks 6 times, one twice
     // (within the rate limit's burst of 8).
     let busy = next_client_address();
     let quiet = next_client_address();
     for (addr, n) in [(&busy, 6), (&quiet, 2)] {
-        let sock =
-            UdpSocket::bind(format!("{addr}:0")).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
-        sock.set_read_timeout(Some(Duration::from_secs(2))).ok();
-        for i in 0..n {
-            let mut req = [0u8; 48];
-            req[0] = (4 << 3) | 3;
-            req[40..48].copy_from_slice(&(0xabcd_0000u64 + i).to_be_bytes());
-            sock.send_to(&req, server)
-                .unwrap_or_else(|e| panic!("send: {e}"));
-            let mut buf = [0u8; 512];
-            let got = sock.recv_from(&mut buf).map(|(len, _)| len).unwrap_or(0);
-            assert!(got >= 48, "no answer to request {i} from {addr}");
-        }
+        query_from(addr, daemon.port, n);
     }
     let socket = socket_of(&daemon);
     // Workers publish their busiest clients once a second.
