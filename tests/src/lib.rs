@@ -226,6 +226,30 @@ impl Daemon {
         }
     }
 
+    /// Polls with plain client requests until the daemon serves stratum 1 and
+    /// returns its uptime then; fails if it dies or `timeout` passes first.
+    pub fn wait_for_stratum_one(&mut self, timeout: Duration) -> Result<Duration> {
+        let server = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.is_running() {
+                bail!("skytimed died:\n{}", self.log_lines().join("\n"));
+            }
+            if let Ok(Some(reply)) = raw_query(server, Duration::from_millis(300))
+                && reply.stratum == 1
+            {
+                return Ok(self.uptime());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "no stratum 1 within {timeout:?}:\n{}",
+                    self.log_lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -11,28 +11,12 @@ use std::time::{Duration, Instant};
 /// How long the foundation promises it takes to serve stratum 1.
 const SYNC_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Polls until the server answers stratum 1, or fails after the deadline.
+/// Polls until the server answers stratum 1 (its uptime then), or fails
+/// after the promised deadline.
 fn wait_for_stratum_one(daemon: &mut Daemon) -> Duration {
-    let deadline = Instant::now() + SYNC_DEADLINE;
-    let server = SocketAddr::from(([127, 0, 0, 1], daemon.port));
-    loop {
-        assert!(
-            daemon.is_running(),
-            "skytimed died:\n{}",
-            daemon.log_lines().join("\n")
-        );
-        if let Ok(Some(reply)) = raw_query(server, Duration::from_millis(300))
-            && reply.stratum == 1
-        {
-            return daemon.uptime();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no stratum 1 within {SYNC_DEADLINE:?}:\n{}",
-            daemon.log_lines().join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    daemon
+        .wait_for_stratum_one(SYNC_DEADLINE)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
