@@ -128,12 +128,25 @@ impl ServerStats {
 
     /// The `n` busiest clients across workers, as of the last second.
     pub fn busiest_clients(&self, n: usize) -> Vec<ClientSummary> {
-        let mut all: Vec<ClientSummary> = self
+        // Workers keep separate tables; a client seen by several (the kernel's
+        // fallback hashing spreads source ports) is one client.
+        let mut all: Vec<ClientSummary> = Vec::new();
+        for list in self
             .workers
             .iter()
             .filter_map(|w| w.busiest.lock().ok().map(|v| v.clone()))
-            .flatten()
-            .collect();
+        {
+            for c in list {
+                match all.iter_mut().find(|a| a.addr == c.addr) {
+                    Some(a) => {
+                        a.requests += c.requests;
+                        a.limited += c.limited;
+                        a.last_seen = a.last_seen.max(c.last_seen);
+                    }
+                    None => all.push(c),
+                }
+            }
+        }
         all.sort_by_key(|c| std::cmp::Reverse(c.requests));
         all.truncate(n);
         all

@@ -95,12 +95,16 @@ impl NtpServer {
                 .map_err(|source| NtpError::Bind { addr, source })?;
             let local = local_addr(&probe, addr)?;
             drop(probe);
-            for worker in sockets.iter_mut() {
+            for (index, worker) in sockets.iter_mut().enumerate() {
                 let s = new_socket(addr, true)?;
                 s.bind(&local.into()).map_err(|source| NtpError::Bind {
                     addr: local,
                     source,
                 })?;
+                // Index i of a reuseport group is the i-th socket bound to it.
+                if index == 0 && workers > 1 {
+                    steer_by_source_address(&s, local, workers);
+                }
                 enable_timestamps(&s, local, config.kernel_tx_timestamps)?;
                 worker.push(BoundSocket {
                     socket: s,
@@ -267,6 +271,60 @@ fn new_socket(addr: SocketAddr, reuse_port: bool) -> Result<Socket, NtpError> {
         let _ = s.set_recv_buffer_size(1 << 21);
     }
     Ok(s)
+}
+
+/// Makes the kernel hand every datagram of one source address to the same
+/// worker (a classic-BPF `SO_ATTACH_REUSEPORT_CBPF` program: source address
+/// modulo the number of workers), instead of hashing the whole 4-tuple. The
+/// per-worker client table then sees all of a client's requests even when it
+/// changes source port every time (ntpdig does), so its rate limit is the
+/// configured one rather than that times the number of workers, and each
+/// client appears once in `skytimectl clients`. Best effort: without it the
+/// kernel's own hash still spreads the load.
+fn steer_by_source_address(socket: &Socket, addr: SocketAddr, workers: usize) {
+    // In a reuseport program, SKF_NET_OFF-relative loads read the IP header.
+    const SKF_NET_OFF: i32 = -0x10_0000;
+    // The last 32 bits of the source address: IPv4 bytes 12..16, IPv6 20..24... 36..40.
+    let src_word = if addr.is_ipv6() { 8 + 12 } else { 12 };
+    let program = [
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: (SKF_NET_OFF + src_word) as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: workers as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_A) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: setsockopt on an open socket with a valid sock_fprog whose
+    // filter array outlives the call; the kernel copies the program.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_REUSEPORT_CBPF,
+            (&fprog as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::warn!(%addr, error = %std::io::Error::last_os_error(),
+            "cannot steer clients to workers by address; rate limits apply per worker");
+    }
 }
 
 fn local_addr(s: &Socket, addr: SocketAddr) -> Result<SocketAddr, NtpError> {

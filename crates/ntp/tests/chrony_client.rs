@@ -496,3 +496,52 @@ fn busiest_clients_and_request_rate_are_published() {
     assert_eq!(handle.stats().io(IoCounter::Received), 7);
     handle.shutdown();
 }
+
+#[test]
+fn one_client_on_many_source_ports_meets_one_rate_limit_across_workers() {
+    // Four workers, chrony's defaults (burst 8): a client that uses a new
+    // source port for every request (as ntpdig does) must still be one client.
+    let (handle, addr) = start(
+        &config(|c| {
+            c.workers = 4;
+            c.ratelimit.enabled = true;
+            c.ratelimit.leak = 0; // every limited request gets a KoD, so each is visible
+        }),
+        synced_state(),
+    );
+    let mut served = 0;
+    let mut kod = 0;
+    for _ in 0..40 {
+        let sock = UdpSocket::bind("127.0.0.77:0").expect("bind");
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let reply = exchange(&sock, addr, &client_request(4)).expect("a reply or a KoD");
+        let header = Header::parse(&reply).expect("parse reply");
+        if header.stratum == 0 {
+            kod += 1;
+        } else {
+            served += 1;
+        }
+    }
+    assert_eq!(
+        served, 8,
+        "burst of 8 across 4 workers, then KoD RATE ({kod} KoDs)"
+    );
+    let busiest = handle.busiest_clients(10);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut me = Vec::new();
+    while Instant::now() < deadline {
+        me = handle
+            .busiest_clients(10)
+            .into_iter()
+            .filter(|c| c.addr == "127.0.0.77".parse::<std::net::IpAddr>().expect("ip"))
+            .collect();
+        if me.first().is_some_and(|c| c.requests == 40) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(me.len(), 1, "one row per client: {busiest:?}");
+    assert_eq!(me[0].requests, 40, "{me:?}");
+    handle.shutdown();
+}
