@@ -360,7 +360,10 @@ fn a_config_with_a_typo_names_the_key_and_line_and_the_daemon_refuses_it() {
 #[test]
 fn the_example_configs_pass_check_config() {
     let root = skytime_e2e::workspace_root();
-    let mut files = vec![root.join("config/skytime.toml"), root.join("packaging/skytime.toml")];
+    let mut files = vec![
+        root.join("config/skytime.toml"),
+        root.join("packaging/skytime.toml"),
+    ];
     for entry in walk(&root.join("hardware")) {
         if entry.extension().is_some_and(|e| e == "toml") {
             files.push(entry);
