@@ -15,6 +15,7 @@ mod sentence;
 mod serial;
 mod stats;
 pub mod ubx;
+pub mod validity;
 
 pub use assembler::{EpochAssembler, ROLLOVER_DAYS};
 pub use config::{AUTOBAUD_RATES, Baud, GnssConfig, ParserConfig, build_date};

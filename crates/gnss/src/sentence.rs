@@ -7,10 +7,12 @@
 
 use crate::epoch::FixMode;
 
-/// Talkers whose sentences may label a second: the GNSS constellations and the
-/// combined `GN`. Anything else (an `II` instrument bus, garbage) is ignored.
-const GNSS_TALKERS: [&[u8; 2]; 10] = [
-    b"GP", b"GL", b"GA", b"GB", b"BD", b"GQ", b"GI", b"GN", b"QZ", b"PQ",
+/// Talkers whose sentences may label a second (rule 1 in [`crate::validity`]):
+/// the GNSS constellations, the combined `GN`, and the integrated navigation /
+/// instrumentation talkers `IN` and `II` that relay a receiver's fix, as gpsd's
+/// lexer takes them. Heading, sounder and weather talkers are ignored.
+pub(crate) const TIME_TALKERS: [&[u8; 2]; 11] = [
+    b"GP", b"GL", b"GA", b"GB", b"BD", b"GQ", b"QZ", b"GI", b"GN", b"IN", b"II",
 ];
 
 /// Time of day as a receiver labels it; the second may be 60.
@@ -168,7 +170,7 @@ pub(crate) fn parse<'a>(body: &'a [u8], nmea_buf: &mut String) -> Result<Sentenc
     let (talker, kind) = address.split_at(2);
     s.name = kind;
     s.talker = Some(talker);
-    let gnss_talker = GNSS_TALKERS
+    let gnss_talker = TIME_TALKERS
         .iter()
         .any(|t| t.as_slice() == talker.as_bytes());
     s.kind = match kind {
@@ -201,7 +203,8 @@ pub(crate) fn parse<'a>(body: &'a [u8], nmea_buf: &mut String) -> Result<Sentenc
             s.hdop = opt_num::<f32>(get(7))?;
             s.fix = match get(5) {
                 "" => None,
-                "1" | "2" | "3" | "4" | "5" => Some(s.sats_used != Some(0)),
+                // Rule 3: a fix with 0 or no satellites is neither a claim nor a denial.
+                "1" | "2" | "3" | "4" | "5" => s.sats_used.filter(|&n| n > 0).map(|_| true),
                 // 0 no fix, 6 dead reckoning, 7 manual, 8 simulator: not the sky.
                 "0" | "6" | "7" | "8" => Some(false),
                 _ => return Err(Malformed),
@@ -221,7 +224,11 @@ pub(crate) fn parse<'a>(body: &'a [u8], nmea_buf: &mut String) -> Result<Sentenc
                 let any_fix = mode
                     .bytes()
                     .any(|b| matches!(b, b'A' | b'D' | b'P' | b'R' | b'F'));
-                Some(any_fix && s.sats_used != Some(0))
+                match (any_fix, s.sats_used) {
+                    (false, _) => Some(false),
+                    (true, Some(n)) if n > 0 => Some(true),
+                    (true, _) => None, // rule 3, as for GGA
+                }
             };
         }
         Kind::Gll => {
@@ -483,9 +490,8 @@ mod tests {
             "$GPGGA,194050.00,4221.8237733,N,07101.9411707,W,1,00,3.3,10.835,M,-33.320,M,,*62",
         );
         assert_eq!(
-            s.fix,
-            Some(false),
-            "quality 1 with no satellites is not a fix"
+            s.fix, None,
+            "quality 1 with no satellites neither claims nor denies a fix"
         );
         let s = parsed("$GPGGA,,,,,,0,,,,M,,M,,*66");
         assert_eq!((s.time, s.fix), (None, Some(false)));
@@ -518,7 +524,7 @@ mod tests {
     fn proprietary_and_foreign_talkers_are_listed_only() {
         let s = parsed("$PGRME,15.0,M,45.0,M,25.0,M*1C");
         assert_eq!((s.kind, s.name), (Kind::Other, "PGRME"));
-        let s = parsed("$IIRMC,202640.000,A,4404.1306,N,12118.8515,W,0.03,225.97,130415,,,D*64");
+        let s = parsed("$HCHDG,98.3,0.0,E,12.6,W*57");
         assert_eq!(s.kind, Kind::Other);
     }
 }

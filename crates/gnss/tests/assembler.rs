@@ -112,7 +112,7 @@ fn validity_needs_a_real_fix_and_nothing_saying_otherwise() {
     let text = [
         rmc("120000", "V", "130415"),                                 // RMC void
         [rmc("120001", "A", "130415"), gga("120001", 0, 0)].concat(), // GGA says no fix
-        [rmc("120002", "A", "130415"), gga("120002", 1, 0)].concat(), // quality 1, no satellites
+        [rmc("120002", "A", "130415"), gga("120002", 1, 0)].concat(), // 0 satellites: RMC decides
         [gga("120003", 6, 5), zda("120003", 13, 4, 2015)].concat(),   // dead reckoning
         zda("120004", 13, 4, 2015),                                   // time only, no fix claim
         [
@@ -128,7 +128,7 @@ fn validity_needs_a_real_fix_and_nothing_saying_otherwise() {
     let valid: Vec<bool> = out.iter().map(|e| e.valid).collect();
     assert_eq!(
         valid,
-        [false, false, false, false, false, false, true, false]
+        [false, false, true, false, false, false, true, false]
     );
     assert_eq!(out[6].sats_used, Some(9));
     assert_eq!(out[5].fix_mode, FixMode::NoFix);
