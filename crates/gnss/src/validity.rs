@@ -107,7 +107,8 @@ mod tests {
     }
 
     /// hemi.log: a Hemisphere receiver reporting quality 1 with 00 satellites.
-    const HEMI_GGA: &str = "$GPGGA,194050.00,4221.8237733,N,07101.9411707,W,1,00,3.3,10.835,M,-33.320,M,,*62\r\n";
+    const HEMI_GGA: &str =
+        "$GPGGA,194050.00,4221.8237733,N,07101.9411707,W,1,00,3.3,10.835,M,-33.320,M,,*62\r\n";
 
     #[test]
     fn rule_3_zero_satellites_in_gga_neither_claims_nor_denies() {
@@ -128,10 +129,9 @@ mod tests {
     #[test]
     fn rule_3_gga_quality_denies_or_claims() {
         // hemi.log: quality 0 with no time; the next second quality 1 with 4 satellites.
-        let text = [
-            "$GPGGA,194057.50,4221.8237090,N,07101.9439268,W,1,04,1.4,7.671,M,-33.057,M,,*52\r\n",
-        ]
-        .concat();
+        let text =
+            ["$GPGGA,194057.50,4221.8237090,N,07101.9439268,W,1,04,1.4,7.671,M,-33.057,M,,*52\r\n"]
+                .concat();
         assert_eq!(valid(&text), [true]);
         for quality in [0, 6, 7, 8] {
             let gga = nmea(&format!(
