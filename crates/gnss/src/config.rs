@@ -1,5 +1,6 @@
 //! The `[gnss]` section of the configuration file and the parser's options.
 
+use crate::configure::ReceiverSetup;
 use chrono::NaiveDate;
 use serde::{Deserialize, Deserializer, de::Error as _};
 use std::path::PathBuf;
@@ -146,6 +147,9 @@ pub struct GnssConfig {
     /// How long auto-baud listens at each rate, and how long a fixed rate may
     /// produce only garbage before a wrong-baud warning.
     pub autobaud_window_ms: u32,
+    /// `[gnss.receiver]`: configure the receiver at start-up (opt-in; absent,
+    /// it is used as it comes).
+    pub receiver: Option<ReceiverSetup>,
 }
 
 impl Default for GnssConfig {
@@ -160,6 +164,7 @@ impl Default for GnssConfig {
             silence_timeout_ms: 5000,
             reopen_backoff_max_ms: 30_000,
             autobaud_window_ms: 3000,
+            receiver: None,
         }
     }
 }
@@ -211,6 +216,23 @@ impl GnssConfig {
                     self.reopen_backoff_max_ms
                 ),
             ));
+        }
+        if let Some(r) = &self.receiver {
+            errors.extend(
+                r.validate()
+                    .into_iter()
+                    .map(|(k, m)| (format!("receiver.{k}"), m)),
+            );
+            if let (Some(to), Baud::Fixed(from)) = (r.baud, self.baud)
+                && to != from
+            {
+                errors.push((
+                    "receiver.baud".to_owned(),
+                    format!(
+                        "moving the receiver to {to} needs [gnss] baud = \"auto\": after a restart it still runs at {to}, not {from}"
+                    ),
+                ));
+            }
         }
         if !(1100..=60_000).contains(&self.autobaud_window_ms) {
             errors.push((
@@ -285,6 +307,18 @@ mod tests {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
         }
         assert_eq!(f.gnss.parser().effective_pivot(), build_date());
+    }
+
+    #[test]
+    fn a_receiver_speed_change_needs_auto_baud() {
+        let f: File = toml::from_str("[gnss]\nbaud = 9600\n[gnss.receiver]\nbaud = 115200\n")
+            .expect("parses");
+        let keys: Vec<String> = f.gnss.validate().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["receiver.baud"]);
+        let f: File = toml::from_str("[gnss]\nbaud = \"auto\"\n[gnss.receiver]\nbaud = 115200\n")
+            .expect("parses");
+        assert!(f.gnss.validate().is_empty());
+        assert_eq!(f.gnss.receiver.and_then(|r| r.baud), Some(115_200));
     }
 
     #[test]

@@ -9,8 +9,10 @@
 mod assembler;
 pub mod capture;
 mod config;
+pub mod configure;
 mod epoch;
 mod framer;
+pub mod pmtk;
 mod sentence;
 mod serial;
 mod stats;

@@ -1,0 +1,278 @@
+//! What to send to a receiver, in which order, and how to take it back: the
+//! plans for u-blox (UBX) and MediaTek (PMTK) receivers built from
+//! [`ReceiverSetup`](super::ReceiverSetup).
+
+use super::settings::{ReceiverProtocol, ReceiverSetup, TimingModeSetting};
+use crate::pmtk;
+use crate::ubx::{self, config as cfg};
+
+/// The reply that confirms one step.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// ACK-ACK for this class and id (ACK-NAK refuses).
+    UbxAck {
+        /// Class of the message sent.
+        class: u8,
+        /// Id of the message sent.
+        id: u8,
+    },
+    /// A MON-VER answer.
+    UbxVersion,
+    /// `$PMTK001,<command>,3` (another flag refuses).
+    PmtkAck(u16),
+    /// A `$PMTK705` answer.
+    PmtkRelease,
+}
+
+/// One message and the reply that confirms it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// What the step does, for logs.
+    pub what: &'static str,
+    /// The bytes to write.
+    pub bytes: Vec<u8>,
+    /// The confirming reply.
+    pub expect: Expect,
+    /// What undoes this step alone, when the plan has no whole reload.
+    pub undo: Option<Vec<u8>>,
+}
+
+impl Step {
+    fn ubx(what: &'static str, bytes: Vec<u8>) -> Self {
+        let (class, id) = (bytes[2], bytes[3]);
+        Step {
+            what,
+            bytes,
+            expect: Expect::UbxAck { class, id },
+            undo: None,
+        }
+    }
+
+    fn pmtk(what: &'static str, bytes: Vec<u8>, command: u16, undo: Option<Vec<u8>>) -> Self {
+        Step {
+            what,
+            bytes,
+            expect: Expect::PmtkAck(command),
+            undo,
+        }
+    }
+}
+
+/// A change of the line's speed, always the last step: sent at the old rate,
+/// confirmed by `probe` answered at the new one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BaudChange {
+    /// The command (not waited for: receivers switch before or while acknowledging).
+    pub command: Vec<u8>,
+    /// Rate before.
+    pub from: u32,
+    /// Rate after.
+    pub to: u32,
+}
+
+/// Everything the configurator sends to one receiver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Asked first, changes nothing: a receiver that does not answer it is
+    /// used as it is; its answer names the receiver.
+    pub probe: Step,
+    /// The configuration, in order.
+    pub steps: Vec<Step>,
+    /// One step that undoes every step (u-blox: reload the saved configuration);
+    /// without it, the applied steps' own `undo`s are sent in reverse.
+    pub reload: Option<Step>,
+    /// Optional speed change, after every step.
+    pub baud: Option<BaudChange>,
+}
+
+impl Plan {
+    /// The plan for `setup` on a line now running at `current_baud`.
+    pub fn for_setup(setup: &ReceiverSetup, current_baud: u32) -> Plan {
+        match setup.protocol {
+            ReceiverProtocol::Ubx => ublox(setup, current_baud),
+            ReceiverProtocol::Pmtk => mediatek(setup, current_baud),
+        }
+    }
+}
+
+fn baud_change(setup: &ReceiverSetup, current_baud: u32, command: Vec<u8>) -> Option<BaudChange> {
+    setup
+        .baud
+        .filter(|&to| to != current_baud)
+        .map(|to| BaudChange {
+            command,
+            from: current_baud,
+            to,
+        })
+}
+
+/// u-blox: UBX and NMEA both ways, the time sentences on and the noise off
+/// (enabled before anything is disabled, so the time never goes quiet),
+/// TIM-TP and NAV-TIMELS each second, the 1 PPS, the timing mode, then the
+/// speed. Undo: reload the receiver's saved configuration (CFG-CFG).
+fn ublox(setup: &ReceiverSetup, current_baud: u32) -> Plan {
+    use cfg::nmea_id;
+    let both = cfg::PROTO_UBX | cfg::PROTO_NMEA;
+    let mut steps = vec![
+        Step::ubx(
+            "UBX and NMEA on UART1",
+            cfg::cfg_prt_uart(cfg::PORT_UART1, current_baud, both, both),
+        ),
+        Step::ubx("RMC on", cfg::cfg_msg_nmea(nmea_id::RMC, 1)),
+        Step::ubx("ZDA on", cfg::cfg_msg_nmea(nmea_id::ZDA, 1)),
+        Step::ubx("GGA on", cfg::cfg_msg_nmea(nmea_id::GGA, 1)),
+        Step::ubx("GSA on", cfg::cfg_msg_nmea(nmea_id::GSA, 1)),
+        Step::ubx("GSV on", cfg::cfg_msg_nmea(nmea_id::GSV, 1)),
+        Step::ubx("TIM-TP on", cfg::enable_tim_tp()),
+        Step::ubx(
+            "NAV-TIMELS on",
+            cfg::cfg_msg(ubx::CLASS_NAV, ubx::ID_TIMELS, 1),
+        ),
+        Step::ubx("GLL off", cfg::cfg_msg_nmea(nmea_id::GLL, 0)),
+        Step::ubx("VTG off", cfg::cfg_msg_nmea(nmea_id::VTG, 0)),
+        Step::ubx(
+            "1 PPS on UTC",
+            cfg::TimePulse::one_pps_utc(setup.pulse_width_us(), setup.antenna_cable_delay_ns)
+                .encode(),
+        ),
+    ];
+    let mode = match setup.timing_mode {
+        TimingModeSetting::Keep => None,
+        TimingModeSetting::Navigation => Some(cfg::TimingMode::Disabled),
+        TimingModeSetting::SurveyIn => Some(cfg::TimingMode::SurveyIn {
+            min_duration_s: setup.survey_in_min_duration_s,
+            accuracy_limit_tenth_mm: setup.survey_in_accuracy_mm.saturating_mul(10),
+        }),
+        TimingModeSetting::Fixed => setup.fixed_position().map(cfg::TimingMode::Fixed),
+    };
+    if let Some(mode) = mode {
+        if matches!(mode, cfg::TimingMode::SurveyIn { .. }) {
+            steps.push(Step::ubx(
+                "TIM-SVIN on",
+                cfg::cfg_msg(ubx::CLASS_TIM, ubx::ID_TIM_SVIN, 1),
+            ));
+        }
+        steps.push(Step::ubx("timing mode", mode.encode()));
+    }
+    let baud = baud_change(
+        setup,
+        current_baud,
+        setup.baud.map_or_else(Vec::new, |to| {
+            cfg::cfg_prt_uart(cfg::PORT_UART1, to, both, both)
+        }),
+    );
+    Plan {
+        probe: Step {
+            what: "MON-VER",
+            bytes: ubx::poll(ubx::CLASS_MON, ubx::ID_MON_VER),
+            expect: Expect::UbxVersion,
+            undo: None,
+        },
+        steps,
+        reload: Some(Step::ubx(
+            "reload saved configuration",
+            cfg::cfg_cfg_reload(),
+        )),
+        baud,
+    }
+}
+
+/// MediaTek: the sentence set, NMEA synchronised to the pulse, the pulse
+/// always on, then the speed. MTK has no "reload": the sentence set and the
+/// sync have documented defaults to go back to; the pulse setting goes last
+/// and, once accepted, is the state skytime wants whatever follows.
+fn mediatek(setup: &ReceiverSetup, current_baud: u32) -> Plan {
+    let width_ms = u16::try_from(setup.pulse_width_ms).unwrap_or(u16::MAX);
+    let steps = vec![
+        Step::pmtk(
+            "sentence set",
+            pmtk::set_sentences(&pmtk::SentenceSet::for_time_server()),
+            314,
+            Some(pmtk::default_sentences()),
+        ),
+        Step::pmtk(
+            "NMEA synchronised to the pulse",
+            pmtk::sync_pps_nmea(true),
+            255,
+            Some(pmtk::sync_pps_nmea(false)),
+        ),
+        Step::pmtk("PPS always on", pmtk::pps_always(width_ms), 285, None),
+    ];
+    let baud = baud_change(
+        setup,
+        current_baud,
+        setup.baud.map_or_else(Vec::new, pmtk::set_baud),
+    );
+    Plan {
+        probe: Step {
+            what: "PMTK605 release query",
+            bytes: pmtk::query_release(),
+            expect: Expect::PmtkRelease,
+            undo: None,
+        },
+        steps,
+        reload: None,
+        baud,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ublox_plan_enables_before_it_disables_and_ends_with_the_speed() {
+        let setup = ReceiverSetup {
+            baud: Some(115_200),
+            timing_mode: TimingModeSetting::SurveyIn,
+            ..ReceiverSetup::default()
+        };
+        let plan = Plan::for_setup(&setup, 9600);
+        let whats: Vec<&str> = plan.steps.iter().map(|s| s.what).collect();
+        let first_off = whats
+            .iter()
+            .position(|w| w.ends_with("off"))
+            .expect("an off step");
+        assert!(whats[..first_off].iter().all(|w| !w.ends_with("off")));
+        assert!(
+            whats.contains(&"TIM-SVIN on"),
+            "survey-in progress reported"
+        );
+        assert_eq!(whats.last(), Some(&"timing mode"));
+        let baud = plan.baud.expect("a speed change");
+        assert_eq!((baud.from, baud.to), (9600, 115_200));
+        assert_eq!(baud.command[6 + 8..6 + 12], 115_200u32.to_le_bytes());
+        assert_eq!(
+            plan.steps[0].bytes[6 + 8..6 + 12],
+            9600u32.to_le_bytes(),
+            "protocols set at the current rate first"
+        );
+        assert!(Plan::for_setup(&setup, 115_200).baud.is_none());
+        let keep = Plan::for_setup(&ReceiverSetup::default(), 9600);
+        assert!(
+            keep.steps.iter().all(|s| s.what != "timing mode"),
+            "keep sends no CFG-TMODE3"
+        );
+    }
+
+    #[test]
+    fn mediatek_plan_has_undos_for_what_has_a_default() {
+        let setup = ReceiverSetup {
+            protocol: ReceiverProtocol::Pmtk,
+            ..ReceiverSetup::default()
+        };
+        let plan = Plan::for_setup(&setup, 9600);
+        assert_eq!(plan.reload, None);
+        let expects: Vec<Expect> = plan.steps.iter().map(|s| s.expect).collect();
+        assert_eq!(
+            expects,
+            [
+                Expect::PmtkAck(314),
+                Expect::PmtkAck(255),
+                Expect::PmtkAck(285)
+            ]
+        );
+        assert_eq!(plan.steps[2].bytes, b"$PMTK285,4,100*38\r\n");
+        assert!(plan.steps[..2].iter().all(|s| s.undo.is_some()));
+    }
+}

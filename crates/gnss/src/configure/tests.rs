@@ -1,0 +1,394 @@
+//! The configurator against simulated receivers that speak UBX or PMTK, on a
+//! line where a reply sent at one rate is lost to a host reading at another.
+
+use super::*;
+use crate::pmtk;
+use crate::ubx::{self, messages};
+use std::collections::HashMap;
+
+/// How the simulated receiver answers one message (class, id).
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum Answer {
+    Ack,
+    Nak,
+    Silent,
+}
+
+/// A u-blox receiver: RAM configuration, a saved one, and a UART rate.
+struct SimUblox {
+    baud: u32,
+    answers: HashMap<(u8, u8), Answer>,
+    /// Answers nothing at all (wrong protocol, wrong wiring).
+    mute: bool,
+    /// ACKs CFG-PRT but keeps its rate.
+    ignores_baud: bool,
+    /// CFG messages applied to RAM since the last reload.
+    ram: Vec<(u8, u8)>,
+    received: Vec<(u8, u8)>,
+}
+
+impl SimUblox {
+    fn new() -> Self {
+        SimUblox {
+            baud: 9600,
+            answers: HashMap::new(),
+            mute: false,
+            ignores_baud: false,
+            ram: Vec::new(),
+            received: Vec::new(),
+        }
+    }
+
+    /// Bytes arriving at `host_baud`; returns replies with the rate they are sent at.
+    fn receive(&mut self, bytes: &[u8], host_baud: u32) -> Vec<(u32, Vec<u8>)> {
+        if host_baud != self.baud || self.mute {
+            return Vec::new();
+        }
+        let mut replies = Vec::new();
+        for f in ubx::frames(bytes) {
+            self.received.push((f.class, f.id));
+            if (f.class, f.id) == (ubx::CLASS_MON, ubx::ID_MON_VER) && f.payload.is_empty() {
+                let v = messages::ReceiverVersion {
+                    software: "EXT CORE 1.00 (f10c36)".into(),
+                    hardware: "00190000".into(),
+                    extensions: vec!["FWVER=TIM 2.20".into(), "MOD=ZED-F9T".into()],
+                };
+                replies.push((self.baud, messages::encode_mon_ver(&v)));
+                continue;
+            }
+            let answer = *self.answers.get(&(f.class, f.id)).unwrap_or(&Answer::Ack);
+            match answer {
+                Answer::Silent => continue,
+                Answer::Nak => {
+                    replies.push((self.baud, messages::encode_ack(false, f.class, f.id)));
+                    continue;
+                }
+                Answer::Ack => {
+                    replies.push((self.baud, messages::encode_ack(true, f.class, f.id)));
+                }
+            }
+            if (f.class, f.id) == (ubx::CLASS_CFG, ubx::ID_CFG_CFG) {
+                self.ram.clear();
+            } else {
+                self.ram.push((f.class, f.id));
+            }
+            if (f.class, f.id) == (ubx::CLASS_CFG, ubx::ID_CFG_PRT) && !self.ignores_baud {
+                self.baud =
+                    u32::from_le_bytes([f.payload[8], f.payload[9], f.payload[10], f.payload[11]]);
+            }
+        }
+        replies
+    }
+}
+
+/// Runs the configurator against a receiver until it finishes; returns the
+/// outcome and the rate the host ended at.
+fn run(
+    c: &mut Configurator,
+    mut receive: impl FnMut(&[u8], u32) -> Vec<(u32, Vec<u8>)>,
+    decode: fn(&[u8]) -> Vec<Reply>,
+) -> (Outcome, u32) {
+    let mut now = MonoNanos(0);
+    let mut host_baud = 9600;
+    let mut actions = c.start(now);
+    for _ in 0..1000 {
+        let mut replies = Vec::new();
+        for a in actions.drain(..) {
+            match a {
+                Action::Send(bytes) => replies.extend(receive(&bytes, host_baud)),
+                Action::SetHostBaud(b) => host_baud = b,
+            }
+        }
+        for (rate, bytes) in replies {
+            if rate != host_baud {
+                continue; // sent at a rate the host is not reading at: garbage
+            }
+            for reply in decode(&bytes) {
+                actions.extend(c.on_reply(&reply, now));
+            }
+        }
+        if let Some(o) = c.outcome() {
+            return (o.clone(), host_baud);
+        }
+        if actions.is_empty() {
+            now = c.deadline().expect("a deadline while unfinished");
+            actions = c.on_tick(now);
+        }
+    }
+    panic!("configurator never finished");
+}
+
+fn decode_ubx(bytes: &[u8]) -> Vec<Reply> {
+    ubx::frames(bytes)
+        .iter()
+        .filter_map(messages::decode)
+        .map(Reply::Ubx)
+        .collect()
+}
+
+fn ublox_setup() -> ReceiverSetup {
+    ReceiverSetup {
+        baud: Some(115_200),
+        timing_mode: TimingModeSetting::SurveyIn,
+        ..ReceiverSetup::default()
+    }
+}
+
+fn ublox_configurator() -> Configurator {
+    let setup = ublox_setup();
+    Configurator::new(Plan::for_setup(&setup, 9600), RetryPolicy::of(&setup), 9600)
+}
+
+#[test]
+fn a_receiver_that_acks_everything_is_configured_at_the_new_rate() {
+    let mut rx = SimUblox::new();
+    let mut c = ublox_configurator();
+    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode_ubx);
+    assert_eq!(outcome, Outcome::Configured { baud: 115_200 });
+    assert_eq!((host, rx.baud), (115_200, 115_200));
+    let plan = Plan::for_setup(&ublox_setup(), 9600);
+    assert_eq!(
+        rx.ram.len(),
+        plan.steps.len() + 1,
+        "every step and the speed"
+    );
+    assert!(rx.ram.contains(&(ubx::CLASS_CFG, ubx::ID_CFG_TMODE3)));
+    let info = c.receiver().expect("identified");
+    assert_eq!(
+        (info.family.as_str(), info.firmware.as_str()),
+        ("u-blox ZED-F9T", "TIM 2.20")
+    );
+}
+
+#[test]
+fn a_nak_rolls_everything_back_and_the_receiver_is_used_as_it_was() {
+    // A navigation receiver (NEO-M8N) refuses the timing mode.
+    let mut rx = SimUblox::new();
+    rx.answers
+        .insert((ubx::CLASS_CFG, ubx::ID_CFG_TMODE3), Answer::Nak);
+    let mut c = ublox_configurator();
+    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode_ubx);
+    let Outcome::UsedAsIs { baud, reason } = outcome else {
+        panic!("expected UsedAsIs, got {outcome:?}");
+    };
+    assert_eq!(
+        (baud, host, rx.baud),
+        (9600, 9600, 9600),
+        "no speed change after a refusal"
+    );
+    assert!(
+        reason.contains("timing mode") && reason.contains("NAK"),
+        "{reason}"
+    );
+    assert!(
+        rx.ram.is_empty(),
+        "the saved configuration was reloaded: {:?}",
+        rx.ram
+    );
+    assert_eq!(rx.received.last(), Some(&(ubx::CLASS_CFG, ubx::ID_CFG_CFG)));
+}
+
+#[test]
+fn a_silent_receiver_is_probed_a_few_times_and_left_untouched() {
+    let mut rx = SimUblox::new();
+    rx.mute = true;
+    let mut sent = Vec::new();
+    let mut c = ublox_configurator();
+    let (outcome, _) = run(
+        &mut c,
+        |b, h| {
+            sent.push(b.to_vec());
+            rx.receive(b, h)
+        },
+        decode_ubx,
+    );
+    assert!(
+        matches!(&outcome, Outcome::UsedAsIs { baud: 9600, reason } if reason.contains("nothing was changed")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        sent.len(),
+        3,
+        "the probe, sent `attempts` times, and nothing else"
+    );
+    assert!(
+        sent.iter()
+            .all(|b| b == &ubx::poll(ubx::CLASS_MON, ubx::ID_MON_VER))
+    );
+    assert!(c.receiver().is_none());
+}
+
+#[test]
+fn silence_mid_sequence_is_retried_then_rolled_back() {
+    let mut rx = SimUblox::new();
+    rx.answers
+        .insert((ubx::CLASS_CFG, ubx::ID_CFG_TP5), Answer::Silent);
+    let mut c = ublox_configurator();
+    let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode_ubx);
+    assert!(
+        matches!(&outcome, Outcome::UsedAsIs { reason, .. } if reason.contains("no reply to 1 PPS on UTC after 3 sends")),
+        "{outcome:?}"
+    );
+    let tp5_sends = rx
+        .received
+        .iter()
+        .filter(|m| **m == (ubx::CLASS_CFG, ubx::ID_CFG_TP5))
+        .count();
+    assert_eq!(tp5_sends, 3);
+    assert!(rx.ram.is_empty());
+}
+
+#[test]
+fn a_lost_reload_is_reported_not_hidden() {
+    let mut rx = SimUblox::new();
+    rx.answers
+        .insert((ubx::CLASS_CFG, ubx::ID_CFG_TMODE3), Answer::Nak);
+    rx.answers
+        .insert((ubx::CLASS_CFG, ubx::ID_CFG_CFG), Answer::Silent);
+    let mut c = ublox_configurator();
+    let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode_ubx);
+    assert!(
+        matches!(&outcome, Outcome::UsedAsIs { reason, .. } if reason.contains("undo not confirmed for: reload saved configuration")),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn a_receiver_that_keeps_its_rate_is_found_at_the_old_one_and_rolled_back() {
+    let mut rx = SimUblox::new();
+    rx.ignores_baud = true;
+    let mut c = ublox_configurator();
+    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode_ubx);
+    assert!(
+        matches!(&outcome, Outcome::UsedAsIs { baud: 9600, reason } if reason.contains("kept its old rate")),
+        "{outcome:?}"
+    );
+    assert_eq!(host, 9600);
+    assert!(rx.ram.is_empty());
+}
+
+#[test]
+fn a_receiver_gone_after_the_speed_change_is_unreachable() {
+    let mut rx = SimUblox::new();
+    let mut switched = false;
+    let mut c = ublox_configurator();
+    let (outcome, _) = run(
+        &mut c,
+        |b, h| {
+            if switched {
+                return Vec::new();
+            }
+            let r = rx.receive(b, h);
+            switched = rx.baud != 9600;
+            r
+        },
+        decode_ubx,
+    );
+    assert!(
+        matches!(outcome, Outcome::Unreachable { .. }),
+        "{outcome:?}"
+    );
+}
+
+/// A MediaTek receiver: PMTK001 for each command, PMTK705 for PMTK605.
+struct SimMtk {
+    baud: u32,
+    unsupported: Vec<u16>,
+    applied: Vec<String>,
+}
+
+impl SimMtk {
+    fn receive(&mut self, bytes: &[u8], host_baud: u32) -> Vec<(u32, Vec<u8>)> {
+        if host_baud != self.baud {
+            return Vec::new();
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let body = text
+            .trim()
+            .trim_start_matches('$')
+            .split('*')
+            .next()
+            .unwrap_or("");
+        let command: u16 = body.get(4..7).and_then(|c| c.parse().ok()).unwrap_or(0);
+        match command {
+            605 => vec![(
+                self.baud,
+                pmtk::sentence("PMTK705,AXN_5.1.7_3333_19020118,0027,Quectel-L76,1.0"),
+            )],
+            251 => {
+                self.baud = body[8..].parse().unwrap_or(self.baud);
+                Vec::new()
+            }
+            c if self.unsupported.contains(&c) => {
+                vec![(self.baud, pmtk::sentence(&format!("PMTK001,{c},1")))]
+            }
+            c => {
+                self.applied.push(body.to_owned());
+                vec![(self.baud, pmtk::sentence(&format!("PMTK001,{c},3")))]
+            }
+        }
+    }
+}
+
+fn decode_pmtk(bytes: &[u8]) -> Vec<Reply> {
+    let text = String::from_utf8_lossy(bytes);
+    let body = text
+        .trim()
+        .trim_start_matches('$')
+        .split('*')
+        .next()
+        .unwrap_or("");
+    pmtk::parse_reply(body)
+        .map(Reply::Pmtk)
+        .into_iter()
+        .collect()
+}
+
+fn mtk_setup() -> ReceiverSetup {
+    ReceiverSetup {
+        protocol: ReceiverProtocol::Pmtk,
+        baud: Some(115_200),
+        ..ReceiverSetup::default()
+    }
+}
+
+#[test]
+fn a_mediatek_receiver_is_configured_and_confirmed_at_the_new_rate() {
+    let mut rx = SimMtk {
+        baud: 9600,
+        unsupported: vec![],
+        applied: vec![],
+    };
+    let setup = mtk_setup();
+    let mut c = Configurator::new(Plan::for_setup(&setup, 9600), RetryPolicy::of(&setup), 9600);
+    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode_pmtk);
+    assert_eq!(outcome, Outcome::Configured { baud: 115_200 });
+    assert_eq!(host, 115_200);
+    assert_eq!(rx.applied.len(), 3);
+    assert_eq!(
+        c.receiver().map(|r| r.family.as_str()),
+        Some("MediaTek MT3333")
+    );
+}
+
+#[test]
+fn a_mediatek_refusal_undoes_the_applied_steps_in_reverse() {
+    let mut rx = SimMtk {
+        baud: 9600,
+        unsupported: vec![285],
+        applied: vec![],
+    };
+    let setup = mtk_setup();
+    let mut c = Configurator::new(Plan::for_setup(&setup, 9600), RetryPolicy::of(&setup), 9600);
+    let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode_pmtk);
+    assert!(
+        matches!(&outcome, Outcome::UsedAsIs { baud: 9600, reason } if reason.contains("PPS always on")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        rx.applied[2..],
+        ["PMTK255,0".to_owned(), "PMTK314,-1".to_owned()],
+        "sync, then the sentence set, back to their defaults"
+    );
+    assert_eq!(rx.baud, 9600);
+}
