@@ -147,9 +147,9 @@ pub struct GnssConfig {
     /// How long auto-baud listens at each rate, and how long a fixed rate may
     /// produce only garbage before a wrong-baud warning.
     pub autobaud_window_ms: u32,
-    /// `[gnss.receiver]`: configure the receiver at start-up (opt-in; absent,
-    /// it is used as it comes).
-    pub receiver: Option<ReceiverSetup>,
+    /// `[gnss.receiver]`: configure the receiver at start-up (opt-in: with
+    /// `protocol = "none"`, the default, it is used as it comes).
+    pub receiver: ReceiverSetup,
 }
 
 impl Default for GnssConfig {
@@ -164,7 +164,7 @@ impl Default for GnssConfig {
             silence_timeout_ms: 5000,
             reopen_backoff_max_ms: 30_000,
             autobaud_window_ms: 3000,
-            receiver: None,
+            receiver: ReceiverSetup::default(),
         }
     }
 }
@@ -217,23 +217,12 @@ impl GnssConfig {
                 ),
             ));
         }
-        if let Some(r) = &self.receiver {
-            errors.extend(
-                r.validate()
-                    .into_iter()
-                    .map(|(k, m)| (format!("receiver.{k}"), m)),
-            );
-            if let (Some(to), Baud::Fixed(from)) = (r.baud, self.baud)
-                && to != from
-            {
-                errors.push((
-                    "receiver.baud".to_owned(),
-                    format!(
-                        "moving the receiver to {to} needs [gnss] baud = \"auto\": after a restart it still runs at {to}, not {from}"
-                    ),
-                ));
-            }
-        }
+        errors.extend(
+            self.receiver
+                .validate()
+                .into_iter()
+                .map(|(k, m)| (format!("receiver.{k}"), m)),
+        );
         if !(1100..=60_000).contains(&self.autobaud_window_ms) {
             errors.push((
                 "autobaud_window_ms".to_owned(),
@@ -310,15 +299,13 @@ mod tests {
     }
 
     #[test]
-    fn a_receiver_speed_change_needs_auto_baud() {
-        let f: File = toml::from_str("[gnss]\nbaud = 9600\n[gnss.receiver]\nbaud = 115200\n")
+    fn the_receiver_section_is_off_unless_asked_for() {
+        assert!(!GnssConfig::default().receiver.enabled());
+        let f: File = toml::from_str("[gnss]\nbaud = \"auto\"\n[gnss.receiver]\nprotocol = \"ubx\"\nbaud = 57600\npulse_width_ms = 0\n")
             .expect("parses");
+        assert!(f.gnss.receiver.enabled());
         let keys: Vec<String> = f.gnss.validate().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["receiver.baud"]);
-        let f: File = toml::from_str("[gnss]\nbaud = \"auto\"\n[gnss.receiver]\nbaud = 115200\n")
-            .expect("parses");
-        assert!(f.gnss.validate().is_empty());
-        assert_eq!(f.gnss.receiver.and_then(|r| r.baud), Some(115_200));
+        assert_eq!(keys, ["receiver.pulse_width_ms"]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod kernel;
 pub mod leapfile;
 pub mod pairing;
 mod phase_history;
+pub mod qerr;
 mod status;
 mod wander;
 

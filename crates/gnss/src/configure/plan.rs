@@ -86,11 +86,13 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan for `setup` on a line now running at `current_baud`.
-    pub fn for_setup(setup: &ReceiverSetup, current_baud: u32) -> Plan {
+    /// The plan for `setup` on a line now running at `current_baud`; `None`
+    /// when the receiver is to be left alone.
+    pub fn for_setup(setup: &ReceiverSetup, current_baud: u32) -> Option<Plan> {
         match setup.protocol {
-            ReceiverProtocol::Ubx => ublox(setup, current_baud),
-            ReceiverProtocol::Pmtk => mediatek(setup, current_baud),
+            ReceiverProtocol::None => None,
+            ReceiverProtocol::Ubx => Some(ublox(setup, current_baud)),
+            ReceiverProtocol::Pmtk => Some(mediatek(setup, current_baud)),
         }
     }
 }
@@ -223,11 +225,12 @@ mod tests {
     #[test]
     fn ublox_plan_enables_before_it_disables_and_ends_with_the_speed() {
         let setup = ReceiverSetup {
+            protocol: ReceiverProtocol::Ubx,
             baud: Some(115_200),
             timing_mode: TimingModeSetting::SurveyIn,
             ..ReceiverSetup::default()
         };
-        let plan = Plan::for_setup(&setup, 9600);
+        let plan = Plan::for_setup(&setup, 9600).expect("u-blox");
         let whats: Vec<&str> = plan.steps.iter().map(|s| s.what).collect();
         let first_off = whats
             .iter()
@@ -247,8 +250,25 @@ mod tests {
             9600u32.to_le_bytes(),
             "protocols set at the current rate first"
         );
-        assert!(Plan::for_setup(&setup, 115_200).baud.is_none());
-        let keep = Plan::for_setup(&ReceiverSetup::default(), 9600);
+        assert!(
+            Plan::for_setup(&setup, 115_200)
+                .expect("u-blox")
+                .baud
+                .is_none()
+        );
+        assert_eq!(
+            Plan::for_setup(&ReceiverSetup::default(), 9600),
+            None,
+            "off by default"
+        );
+        let keep = Plan::for_setup(
+            &ReceiverSetup {
+                protocol: ReceiverProtocol::Ubx,
+                ..ReceiverSetup::default()
+            },
+            9600,
+        )
+        .expect("u-blox");
         assert!(
             keep.steps.iter().all(|s| s.what != "timing mode"),
             "keep sends no CFG-TMODE3"
@@ -261,7 +281,7 @@ mod tests {
             protocol: ReceiverProtocol::Pmtk,
             ..ReceiverSetup::default()
         };
-        let plan = Plan::for_setup(&setup, 9600);
+        let plan = Plan::for_setup(&setup, 9600).expect("MediaTek");
         assert_eq!(plan.reload, None);
         let expects: Vec<Expect> = plan.steps.iter().map(|s| s.expect).collect();
         assert_eq!(

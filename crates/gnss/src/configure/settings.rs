@@ -1,5 +1,5 @@
 //! The `[gnss.receiver]` section: opt-in configuration of the receiver itself.
-//! Absent, the receiver is used exactly as it comes.
+//! With `protocol = "none"` (the default) the receiver is used exactly as it comes.
 
 use crate::ubx::config::FixedPosition;
 use serde::Deserialize;
@@ -8,8 +8,10 @@ use serde::Deserialize;
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ReceiverProtocol {
-    /// u-blox (UBX binary).
+    /// Leave the receiver alone.
     #[default]
+    None,
+    /// u-blox (UBX binary).
     Ubx,
     /// MediaTek and its derivatives (PMTK sentences).
     Pmtk,
@@ -35,7 +37,7 @@ pub enum TimingModeSetting {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct ReceiverSetup {
-    /// `"ubx"` (u-blox) or `"pmtk"` (MediaTek).
+    /// `"none"` (leave it alone), `"ubx"` (u-blox) or `"pmtk"` (MediaTek).
     pub protocol: ReceiverProtocol,
     /// Move the line to this rate (last, confirmed at the new rate); absent: keep it.
     pub baud: Option<u32>,
@@ -66,7 +68,7 @@ pub struct ReceiverSetup {
 impl Default for ReceiverSetup {
     fn default() -> Self {
         ReceiverSetup {
-            protocol: ReceiverProtocol::Ubx,
+            protocol: ReceiverProtocol::None,
             baud: None,
             pulse_width_ms: 100,
             antenna_cable_delay_ns: 0,
@@ -87,6 +89,11 @@ impl Default for ReceiverSetup {
 const RECEIVER_BAUDS: [u32; 6] = [9600, 19_200, 38_400, 57_600, 115_200, 230_400];
 
 impl ReceiverSetup {
+    /// Whether the receiver is to be configured at all.
+    pub fn enabled(&self) -> bool {
+        self.protocol != ReceiverProtocol::None
+    }
+
     /// Pulse width in µs, as CFG-TP5 takes it.
     pub fn pulse_width_us(&self) -> u32 {
         self.pulse_width_ms.saturating_mul(1000)

@@ -128,6 +128,7 @@ fn decode_ubx(bytes: &[u8]) -> Vec<Reply> {
 
 fn ublox_setup() -> ReceiverSetup {
     ReceiverSetup {
+        protocol: ReceiverProtocol::Ubx,
         baud: Some(115_200),
         timing_mode: TimingModeSetting::SurveyIn,
         ..ReceiverSetup::default()
@@ -136,7 +137,11 @@ fn ublox_setup() -> ReceiverSetup {
 
 fn ublox_configurator() -> Configurator {
     let setup = ublox_setup();
-    Configurator::new(Plan::for_setup(&setup, 9600), RetryPolicy::of(&setup), 9600)
+    Configurator::new(
+        Plan::for_setup(&setup, 9600).expect("a plan"),
+        RetryPolicy::of(&setup),
+        9600,
+    )
 }
 
 #[test]
@@ -146,7 +151,7 @@ fn a_receiver_that_acks_everything_is_configured_at_the_new_rate() {
     let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode_ubx);
     assert_eq!(outcome, Outcome::Configured { baud: 115_200 });
     assert_eq!((host, rx.baud), (115_200, 115_200));
-    let plan = Plan::for_setup(&ublox_setup(), 9600);
+    let plan = Plan::for_setup(&ublox_setup(), 9600).expect("u-blox");
     assert_eq!(
         rx.ram.len(),
         plan.steps.len() + 1,
@@ -360,7 +365,11 @@ fn a_mediatek_receiver_is_configured_and_confirmed_at_the_new_rate() {
         applied: vec![],
     };
     let setup = mtk_setup();
-    let mut c = Configurator::new(Plan::for_setup(&setup, 9600), RetryPolicy::of(&setup), 9600);
+    let mut c = Configurator::new(
+        Plan::for_setup(&setup, 9600).expect("a plan"),
+        RetryPolicy::of(&setup),
+        9600,
+    );
     let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode_pmtk);
     assert_eq!(outcome, Outcome::Configured { baud: 115_200 });
     assert_eq!(host, 115_200);
@@ -379,7 +388,11 @@ fn a_mediatek_refusal_undoes_the_applied_steps_in_reverse() {
         applied: vec![],
     };
     let setup = mtk_setup();
-    let mut c = Configurator::new(Plan::for_setup(&setup, 9600), RetryPolicy::of(&setup), 9600);
+    let mut c = Configurator::new(
+        Plan::for_setup(&setup, 9600).expect("a plan"),
+        RetryPolicy::of(&setup),
+        9600,
+    );
     let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode_pmtk);
     assert!(
         matches!(&outcome, Outcome::UsedAsIs { baud: 9600, reason } if reason.contains("PPS always on")),
