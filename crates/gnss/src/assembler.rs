@@ -6,8 +6,10 @@
 //! line), or at the end of input.
 
 use crate::config::ParserConfig;
+use crate::configure::ReceiverInfo;
 use crate::epoch::{Epoch, FixMode, SatelliteInfo};
 use crate::framer::{Framed, Framer};
+use crate::reports::{ReceiverReport, Reports};
 use crate::sentence::{self, Checked, DateField, Kind, Sat, Sentence, TimeOfDay};
 use crate::stats::ParserStats;
 use crate::ubx::{self, LeapReport};
@@ -99,6 +101,7 @@ pub struct EpochAssembler {
     pending_leap: Option<LeapReport>,
     /// (change, Unix seconds of the midnight the leap ends at).
     leap_event: Option<(LeapChange, i64)>,
+    reports: Reports,
     nmea_buf: String,
 }
 
@@ -125,6 +128,7 @@ impl EpochAssembler {
             date_hint: None,
             pending_leap: None,
             leap_event: None,
+            reports: Reports::default(),
             nmea_buf: String::with_capacity(128),
         }
     }
@@ -194,6 +198,17 @@ impl EpochAssembler {
         &self.stats
     }
 
+    /// Timing reports and identity changes since the last call, in arrival
+    /// order (at most the 64 newest are kept for a caller that never asks).
+    pub fn take_reports(&mut self) -> Vec<ReceiverReport> {
+        self.reports.take()
+    }
+
+    /// What the receiver said it is (MON-VER, `$PMTK705`, `$GPTXT`), if it has.
+    pub fn receiver(&self) -> Option<&ReceiverInfo> {
+        self.reports.identity()
+    }
+
     /// A sentence complete up to its checksum but not yet terminated when the
     /// line paused (some receivers send the line end with the next burst).
     fn take_unterminated(&mut self, arrival: Arrival, out: &mut Vec<Epoch>) {
@@ -224,6 +239,7 @@ impl EpochAssembler {
             Framed::Ubx => {
                 let frame = std::mem::take(&mut self.framer.binary);
                 self.on_ubx(&frame);
+                self.reports.on_ubx(&frame, arrival);
                 self.framer.binary = frame;
             }
         }
@@ -253,7 +269,12 @@ impl EpochAssembler {
             }
         };
         match sentence::parse(body, &mut self.nmea_buf) {
-            Ok(s) => self.apply(&s, start, end, out),
+            Ok(s) => {
+                if matches!(s.kind, Kind::Txt | Kind::Other) {
+                    self.reports.on_text(body);
+                }
+                self.apply(&s, start, end, out)
+            }
             Err(_) => self.stats.malformed_sentences += 1,
         }
     }

@@ -13,6 +13,7 @@ pub mod configure;
 mod epoch;
 mod framer;
 pub mod pmtk;
+mod reports;
 mod sentence;
 mod serial;
 mod stats;
@@ -23,6 +24,7 @@ pub use assembler::{EpochAssembler, ROLLOVER_DAYS};
 pub use config::{AUTOBAUD_RATES, Baud, GnssConfig, ParserConfig, build_date};
 pub use epoch::{Epoch, FixMode, SatelliteInfo};
 pub use framer::{MAX_BINARY_PAYLOAD, MAX_SENTENCE_BYTES};
+pub use reports::ReceiverReport;
 pub use serial::{GnssCounters, GnssError, GnssEvent, SerialReader, StopHandle};
 pub use stats::ParserStats;
 

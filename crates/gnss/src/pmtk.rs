@@ -189,10 +189,11 @@ pub fn firmware_from_txt(body: &str) -> Option<Firmware> {
     // $GPTXT,total,number,severity,text
     let text = body.splitn(5, ',').nth(4)?.trim();
     if let Some(hw) = text.strip_prefix("HW UBX-") {
+        // The hardware line names the chip; the firmware comes in later lines.
         let chip = hw.split_whitespace().next()?;
         return Some(Firmware {
             family: format!("u-blox {chip}"),
-            release: hw.split_whitespace().nth(1).unwrap_or_default().to_owned(),
+            release: String::new(),
             product: None,
         });
     }
@@ -297,11 +298,13 @@ mod tests {
         let fw = firmware_from_txt("GPTXT,01,01,02,HW UBX-M8030 00080000").expect("u-blox HW");
         assert_eq!(
             (fw.family.as_str(), fw.release.as_str()),
-            ("u-blox M8030", "00080000")
+            ("u-blox M8030", "")
         );
         let fw = firmware_from_txt("GPTXT,01,01,02,ROM CORE 3.01 (107888)").expect("u-blox SW");
         assert_eq!(fw.release, "3.01 (107888)");
         assert_eq!(firmware_from_txt("GPTXT,01,01,02,ANTSTATUS=OK"), None);
+        // gpsd corpus, ublox captures: the antenna line names nothing.
+        assert_eq!(firmware_from_txt("GPTXT,01,01,01,ANTENNA OK"), None);
         assert_eq!(firmware_from_txt("GPTXT,01,01"), None);
     }
 }

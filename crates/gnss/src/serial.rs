@@ -5,6 +5,7 @@
 use crate::assembler::EpochAssembler;
 use crate::config::{AUTOBAUD_RATES, Baud, GnssConfig};
 use crate::epoch::Epoch;
+use crate::reports::ReceiverReport;
 use crate::stats::ParserStats;
 use serialport::SerialPort;
 use skytime_timebase::{MonoNanos, TimeSource};
@@ -60,6 +61,8 @@ pub enum GnssEvent {
     },
     /// The device is open again after a loss or silence.
     DeviceReopened,
+    /// A u-blox timing report (TIM-TP, survey-in) or the receiver's identity.
+    Report(ReceiverReport),
 }
 
 /// Counters readable from other threads (metrics, status page).
@@ -320,6 +323,9 @@ impl SerialReader {
             self.counters.update(assembler.stats());
             for e in epochs.drain(..) {
                 emit!(GnssEvent::Epoch(e));
+            }
+            for r in assembler.take_reports() {
+                emit!(GnssEvent::Report(r));
             }
 
             // Speed: lock as soon as sentences flow; judge garbage per window.

@@ -333,3 +333,40 @@ fn satellites_from_gsv_and_gsa() {
     assert_eq!(e.fix_mode, FixMode::Fix3D);
     assert_eq!(e.hdop, Some(0.98));
 }
+
+#[test]
+fn tim_tp_between_sentences_is_reported_with_its_arrival() {
+    use skytime_gnss::ReceiverReport;
+    use skytime_gnss::ubx::messages::{TimeBase, TimePulseReport, encode_tim_tp};
+    let tp = TimePulseReport {
+        tow_ms: 345_601_000,
+        tow_sub_ms: 0,
+        q_err_ps: 8123,
+        week: 2400,
+        time_base: TimeBase::Utc,
+        utc_available: true,
+        raim: 2,
+        q_err_valid: true,
+        time_ref_gnss: 0,
+        utc_standard: 3,
+    };
+    let mut asm = historic();
+    let mut out = Vec::new();
+    asm.push(rmc("120000", "A", "130415").as_bytes(), at_ms(0), &mut out);
+    asm.push(&encode_tim_tp(&tp), at_ms(40), &mut out);
+    asm.push(
+        rmc("120001", "A", "130415").as_bytes(),
+        at_ms(1000),
+        &mut out,
+    );
+    asm.finish(&mut out);
+    assert_eq!(out.len(), 2, "the binary frame does not disturb the epochs");
+    let reports = asm.take_reports();
+    assert_eq!(
+        reports,
+        [ReceiverReport::TimePulse {
+            report: tp,
+            arrival: at_ms(40)
+        }]
+    );
+}
