@@ -125,7 +125,7 @@ impl QerrPairing {
     pub fn on_tim_tp(&mut self, report: &TimePulseReport, arrival_ns: i64) {
         self.counters.messages += 1;
         let mut reason = None;
-        if report.tow_ms % 1000 != 0 || report.tow_sub_ms != 0 {
+        if !report.tow_ms.is_multiple_of(1000) || report.tow_sub_ms != 0 {
             reason = Some(SkipReason::OffGrid);
         }
         // Seconds from UTC to the message's scale at this date.

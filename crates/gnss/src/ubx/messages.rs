@@ -111,7 +111,7 @@ fn c_string(bytes: &[u8]) -> Option<String> {
 /// MON-VER (0x0A 0x04), 40 + 30·N bytes: swVersion CH[30] @0, hwVersion
 /// CH[10] @30, then N extensions CH[30].
 pub fn decode_mon_ver(payload: &[u8]) -> Option<ReceiverVersion> {
-    if payload.len() < 40 || (payload.len() - 40) % 30 != 0 {
+    if payload.len() < 40 || !(payload.len() - 40).is_multiple_of(30) {
         return None;
     }
     let software = c_string(&payload[..30])?;
