@@ -5,6 +5,13 @@
 //! arrival time); the serial shell around it ([`SerialReader`]) only reads,
 //! auto-bauds and reopens devices. [`capture`] replays gpsd-style capture files
 //! through the same core for `skytimectl nmea decode` and the corpus tests.
+//!
+//! [`validity`] documents when a second counts as valid. [`ubx`] and [`pmtk`]
+//! speak to u-blox and MediaTek receivers; [`configure`] is the sans-IO state
+//! machine that configures them (opt-in, `[gnss.receiver]`), taking back what
+//! it set when the receiver refuses or goes quiet. The assembler also passes on
+//! what a receiver reports besides its epochs ([`ReceiverReport`]): TIM-TP for
+//! the qErr correction, survey-in progress, and the receiver's identity.
 
 mod assembler;
 pub mod capture;

@@ -95,7 +95,7 @@ pub mod tp5_flag {
 }
 
 /// A CFG-TP5 (0x06 0x31) message, version 1, 32 bytes: tpIdx U1 @0,
-/// version U1 @1, reserved U1[2] @2, antCableDelay I2 @4 (ns), rfGroupDelay
+/// version U1 @1, reserved U1×2 @2, antCableDelay I2 @4 (ns), rfGroupDelay
 /// I2 @6 (ns, read-only: sent as 0), freqPeriod U4 @8, freqPeriodLock U4 @12,
 /// pulseLenRatio U4 @16, pulseLenRatioLock U4 @20, userConfigDelay I4 @24 (ns),
 /// flags X4 @28.
@@ -201,7 +201,7 @@ impl TimingMode {
     /// ecefZOrAlt I4 @12 (cm), ecefXOrLatHP I1 @16 (0.1 mm or 1e-9°),
     /// ecefYOrLonHP I1 @17, ecefZOrAltHP I1 @18 (0.1 mm), reserved U1 @19,
     /// fixedPosAcc U4 @20 (0.1 mm), svinMinDur U4 @24 (s), svinAccLimit U4 @28
-    /// (0.1 mm), reserved U1[8] @32.
+    /// (0.1 mm), reserved U1×8 @32.
     pub fn encode(&self) -> Vec<u8> {
         let mut p = [0u8; 40];
         let flags: u16 = match self {

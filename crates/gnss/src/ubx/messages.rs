@@ -108,8 +108,8 @@ fn c_string(bytes: &[u8]) -> Option<String> {
         .then(|| String::from_utf8_lossy(text).trim().to_owned())
 }
 
-/// MON-VER (0x0A 0x04), 40 + 30·N bytes: swVersion CH[30] @0, hwVersion
-/// CH[10] @30, then N extensions CH[30].
+/// MON-VER (0x0A 0x04), 40 + 30·N bytes: swVersion CH×30 @0, hwVersion
+/// CH×10 @30, then N extensions CH×30.
 pub fn decode_mon_ver(payload: &[u8]) -> Option<ReceiverVersion> {
     if payload.len() < 40 || !(payload.len() - 40).is_multiple_of(30) {
         return None;
@@ -256,7 +256,7 @@ pub struct SurveyIn {
 
 /// TIM-SVIN (0x0D 0x04), 28 bytes: dur U4 @0 (s), meanX/Y/Z I4 @4/8/12 (cm),
 /// meanV U4 @16 (variance, mm²), obs U4 @20, valid U1 @24, active U1 @25,
-/// reserved U1[2] @26.
+/// reserved U1×2 @26.
 pub fn decode_tim_svin(payload: &[u8]) -> Option<SurveyIn> {
     let p: &[u8; 28] = payload.try_into().ok()?;
     let u32_at = |i: usize| u32::from_le_bytes([p[i], p[i + 1], p[i + 2], p[i + 3]]);
@@ -269,10 +269,10 @@ pub fn decode_tim_svin(payload: &[u8]) -> Option<SurveyIn> {
     })
 }
 
-/// NAV-SVIN (0x01 0x3B), version 0, 40 bytes: version U1 @0, reserved U1[3]
+/// NAV-SVIN (0x01 0x3B), version 0, 40 bytes: version U1 @0, reserved U1×3
 /// @1, iTOW U4 @4, dur U4 @8 (s), meanX/Y/Z I4 @12/16/20 (cm), meanX/Y/ZHP
 /// I1 @24/25/26, reserved U1 @27, meanAcc U4 @28 (0.1 mm), obs U4 @32,
-/// valid U1 @36, active U1 @37, reserved U1[2] @38.
+/// valid U1 @36, active U1 @37, reserved U1×2 @38.
 pub fn decode_nav_svin(payload: &[u8]) -> Option<SurveyIn> {
     let p: &[u8; 40] = payload.try_into().ok()?;
     if p[0] != 0 {

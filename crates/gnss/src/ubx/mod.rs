@@ -19,9 +19,9 @@ pub use timels::{CLASS_NAV, ID_TIMELS, LeapReport, TIMELS_LEN, decode_timels, en
 pub const SYNC: [u8; 2] = [0xB5, 0x62];
 /// Sync, class, id and length: the bytes before the payload.
 pub const HEADER_LEN: usize = 6;
-/// Largest payload this crate accepts: MON-VER with many extensions is the
-/// longest reply we read; anything bigger is line noise with a plausible sync.
-pub const MAX_PAYLOAD: usize = 1024;
+/// Largest payload accepted, as in the live framer: anything bigger is line
+/// noise with a plausible sync.
+pub const MAX_PAYLOAD: usize = crate::framer::MAX_BINARY_PAYLOAD;
 
 /// UBX class of acknowledgements.
 pub const CLASS_ACK: u8 = 0x05;
