@@ -4,15 +4,18 @@
 //! configured or used exactly as it was, never left half-configured.
 //!
 //! The caller owns the line: it performs each [`Action`] in order (a `Send`
-//! must be on the wire before a following `SetHostBaud`), feeds decoded
-//! replies to [`Configurator::on_reply`], and calls [`Configurator::on_tick`]
+//! must be on the wire before a following `SetHostBaud`), feeds the replies a
+//! [`ReplyReader`] finds in what it reads to [`Configurator::on_reply`], and
+//! calls [`Configurator::on_tick`]
 //! once [`Configurator::deadline`] has passed. The speed change comes last and
 //! counts only when the receiver answers at the new rate.
 
 mod plan;
+mod replies;
 mod settings;
 
 pub use plan::{BaudChange, Expect, Plan, Step};
+pub use replies::ReplyReader;
 pub use settings::{ReceiverProtocol, ReceiverSetup, TimingModeSetting};
 
 use crate::pmtk;

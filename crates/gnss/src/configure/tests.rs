@@ -118,12 +118,8 @@ fn run(
     panic!("configurator never finished");
 }
 
-fn decode_ubx(bytes: &[u8]) -> Vec<Reply> {
-    ubx::frames(bytes)
-        .iter()
-        .filter_map(messages::decode)
-        .map(Reply::Ubx)
-        .collect()
+fn decode(bytes: &[u8]) -> Vec<Reply> {
+    ReplyReader::default().push(bytes)
 }
 
 fn ublox_setup() -> ReceiverSetup {
@@ -148,7 +144,7 @@ fn ublox_configurator() -> Configurator {
 fn a_receiver_that_acks_everything_is_configured_at_the_new_rate() {
     let mut rx = SimUblox::new();
     let mut c = ublox_configurator();
-    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode_ubx);
+    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode);
     assert_eq!(outcome, Outcome::Configured { baud: 115_200 });
     assert_eq!((host, rx.baud), (115_200, 115_200));
     let plan = Plan::for_setup(&ublox_setup(), 9600).expect("u-blox");
@@ -172,7 +168,7 @@ fn a_nak_rolls_everything_back_and_the_receiver_is_used_as_it_was() {
     rx.answers
         .insert((ubx::CLASS_CFG, ubx::ID_CFG_TMODE3), Answer::Nak);
     let mut c = ublox_configurator();
-    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode_ubx);
+    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode);
     let Outcome::UsedAsIs { baud, reason } = outcome else {
         panic!("expected UsedAsIs, got {outcome:?}");
     };
@@ -205,7 +201,7 @@ fn a_silent_receiver_is_probed_a_few_times_and_left_untouched() {
             sent.push(b.to_vec());
             rx.receive(b, h)
         },
-        decode_ubx,
+        decode,
     );
     assert!(
         matches!(&outcome, Outcome::UsedAsIs { baud: 9600, reason } if reason.contains("nothing was changed")),
@@ -229,7 +225,7 @@ fn silence_mid_sequence_is_retried_then_rolled_back() {
     rx.answers
         .insert((ubx::CLASS_CFG, ubx::ID_CFG_TP5), Answer::Silent);
     let mut c = ublox_configurator();
-    let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode_ubx);
+    let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode);
     assert!(
         matches!(&outcome, Outcome::UsedAsIs { reason, .. } if reason.contains("no reply to 1 PPS on UTC after 3 sends")),
         "{outcome:?}"
@@ -251,7 +247,7 @@ fn a_lost_reload_is_reported_not_hidden() {
     rx.answers
         .insert((ubx::CLASS_CFG, ubx::ID_CFG_CFG), Answer::Silent);
     let mut c = ublox_configurator();
-    let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode_ubx);
+    let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode);
     assert!(
         matches!(&outcome, Outcome::UsedAsIs { reason, .. } if reason.contains("undo not confirmed for: reload saved configuration")),
         "{outcome:?}"
@@ -263,7 +259,7 @@ fn a_receiver_that_keeps_its_rate_is_found_at_the_old_one_and_rolled_back() {
     let mut rx = SimUblox::new();
     rx.ignores_baud = true;
     let mut c = ublox_configurator();
-    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode_ubx);
+    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode);
     assert!(
         matches!(&outcome, Outcome::UsedAsIs { baud: 9600, reason } if reason.contains("kept its old rate")),
         "{outcome:?}"
@@ -287,7 +283,7 @@ fn a_receiver_gone_after_the_speed_change_is_unreachable() {
             switched = rx.baud != 9600;
             r
         },
-        decode_ubx,
+        decode,
     );
     assert!(
         matches!(outcome, Outcome::Unreachable { .. }),
@@ -335,20 +331,6 @@ impl SimMtk {
     }
 }
 
-fn decode_pmtk(bytes: &[u8]) -> Vec<Reply> {
-    let text = String::from_utf8_lossy(bytes);
-    let body = text
-        .trim()
-        .trim_start_matches('$')
-        .split('*')
-        .next()
-        .unwrap_or("");
-    pmtk::parse_reply(body)
-        .map(Reply::Pmtk)
-        .into_iter()
-        .collect()
-}
-
 fn mtk_setup() -> ReceiverSetup {
     ReceiverSetup {
         protocol: ReceiverProtocol::Pmtk,
@@ -370,7 +352,7 @@ fn a_mediatek_receiver_is_configured_and_confirmed_at_the_new_rate() {
         RetryPolicy::of(&setup),
         9600,
     );
-    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode_pmtk);
+    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode);
     assert_eq!(outcome, Outcome::Configured { baud: 115_200 });
     assert_eq!(host, 115_200);
     assert_eq!(rx.applied.len(), 3);
@@ -393,7 +375,7 @@ fn a_mediatek_refusal_undoes_the_applied_steps_in_reverse() {
         RetryPolicy::of(&setup),
         9600,
     );
-    let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode_pmtk);
+    let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode);
     assert!(
         matches!(&outcome, Outcome::UsedAsIs { baud: 9600, reason } if reason.contains("PPS always on")),
         "{outcome:?}"
