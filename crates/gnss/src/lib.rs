@@ -23,6 +23,7 @@ pub mod pmtk;
 mod reports;
 mod sentence;
 mod serial;
+mod serial_configure;
 mod stats;
 pub mod ubx;
 pub mod validity;

@@ -4,8 +4,10 @@
 
 use crate::assembler::EpochAssembler;
 use crate::config::{AUTOBAUD_RATES, Baud, GnssConfig};
+use crate::configure::Outcome;
 use crate::epoch::Epoch;
 use crate::reports::ReceiverReport;
+use crate::serial_configure::configure_receiver;
 use crate::stats::ParserStats;
 use serialport::SerialPort;
 use skytime_timebase::{MonoNanos, TimeSource};
@@ -63,6 +65,9 @@ pub enum GnssEvent {
     DeviceReopened,
     /// A u-blox timing report (TIM-TP, survey-in) or the receiver's identity.
     Report(ReceiverReport),
+    /// `[gnss.receiver]` configuration ran (once the line first locks, and
+    /// again after the device is reopened): how it ended.
+    ReceiverConfigured(Outcome),
 }
 
 /// Counters readable from other threads (metrics, status page).
@@ -134,6 +139,8 @@ pub struct SerialReader {
     counters: Arc<GnssCounters>,
     stop: StopHandle,
     speed: Speed,
+    /// `[gnss.receiver]` has run on this device since it was (re)opened.
+    receiver_configured: bool,
 }
 
 impl std::fmt::Debug for SerialReader {
@@ -172,6 +179,7 @@ impl SerialReader {
             counters: Arc::new(GnssCounters::default()),
             stop: StopHandle::default(),
             speed,
+            receiver_configured: false,
         };
         let port = reader.open_port().map_err(|source| GnssError::Open {
             path: config.device.clone(),
@@ -253,6 +261,8 @@ impl SerialReader {
                         assembler.reset_line();
                         last_rx = self.clock.monotonic();
                         window = self.new_window(last_rx, assembler.stats());
+                        // A replugged receiver has lost its RAM configuration.
+                        self.receiver_configured = false;
                         tracing::info!(device = %self.config.device.display(), "GNSS device reopened");
                         emit!(GnssEvent::DeviceReopened);
                     }
@@ -342,6 +352,45 @@ impl SerialReader {
                     tracing::info!(baud, "GNSS line locked: checksummed NMEA arriving");
                     window = self.new_window(now, stats);
                     emit!(GnssEvent::BaudLocked { baud });
+                    if self.config.receiver.enabled() && !self.receiver_configured {
+                        self.receiver_configured = true;
+                        let Some(port) = self.port.as_mut() else {
+                            continue;
+                        };
+                        let stop = self.stop.clone();
+                        let (outcome, info) = configure_receiver(
+                            port.as_mut(),
+                            &self.config.receiver,
+                            baud,
+                            &*self.clock,
+                            &|| stop.stopped(),
+                        );
+                        match &outcome {
+                            Outcome::Configured { baud } | Outcome::UsedAsIs { baud, .. } => {
+                                self.speed = Speed::Locked(*baud);
+                                self.counters.baud.store(*baud, Ordering::Relaxed);
+                            }
+                            Outcome::Unreachable { .. } => {
+                                self.speed = match self.config.baud {
+                                    Baud::Auto => Speed::Probing { index: 0, tried: 0 },
+                                    Baud::Fixed(b) => Speed::Unconfirmed(b),
+                                };
+                                let rate = self.current_baud();
+                                if let Some(p) = self.port.as_mut() {
+                                    let _ = p.set_baud_rate(rate);
+                                }
+                                self.counters.baud.store(0, Ordering::Relaxed);
+                            }
+                        }
+                        assembler.reset_line();
+                        let now = self.clock.monotonic();
+                        last_rx = now;
+                        window = self.new_window(now, assembler.stats());
+                        if let Some(info) = info {
+                            emit!(GnssEvent::Report(ReceiverReport::Identified(info)));
+                        }
+                        emit!(GnssEvent::ReceiverConfigured(outcome));
+                    }
                 }
                 Speed::Probing { index, tried } if window_over => {
                     let tried = tried + 1;

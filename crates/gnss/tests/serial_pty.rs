@@ -257,3 +257,97 @@ fn a_missing_device_is_one_clear_error() {
     assert!(msg.contains("/dev/skytime-no-such-gps"), "{msg}");
     assert!(!msg.contains('\n'), "{msg}");
 }
+
+/// Answers UBX commands written to the pty like a u-blox receiver: MON-VER
+/// for the poll, ACK-ACK for everything else. Returns when the line closes.
+fn answer_ubx(mut master: File) {
+    use skytime_gnss::ubx::{self, messages};
+    use std::io::Read;
+    let mut acc = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => acc.extend_from_slice(&buf[..n]),
+        }
+        let mut replies = Vec::new();
+        let mut at = 0;
+        while at + 1 < acc.len() {
+            match ubx::Frame::parse(&acc[at..]) {
+                Ok((f, used)) => {
+                    if (f.class, f.id) == (ubx::CLASS_MON, ubx::ID_MON_VER) {
+                        replies.extend(messages::encode_mon_ver(&messages::ReceiverVersion {
+                            software: "ROM CORE 3.01 (107888)".into(),
+                            hardware: "00080000".into(),
+                            extensions: vec!["FWVER=TIM 1.10".into(), "MOD=LEA-M8T-0".into()],
+                        }));
+                    } else {
+                        replies.extend(messages::encode_ack(true, f.class, f.id));
+                    }
+                    at += used;
+                }
+                Err(ubx::FrameError::Truncated { .. }) => break,
+                Err(_) => at += 1,
+            }
+        }
+        acc.drain(..at);
+        if !replies.is_empty() && master.write_all(&replies).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_ublox_receiver_is_configured_once_the_line_locks() {
+    use skytime_gnss::ReceiverReport;
+    use skytime_gnss::configure::{Outcome, ReceiverProtocol};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let link = temp_link("configure");
+    let pty = new_pty(&link);
+    let mut cfg = config(&link, Baud::Fixed(9600));
+    cfg.receiver.protocol = ReceiverProtocol::Ubx;
+    let (rx, stop, handle) = start(&cfg);
+
+    let answering = pty.master.try_clone().expect("clone pty master");
+    std::thread::spawn(move || answer_ubx(answering));
+    let talking = Arc::new(AtomicBool::new(true));
+    let mut writer = pty.master.try_clone().expect("clone pty master");
+    let keep_talking = Arc::clone(&talking);
+    let bursts = std::thread::spawn(move || {
+        while keep_talking.load(Ordering::Relaxed) {
+            if writer.write_all(burst(utc_now()).as_bytes()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+
+    let (done, skipped) = wait_for(&rx, Duration::from_secs(20), |e| {
+        matches!(e, GnssEvent::ReceiverConfigured(_))
+    });
+    assert_eq!(
+        done,
+        Some(GnssEvent::ReceiverConfigured(Outcome::Configured {
+            baud: 9600
+        })),
+        "events before: {skipped:?}"
+    );
+    assert!(
+        skipped.iter().any(|e| matches!(
+            e,
+            GnssEvent::Report(ReceiverReport::Identified(i)) if i.family == "u-blox LEA-M8T-0"
+        )),
+        "{skipped:?}"
+    );
+    // Epochs keep coming after configuration.
+    let (epoch, _) = wait_for(
+        &rx,
+        Duration::from_secs(5),
+        |e| matches!(e, GnssEvent::Epoch(ep) if ep.valid),
+    );
+    assert!(epoch.is_some());
+    talking.store(false, Ordering::Relaxed);
+    let _ = bursts.join();
+    stop_and_join(&stop, handle);
+    drop(pty);
+}
