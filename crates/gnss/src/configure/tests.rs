@@ -387,3 +387,61 @@ fn a_mediatek_refusal_undoes_the_applied_steps_in_reverse() {
     );
     assert_eq!(rx.baud, 9600);
 }
+
+mod never_half_configured {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn answer() -> impl Strategy<Value = Answer> {
+        prop_oneof![6 => Just(Answer::Ack), 1 => Just(Answer::Nak), 1 => Just(Answer::Silent)]
+    }
+
+    proptest! {
+        /// Whatever the receiver answers to each kind of message, it ends
+        /// configured at the rate the host reads, or with its RAM as it was
+        /// (or the report says which undo went unconfirmed), or reported lost
+        /// after a speed change.
+        #[test]
+        fn configured_or_as_it_was(
+            prt in answer(), msg in answer(), tp5 in answer(), tmode in answer(), cfg in answer(),
+            mute in prop::bool::weighted(0.1),
+            ignores_baud in prop::bool::weighted(0.2),
+            change_baud in any::<bool>(),
+        ) {
+            let mut rx = SimUblox::new();
+            rx.mute = mute;
+            rx.ignores_baud = ignores_baud;
+            for (id, a) in [
+                (ubx::ID_CFG_PRT, prt),
+                (ubx::ID_CFG_MSG, msg),
+                (ubx::ID_CFG_TP5, tp5),
+                (ubx::ID_CFG_TMODE3, tmode),
+                (ubx::ID_CFG_CFG, cfg),
+            ] {
+                rx.answers.insert((ubx::CLASS_CFG, id), a);
+            }
+            let setup = ReceiverSetup {
+                baud: change_baud.then_some(115_200),
+                ..ublox_setup()
+            };
+            let plan = Plan::for_setup(&setup, 9600).expect("u-blox");
+            let steps = plan.steps.len();
+            let mut c = Configurator::new(plan, RetryPolicy::of(&setup), 9600);
+            let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode);
+            match outcome {
+                Outcome::Configured { baud } => {
+                    prop_assert_eq!((baud, rx.baud), (host, host));
+                    prop_assert_eq!(rx.ram.len(), steps + usize::from(change_baud));
+                }
+                Outcome::UsedAsIs { baud, reason } => {
+                    prop_assert_eq!((baud, rx.baud), (host, host));
+                    prop_assert!(
+                        rx.ram.is_empty() || reason.contains("undo not confirmed"),
+                        "RAM left changed: {:?} ({})", rx.ram, reason
+                    );
+                }
+                Outcome::Unreachable { .. } => prop_assert!(change_baud),
+            }
+        }
+    }
+}
