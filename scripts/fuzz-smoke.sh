@@ -8,9 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${SKYTIME_FUZZ_SECONDS:-20}"
-# Narrow decoders (gnss: ubx_frames scans for UBX frames, tim_tp decodes one
-# fixed-size payload) cover their code within seconds: a quarter of the budget.
-short_targets=" ubx_frames tim_tp "
+# Narrow decoders (gnss: ubx_frames scans for UBX frames, replies reads the
+# answers to configuration, tim_tp decodes one fixed-size payload) cover their
+# code within seconds: a quarter of the budget.
+short_targets=" ubx_frames tim_tp replies "
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked --quiet cargo-fuzz
 fi

@@ -107,3 +107,49 @@ proptest! {
         }
     }
 }
+
+/// One piece of what a receiver sends back while being configured.
+fn reply_piece() -> impl Strategy<Value = Vec<u8>> {
+    use skytime_gnss::pmtk;
+    use skytime_gnss::ubx::messages;
+    prop_oneof![
+        (any::<bool>(), any::<u8>()).prop_map(|(ok, id)| messages::encode_ack(ok, 0x06, id)),
+        (0u16..1000, 0u8..4)
+            .prop_map(|(cmd, flag)| pmtk::sentence(&format!("PMTK001,{cmd},{flag}"))),
+        Just(pmtk::sentence(
+            "PMTK705,AXN_3.8_3333_16042118,0000,V3.8.1 GP+GL,"
+        )),
+        Just(nmea("GPRMC,120000,A,4404.1306,N,12118.8515,W,0.03,225.97,130415,,,A").into_bytes()),
+        prop::collection::vec(nmea_ish_byte(), 0..40),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Replies are found the same however the reads cut the stream: a frame or
+    /// sentence split between two reads is never lost or doubled.
+    #[test]
+    fn replies_do_not_depend_on_where_reads_cut(
+        pieces in prop::collection::vec(reply_piece(), 0..30),
+        cuts in prop::collection::vec(1usize..64, 1..40),
+    ) {
+        use skytime_gnss::configure::ReplyReader;
+        // Garbage may end in a half sentence that swallows the next piece in
+        // both readings alike; only the split must not matter.
+        let stream: Vec<u8> = pieces.concat();
+        let whole = ReplyReader::default().push(&stream);
+        let mut reader = ReplyReader::default();
+        let mut split = Vec::new();
+        let mut at = 0;
+        for cut in cuts.iter().cycle() {
+            if at >= stream.len() {
+                break;
+            }
+            let end = (at + cut).min(stream.len());
+            split.extend(reader.push(&stream[at..end]));
+            at = end;
+        }
+        prop_assert_eq!(split, whole);
+    }
+}
