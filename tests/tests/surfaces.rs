@@ -28,7 +28,7 @@ const PROMISED_METRICS: &[&str] = &[
     "skytime_stratum",
     "skytime_offset_seconds",
     "skytime_rms_offset_seconds",
-    "skytime_frequency_ppm",
+    "skytime_frequency_fast_ppm",
     "skytime_jitter_seconds",
     "skytime_root_dispersion_seconds",
     "skytime_leap_pending",
@@ -368,9 +368,11 @@ fn status_sources_and_metrics_of_a_locked_box_agree() {
     assert_eq!(metric(&m, "skytime_fix_mode"), 3.0);
     assert_eq!(metric(&m, "skytime_leap_pending{kind=\"insert\"}"), 0.0);
     assert_eq!(metric(&m, "skytime_holdover_seconds"), 0.0);
-    let freq = status["frequency_ppm"].as_f64().unwrap_or(f64::NAN);
+    // One sign everywhere: the built-in hat's oscillator runs 12 ppm fast.
+    let freq = status["frequency_fast_ppm"].as_f64().unwrap_or(f64::NAN);
+    assert!((freq - 12.0).abs() < 0.5, "frequency {freq} ppm fast");
     assert!(
-        (metric(&m, "skytime_frequency_ppm") - freq).abs() < 0.5,
+        (metric(&m, "skytime_frequency_fast_ppm") - freq).abs() < 0.5,
         "frequency {freq}"
     );
     let delay_s = metric(&m, "skytime_nmea_delay_seconds");
