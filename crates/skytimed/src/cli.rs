@@ -102,3 +102,31 @@ impl std::str::FromStr for Endpoint {
             .map_err(|_| format!("`{s}` is neither ADDR:PORT nor `off`"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn help_says_what_the_daemon_is_and_how_to_try_it() {
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.starts_with("skytimed: the skytime daemon"), "{help}");
+        for promise in [
+            "--simulate",
+            "skytimectl status",
+            "Ctrl-C",
+            "127.0.0.1:12300",
+        ] {
+            assert!(help.contains(promise), "{promise} missing from\n{help}");
+        }
+        let simulate = Cli::command()
+            .find_subcommand("simulate")
+            .map(|c| c.clone().render_long_help().to_string())
+            .unwrap_or_default();
+        assert!(
+            simulate.contains("--scenario") && !simulate.contains("--listen"),
+            "{simulate}"
+        );
+    }
+}

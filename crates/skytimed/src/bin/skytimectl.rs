@@ -221,3 +221,48 @@ fn ask<T: serde::de::DeserializeOwned + serde::Serialize>(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn help_of(path: &[&str]) -> String {
+        let mut command = Cli::command();
+        for name in path {
+            command = command
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("no subcommand {name}"))
+                .clone();
+        }
+        command.render_long_help().to_string()
+    }
+
+    #[test]
+    fn help_says_what_the_binary_is() {
+        let help = help_of(&[]);
+        assert!(
+            help.starts_with("skytimectl: ask a running skytimed"),
+            "{help}"
+        );
+        for option in ["--socket", "--instance"] {
+            assert!(help.contains(option), "{help}");
+        }
+    }
+
+    #[test]
+    fn subcommands_show_only_the_options_they_use() {
+        let decode = help_of(&["nmea", "decode"]);
+        for foreign in ["--socket", "--instance", "--json"] {
+            assert!(
+                !decode.contains(foreign),
+                "nmea decode offers {foreign}:\n{decode}"
+            );
+        }
+        let status = help_of(&["status"]);
+        assert!(
+            status.contains("--json") && !status.contains("--pivot"),
+            "{status}"
+        );
+    }
+}
