@@ -168,15 +168,18 @@ impl Target {
         match (system_live, simulated.as_slice()) {
             (true, []) => Connection::open(&system),
             (false, [(_, socket)]) => Connection::open(socket),
-            (false, []) => Connection::open(&system).context(
-                "no skytimed is running (start one with `skytimed --simulate`, or `systemctl start skytimed` on the appliance)",
-            ),
+            (false, []) => {
+                let first = InstanceLayout::of(1).map(|l| l.control_socket());
+                anyhow::bail!(
+                    "no skytimed is running: none answers on {} nor on this user's simulated instances ({}, ...); start one with `skytimed --simulate`, or `systemctl start skytimed` on the appliance",
+                    system.display(),
+                    first.map(|p| p.display().to_string()).unwrap_or_default()
+                )
+            }
             (system_live, several) => {
                 let mut found: Vec<String> = several
                     .iter()
-                    .map(|(layout, _)| {
-                        format!("--instance {} (NTP {})", layout.number, layout.ntp)
-                    })
+                    .map(|(layout, _)| format!("--instance {} (NTP {})", layout.number, layout.ntp))
                     .collect();
                 if system_live {
                     found.insert(0, format!("--socket {}", system.display()));
