@@ -764,8 +764,16 @@ fn a_live_control_socket_is_never_stolen_and_a_stale_one_is_replaced() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let log = second.log_lines().join("\n");
-    // The state directory's lock refuses it before it reaches the socket.
+    // The state directory's lock refuses it before it reaches the socket. Its
+    // one line may still be on its way through the log reader.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = second.log_lines().join("\n");
+        if log.contains("in use by another running skytimed") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(log.contains("in use by another running skytimed"), "{log}");
     assert!(first.is_running(), "the first daemon must be untouched");
     let status = ctl_json(&socket, &["status"]);

@@ -134,7 +134,15 @@ fn resolve_config(cli: &Cli) -> Result<Resolved> {
         (None, false) => None,
     };
     if cli.simulate {
-        // The simulated box is self-contained: its own drift file and socket.
+        // The simulated box is self-contained: loopback ports (instance 1's
+        // when its state directory was given), its own drift file and socket.
+        if instance.is_none()
+            && let Some(first) = instance::InstanceLayout::of(1)
+        {
+            config.ntp.listen = vec![first.ntp];
+            config.metrics.listen = first.metrics;
+            config.web.listen = first.web;
+        }
         config.control.group = None;
     }
     if let Some(lock) = &state_dir {
@@ -433,5 +441,41 @@ async fn wait_for_shutdown_signal() {
             // Without signal handlers, run until killed.
             std::future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("skytimed-resolve-{tag}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn simulate_with_a_state_dir_stays_on_loopback_and_locks_it() {
+        let dir = scratch("given");
+        let dir_arg = dir.display().to_string();
+        let cli = Cli::parse_from(["skytimed", "--simulate", "--state-dir", &dir_arg]);
+        let resolved = resolve_config(&cli).expect("resolves");
+        assert_eq!(resolved.config.ntp.listen[0].to_string(), "127.0.0.1:12300");
+        assert_eq!(resolved.config.web.listen.to_string(), "127.0.0.1:12380");
+        assert_eq!(
+            resolved.config.metrics.listen.to_string(),
+            "127.0.0.1:12390"
+        );
+        assert_eq!(resolved.config.control.socket, dir.join("skytimed.sock"));
+        assert_eq!(resolved.instance, None);
+        // A second daemon on the same directory is refused while this one holds it.
+        let second = resolve_config(&cli).err().map(|e| one_line(&e));
+        assert!(
+            second
+                .as_deref()
+                .is_some_and(|m| m.contains("in use by another running skytimed")),
+            "{second:?}"
+        );
+        drop(resolved);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
