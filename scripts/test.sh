@@ -4,7 +4,8 @@
 # Installs what the tests need when it is missing (chrony and ntpsec-ntpdig as
 # real NTP peers, and the tools the other checks use), then runs, in order:
 # format and lint checks, every unit, property and integration test, the
-# end-to-end tests against the real chrony and ntpdig, a short run of every
+# end-to-end tests against the real chrony and ntpdig, every command of every
+# README (the first one started, locked and stopped), a short run of every
 # fuzz target, the benchmarks (their figures are printed, not asserted), and
 # the aarch64 cross-build.
 #
@@ -14,6 +15,7 @@
 #   SKYTIME_SKIP_CROSS=1   skip the aarch64 cross-build and qemu tests
 #   SKYTIME_SKIP_BENCH=1   skip the benchmarks
 #   SKYTIME_SKIP_FUZZ=1    skip the short fuzz runs
+#   SKYTIME_SKIP_README=1  skip running the READMEs' commands
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,6 +69,14 @@ section "end-to-end tests against real chrony and ntpdig"
 # Two at a time: each runs a real-time daemon; more would measure this
 # two-core machine's scheduler rather than skytime.
 cargo test --release -p skytime-e2e -- --test-threads=2
+
+if [ -z "${SKYTIME_SKIP_README:-}" ]; then
+    section "the READMEs' commands, as written"
+    # The README's first command, literally: started, locked (per
+    # `skytimectl status`), stopped with SIGINT; then every other command of
+    # every README that runs without the appliance. Reuses the release build.
+    bash scripts/check-readme-commands.sh
+fi
 
 if [ -z "${SKYTIME_SKIP_FUZZ:-}" ]; then
     section "fuzz targets (a short run of each, under AddressSanitizer)"

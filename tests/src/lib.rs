@@ -149,8 +149,20 @@ impl Daemon {
 
     /// Starts `skytimed` with exactly these arguments.
     pub fn spawn(args: &[String], port: u16, dir: TempDir) -> Result<Daemon> {
+        Self::spawn_with_env(args, &[], port, dir)
+    }
+
+    /// Starts `skytimed` with these arguments and extra environment variables
+    /// (e.g. a private `XDG_RUNTIME_DIR` for its default state directories).
+    pub fn spawn_with_env(
+        args: &[String],
+        env: &[(&str, &Path)],
+        port: u16,
+        dir: TempDir,
+    ) -> Result<Daemon> {
         let mut child = Command::new(binary("skytimed"))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -263,9 +275,15 @@ impl Daemon {
     /// Sends SIGTERM and waits for exit; returns the exit status. The scratch
     /// directory stays until the `Daemon` is dropped.
     pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal` (SIGTERM, or SIGINT as Ctrl-C does) and waits up to 10 s
+    /// for the exit status.
+    pub fn stop_with(&mut self, signal: libc::c_int) -> Result<std::process::ExitStatus> {
         let pid = i32::try_from(self.child.id()).context("pid out of range")?;
         // SAFETY: kill(2) on the PID of a child this process spawned and has not reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        unsafe { libc::kill(pid, signal) };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -273,7 +291,7 @@ impl Daemon {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                bail!("skytimed did not exit within 10 s of SIGTERM");
+                bail!("skytimed did not exit within 10 s of signal {signal}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -517,6 +535,11 @@ pub struct ChronyReport {
 /// clock) against 127.0.0.1:`port`, from a fresh loopback source address
 /// (`bindacqaddress`), and reads what it measured.
 pub fn chrony_oneshot(port: u16) -> Result<ChronyReport> {
+    chrony_oneshot_from(port, &next_client_address())
+}
+
+/// [`chrony_oneshot`] from the given IPv4 source address.
+pub fn chrony_oneshot_from(port: u16, source: &str) -> Result<ChronyReport> {
     require_tool(CHRONYD);
     let dir = TempDir::new("chronyq");
     let pidfile = dir.path().join("chronyd.pid");
@@ -532,7 +555,7 @@ pub fn chrony_oneshot(port: u16) -> Result<ChronyReport> {
             format!("pidfile {}", pidfile.display()),
             format!("logdir {}", dir.path().display()),
             "log measurements".into(),
-            format!("bindacqaddress {}", next_client_address()),
+            format!("bindacqaddress {source}"),
         ]),
         Duration::from_secs(30),
     )?;

@@ -66,6 +66,23 @@ pub fn default_allow() -> Vec<Subnet> {
     ]
 }
 
+/// The default rate-limit exemption: the box's own addresses (127.0.0.1 and
+/// ::1), so a person checking the box from itself is never refused. Other
+/// loopback addresses stay limited, as any client.
+pub fn default_rate_limit_exempt() -> Vec<Subnet> {
+    vec![
+        Subnet::v4(127, 0, 0, 1, 32),
+        Subnet::v6(Ipv6Addr::LOCALHOST, 128),
+    ]
+}
+
+/// Whether `addr` is inside any of `nets` (IPv4-mapped IPv6 taken as IPv4),
+/// without allocation.
+pub fn any_contains(nets: &[Subnet], addr: IpAddr) -> bool {
+    let addr = canonical(addr);
+    nets.iter().any(|n| n.0.contains(&addr))
+}
+
 /// The compiled access rules, checked per packet without allocation.
 #[derive(Clone, Debug, Default)]
 pub struct AccessList {

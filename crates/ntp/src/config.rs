@@ -1,6 +1,6 @@
 //! The `[ntp]` section of `skytime.toml`.
 
-use crate::access::{Subnet, default_allow};
+use crate::access::{Subnet, default_allow, default_rate_limit_exempt};
 use crate::clients::RateLimit;
 use crate::keys::KeyStore;
 use serde::Deserialize;
@@ -30,14 +30,19 @@ pub enum AuthFailureAction {
     Ignore,
 }
 
-/// chrony-like per-client rate limiting (`ratelimit interval 3 burst 8 leak 2`).
+/// Per-client rate limiting, chrony's algorithm sized for a LAN appliance:
+/// it stops a flood from one address, but lets a busy NAT address (hundreds
+/// of clients polling every 64 s, bursts of `iburst` after a power cut) and a
+/// person querying the box from itself through. chrony limits nothing unless
+/// told (`ratelimit` alone means interval 3, burst 8, leak 2: a public-pool
+/// setting); ntpd limits only `restrict ... limited` clients (average 8 s).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct RateLimitConfig {
     /// Off only for benchmarks or a trusted network.
     pub enabled: bool,
     /// log2 of the mean seconds allowed between requests of one client
-    /// (chrony's `interval`; 3 = one per 8 s). From -4 to 12.
+    /// (chrony's `interval`; 3 = one per 8 s, -3 = eight per second). From -4 to 12.
     #[serde(alias = "interval")]
     pub interval_log2_s: i8,
     /// Requests a quiet client may send back to back (chrony's `burst`). 1 to 255.
@@ -45,15 +50,21 @@ pub struct RateLimitConfig {
     /// Over the limit, one request in 2^leak gets a KoD `RATE`, the rest are
     /// dropped, so a spoofed flood gets little back (chrony's `leak`). 0 to 4.
     pub leak: u8,
+    /// Addresses never limited (still counted). Default: 127.0.0.1 and ::1.
+    pub exempt: Vec<Subnet>,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
         RateLimitConfig {
             enabled: true,
-            interval_log2_s: 3,
-            burst: 8,
+            // Eight requests a second on average: ~500 chrony clients behind
+            // one NAT address at a 64 s poll, thousands of Windows clients.
+            interval_log2_s: -3,
+            // 60 clients behind one address starting together with `iburst` (4 each).
+            burst: 255,
             leak: 2,
+            exempt: default_rate_limit_exempt(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! state) in, a [`ServerAction`] out, with the reply written into a caller-owned
 //! buffer. No allocation, no lock, no clock read: the shell passes every time in.
 
-use crate::access::AccessList;
+use crate::access::{AccessList, Subnet, any_contains};
 use crate::clients::{ClientTable, RateLimit, Verdict};
 use crate::config::{AuthFailureAction, DenyAction, ServerConfig};
 use crate::interleave::TimestampMap;
@@ -149,6 +149,8 @@ pub struct Server {
     access: AccessList,
     keys: Arc<KeyStore>,
     limit: Option<RateLimit>,
+    /// Sources the limit never applies to (the box itself, by default).
+    limit_exempt: Vec<Subnet>,
     deny_action: DenyAction,
     auth_failure: AuthFailureAction,
     clients: ClientTable,
@@ -168,6 +170,7 @@ impl Server {
             access: AccessList::new(&config.allow, &config.deny),
             keys,
             limit: config.ratelimit.compiled(),
+            limit_exempt: config.ratelimit.exempt.clone(),
             deny_action: config.deny_action,
             auth_failure: config.auth_failure_action,
             clients: ClientTable::new(config.client_table_entries),
@@ -219,7 +222,11 @@ impl Server {
                 DenyAction::Ignore => ServerAction::Drop(Outcome::DeniedIgnored),
             };
         }
-        if self.clients.record(source, now, self.limit.as_ref()) == Verdict::Limited {
+        let limit = self
+            .limit
+            .as_ref()
+            .filter(|_| !any_contains(&self.limit_exempt, source));
+        if self.clients.record(source, now, limit) == Verdict::Limited {
             let leak = self.limit.map_or(0, |l| l.leak);
             let mask = (1u64 << leak) - 1;
             return if self.next_random() & mask == 0 {

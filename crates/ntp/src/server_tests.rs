@@ -296,6 +296,71 @@ fn rate_limit_sends_rate_kod_with_leak_and_drops_the_rest() {
 }
 
 #[test]
+fn the_box_itself_is_never_rate_limited_but_other_loopback_clients_are() {
+    let mut config = ServerConfig::default();
+    config.ratelimit.interval_log2_s = 3;
+    config.ratelimit.burst = 2;
+    config.ratelimit.leak = 0;
+    let mut s = server_with(config);
+    let st = synced();
+    for source in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+        for i in 0..50 {
+            assert_eq!(
+                ask(&mut s, &request(4, i + 1), source, T0, &st)
+                    .reply()
+                    .outcome,
+                Outcome::Served,
+                "request {i} from {source}"
+            );
+        }
+    }
+    let outcomes: Vec<Outcome> = (0..3)
+        .map(|i| {
+            ask(&mut s, &request(4, i + 1), "127.0.0.2", T0, &st)
+                .reply()
+                .outcome
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Served, Outcome::Served, Outcome::RateLimitedKod]
+    );
+}
+
+#[test]
+fn default_limit_lets_a_busy_nat_through_and_stops_a_flood() {
+    let mut s = server_with(ServerConfig::default());
+    let st = synced();
+    // 100 clients behind one address, booting within a minute of each
+    // other: each sends iburst's 4 requests 2 s apart, then one every 64 s.
+    let mut arrivals: Vec<i64> = Vec::new();
+    for client in 0..100i64 {
+        let start = client * 600_000_000;
+        arrivals.extend((0..4).map(|k| start + k * 2_000_000_000));
+        arrivals.extend((1..20).map(|k| start + 6_000_000_000 + k * 64_000_000_000));
+    }
+    arrivals.sort_unstable();
+    let mut limited = 0;
+    for (i, at) in arrivals.iter().enumerate() {
+        let ex = ask(&mut s, &request(4, i as u64 + 1), LAN, T0 + at, &st);
+        if !matches!(ex.action, ServerAction::Reply(r) if r.outcome == Outcome::Served) {
+            limited += 1;
+        }
+    }
+    assert_eq!(limited, 0, "of {} NAT requests", arrivals.len());
+    // A flood from one address: 10 000 requests in one second.
+    let mut served = 0;
+    for i in 0..10_000i64 {
+        let at = T0 + 10_000_000_000_000 + i * 100_000;
+        let ex = ask(&mut s, &request(4, i as u64 + 1), "192.168.1.99", at, &st);
+        if matches!(ex.action, ServerAction::Reply(r) if r.outcome == Outcome::Served) {
+            served += 1;
+        }
+    }
+    assert!(served <= 255 + 8 + 1, "flood answered {served} times");
+}
+
+#[test]
 fn authenticated_requests_get_macd_replies_for_each_algorithm() {
     let mut s = server();
     for key_id in [1u32, 2, 3] {

@@ -499,12 +499,14 @@ fn busiest_clients_and_request_rate_are_published() {
 
 #[test]
 fn one_client_on_many_source_ports_meets_one_rate_limit_across_workers() {
-    // Four workers, chrony's defaults (burst 8): a client that uses a new
+    // Four workers, chrony's `ratelimit` settings (burst 8): a client that uses a new
     // source port for every request (as ntpdig does) must still be one client.
     let (handle, addr) = start(
         &config(|c| {
             c.workers = 4;
             c.ratelimit.enabled = true;
+            c.ratelimit.interval_log2_s = 3;
+            c.ratelimit.burst = 8;
             c.ratelimit.leak = 0; // every limited request gets a KoD, so each is visible
         }),
         synced_state(),

@@ -136,13 +136,14 @@ impl ScenarioRun {
         }
         if let Some(st) = &d.final_status {
             lines.push(format!(
-                "final: {} ({}), stratum {}, root dispersion {:.0} ns (+{:.3} ns/s), frequency {:.4} ppm, jitter {:.0} ns",
+                "final: {} ({}), stratum {}, root dispersion {:.0} ns (+{:.3} ns/s), frequency {:.4} ppm fast, jitter {:.0} ns",
                 st.state.as_str(),
                 st.state_reason,
                 st.stratum,
                 st.root_dispersion_ns,
                 st.dispersion_rate_ns_per_s,
-                st.frequency_ppm,
+                // chrony's sign: positive = the oscillator runs fast.
+                -st.frequency_ppm,
                 st.jitter_ns
             ));
             let rejected: Vec<String> = st
@@ -240,7 +241,7 @@ fn invalid_scenario_report(scenario: &Scenario) -> ScenarioReport {
 }
 
 /// The header of the per-second trace.
-pub const TRACE_HEADER: &str = "t_s,utc,error_ns,state,serving,root_dispersion_ns,status_offset_ns,frequency_ppm,natural_freq_ppb,temperature_k,pps_sent,nmea_sent";
+pub const TRACE_HEADER: &str = "t_s,utc,error_ns,state,serving,root_dispersion_ns,status_offset_ns,frequency_fast_ppm,natural_freq_ppb,temperature_k,pps_sent,nmea_sent";
 
 /// One per-second comparison of the disciplined clock with true time.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -598,7 +599,7 @@ impl<'a> Sim<'a> {
                 status.state.as_str(),
                 u8::from(serving),
                 status.offset_ns,
-                status.frequency_ppm,
+                -status.frequency_ppm,
                 self.clock.natural_freq_ppb(),
                 self.clock.temperature_delta_k(),
                 self.pps_this_s,

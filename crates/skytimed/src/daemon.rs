@@ -8,6 +8,7 @@
 use crate::cli::{Cli, Endpoint};
 use crate::config::{Config, ConfigLoadError, DEFAULT_CONFIG_PATH, LogFormat, format_problems};
 use crate::discipline::{self, Discipline, Input, InputSender};
+use crate::instance::{self, LockError, StateDirLock};
 use crate::paths;
 use crate::state::{DaemonState, Endpoints};
 use anyhow::{Context, Result, anyhow};
@@ -19,19 +20,11 @@ use skytime_refclock::{Clock, Refclock};
 use skytime_sim::Scenario;
 use skytime_sim::hat::{DEFAULT_REALTIME_SCENARIO, SimulatedHat};
 use skytime_timebase::{HostClock, TimeSource};
-use std::net::SocketAddr;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// NTP address `--simulate` serves when not told otherwise.
-pub const SIMULATE_NTP_LISTEN: &str = "127.0.0.1:12300";
-/// Status page of a `--simulate` daemon (kept clear of a real instance's).
-pub const SIMULATE_WEB_LISTEN: &str = "127.0.0.1:12380";
-/// Prometheus endpoint of a `--simulate` daemon.
-pub const SIMULATE_METRICS_LISTEN: &str = "127.0.0.1:12390";
 
 /// `skytimed`'s whole life: returns the process exit status.
 pub fn main(cli: Cli) -> ExitCode {
@@ -93,8 +86,20 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
+/// The configuration this run uses, and the state directory it holds.
+struct Resolved {
+    config: Config,
+    /// Held (locked) for the daemon's life; `None` for the packaged daemon,
+    /// whose directory systemd owns.
+    state_dir: Option<StateDirLock>,
+    /// The simulated instance number, when one was claimed.
+    instance: Option<u32>,
+}
+
 /// The configuration this run uses: the file, then command-line overrides.
-fn resolve_config(cli: &Cli) -> Result<(Config, PathBuf)> {
+/// Under `--simulate` without `--state-dir` it claims the first free
+/// simulated instance (or `--instance N`): its directory and its ports.
+fn resolve_config(cli: &Cli) -> Result<Resolved> {
     let mut config = match &cli.config {
         Some(path) => Config::load(path)?,
         None if !cli.simulate && Path::new(DEFAULT_CONFIG_PATH).exists() => {
@@ -102,23 +107,47 @@ fn resolve_config(cli: &Cli) -> Result<(Config, PathBuf)> {
         }
         None => Config::packaged_defaults(),
     };
+    let mut instance = None;
     let state_dir = match (&cli.state_dir, cli.simulate) {
-        (Some(dir), _) => dir.clone(),
-        (None, true) => paths::simulate_state_dir(),
-        (None, false) => PathBuf::from("/var/lib/skytime"),
+        (Some(dir), _) => Some(instance::lock_state_dir(dir).map_err(|e| match e {
+            LockError::InUse { .. } => anyhow!(
+                "{e} (give another --state-dir{})",
+                if cli.simulate {
+                    ", or leave it out to take the next free simulated instance"
+                } else {
+                    ""
+                }
+            ),
+            other => anyhow!(other),
+        })?),
+        (None, true) => {
+            let ports_given =
+                !cli.listen.is_empty() && cli.metrics_listen.is_some() && cli.web_listen.is_some();
+            let claimed = instance::claim(cli.instance, !ports_given)?;
+            let layout = claimed.layout;
+            instance = Some(layout.number);
+            config.ntp.listen = vec![layout.ntp];
+            config.metrics.listen = layout.metrics;
+            config.web.listen = layout.web;
+            Some(claimed.lock)
+        }
+        (None, false) => None,
     };
     if cli.simulate {
-        // The simulated box is self-contained: loopback ports of its own, its
-        // own drift file and socket, no system leap file dependence removed.
-        config.ntp.listen = vec![parse_addr(SIMULATE_NTP_LISTEN)?];
-        config.refclock.drift_file = Some(state_dir.join("drift"));
-        config.control.socket = paths::control_socket_in(&state_dir);
+        // The simulated box is self-contained: loopback ports (instance 1's
+        // when its state directory was given), its own drift file and socket.
+        if instance.is_none()
+            && let Some(first) = instance::InstanceLayout::of(1)
+        {
+            config.ntp.listen = vec![first.ntp];
+            config.metrics.listen = first.metrics;
+            config.web.listen = first.web;
+        }
         config.control.group = None;
-        config.metrics.listen = parse_addr(SIMULATE_METRICS_LISTEN)?;
-        config.web.listen = parse_addr(SIMULATE_WEB_LISTEN)?;
-    } else if cli.state_dir.is_some() {
-        config.refclock.drift_file = Some(state_dir.join("drift"));
-        config.control.socket = paths::control_socket_in(&state_dir);
+    }
+    if let Some(lock) = &state_dir {
+        config.refclock.drift_file = Some(lock.dir().join("drift"));
+        config.control.socket = paths::control_socket_in(lock.dir());
     }
     if !cli.listen.is_empty() {
         config.ntp.listen = cli.listen.clone();
@@ -144,12 +173,11 @@ fn resolve_config(cli: &Cli) -> Result<(Config, PathBuf)> {
         let text: Vec<String> = problems.iter().map(|(k, m)| format!("{k}: {m}")).collect();
         return Err(anyhow!("invalid settings: {}", text.join("; ")));
     }
-    Ok((config, state_dir))
-}
-
-fn parse_addr(s: &str) -> Result<SocketAddr> {
-    s.parse()
-        .with_context(|| format!("bad built-in address {s}"))
+    Ok(Resolved {
+        config,
+        state_dir,
+        instance,
+    })
 }
 
 fn init_logging(config: &Config) {
@@ -171,12 +199,21 @@ fn init_logging(config: &Config) {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let (config, state_dir) = resolve_config(&cli)?;
+    let Resolved {
+        config,
+        state_dir,
+        instance,
+    } = resolve_config(&cli)?;
     init_logging(&config);
-    if cli.simulate || cli.state_dir.is_some() {
-        std::fs::create_dir_all(&state_dir)
-            .with_context(|| format!("cannot create state directory {}", state_dir.display()))?;
+    if let Some(number) = instance {
+        tracing::info!(
+            instance = number,
+            state_dir = %state_dir.as_ref().map(|d| d.dir().display().to_string()).unwrap_or_default(),
+            "simulated instance {number} (look at it with `skytimectl --instance {number} status`)"
+        );
     }
+    // Held until the daemon has stopped: no other skytimed may use the directory.
+    let _state_dir = state_dir;
     if cli.simulate {
         let scenario = match &cli.scenario {
             Some(path) => {
@@ -263,7 +300,7 @@ where
     };
     if let Some(d) = &drift {
         tracing::info!(
-            frequency_ppm = d.frequency_ppm,
+            frequency_fast_ppm = -d.frequency_ppm,
             "starting from the drift file"
         );
     }
@@ -404,5 +441,41 @@ async fn wait_for_shutdown_signal() {
             // Without signal handlers, run until killed.
             std::future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("skytimed-resolve-{tag}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn simulate_with_a_state_dir_stays_on_loopback_and_locks_it() {
+        let dir = scratch("given");
+        let dir_arg = dir.display().to_string();
+        let cli = Cli::parse_from(["skytimed", "--simulate", "--state-dir", &dir_arg]);
+        let resolved = resolve_config(&cli).expect("resolves");
+        assert_eq!(resolved.config.ntp.listen[0].to_string(), "127.0.0.1:12300");
+        assert_eq!(resolved.config.web.listen.to_string(), "127.0.0.1:12380");
+        assert_eq!(
+            resolved.config.metrics.listen.to_string(),
+            "127.0.0.1:12390"
+        );
+        assert_eq!(resolved.config.control.socket, dir.join("skytimed.sock"));
+        assert_eq!(resolved.instance, None);
+        // A second daemon on the same directory is refused while this one holds it.
+        let second = resolve_config(&cli).err().map(|e| one_line(&e));
+        assert!(
+            second
+                .as_deref()
+                .is_some_and(|m| m.contains("in use by another running skytimed")),
+            "{second:?}"
+        );
+        drop(resolved);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod discipline;
+pub mod instance;
 pub mod metrics;
 pub mod paths;
 pub mod simulate;

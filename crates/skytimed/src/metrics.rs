@@ -126,14 +126,14 @@ pub fn encode_report(r: &StatusReport, e: &mut DescriptorEncoder) -> Result<(), 
     )?;
     gauge(
         e,
-        "frequency_ppm",
-        "Frequency correction applied to the clock, ppm.",
-        r.frequency_ppm,
+        "frequency_fast_ppm",
+        "How fast the clock would run without correction, ppm; positive = fast (chrony's \"ppm fast\"), the correction applied is the negative.",
+        r.frequency_fast_ppm,
     )?;
     gauge(
         e,
         "residual_frequency_ppm",
-        "Estimated remaining frequency error of the disciplined clock, ppm.",
+        "Estimated remaining frequency error of the disciplined clock, ppm; positive = still fast.",
         r.residual_frequency_ppm,
     )?;
     gauge(
@@ -378,6 +378,160 @@ mod tests {
                 "{name} is used by monitoring/skytime-alerts.yml but not exported:\n{text}"
             );
         }
+    }
+
+    /// Every PromQL query string of a Grafana dashboard (`expr`, and the
+    /// variables' `definition`).
+    fn dashboard_queries(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.as_str(), v) {
+                        ("expr" | "definition", serde_json::Value::String(q)) => {
+                            out.push(q.clone())
+                        }
+                        _ => dashboard_queries(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for v in items {
+                    dashboard_queries(v, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The metric names a query uses: identifiers left once label matchers,
+    /// grouping clauses, ranges, strings, variables and PromQL's own words
+    /// are taken out.
+    fn metric_names(query: &str) -> Vec<String> {
+        const PROMQL: &[&str] = &[
+            "sum",
+            "min",
+            "max",
+            "avg",
+            "count",
+            "rate",
+            "irate",
+            "increase",
+            "abs",
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "and",
+            "or",
+            "unless",
+            "label_values",
+            "instance",
+            "clamp_min",
+            "clamp_max",
+            "delta",
+            "deriv",
+            "max_over_time",
+            "min_over_time",
+            "avg_over_time",
+            "topk",
+            "bottomk",
+            "time",
+        ];
+        let mut cleaned = String::new();
+        let mut depth_brace = 0;
+        let mut depth_bracket = 0;
+        let mut in_string = false;
+        for c in query.chars() {
+            match c {
+                '"' => in_string = !in_string,
+                _ if in_string => {}
+                '{' => depth_brace += 1,
+                '}' => depth_brace -= 1,
+                '[' => depth_bracket += 1,
+                ']' => depth_bracket -= 1,
+                _ if depth_brace > 0 || depth_bracket > 0 => {}
+                _ => cleaned.push(c),
+            }
+        }
+        // Grouping labels: `by (a, b)` / `without (a)`.
+        for word in ["by", "without", "on", "ignoring"] {
+            while let Some(at) = cleaned.find(&format!("{word} (")) {
+                let end = cleaned[at..]
+                    .find(')')
+                    .map_or(cleaned.len(), |e| at + e + 1);
+                cleaned.replace_range(at..end, " ");
+            }
+        }
+        let mut names = Vec::new();
+        for word in cleaned.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')) {
+            let first = word.chars().next().unwrap_or(' ');
+            if word.is_empty() || first.is_ascii_digit() || first == '$' {
+                continue;
+            }
+            if !PROMQL.contains(&word) {
+                names.push(word.to_string());
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn every_metric_the_grafana_dashboard_queries_is_exported() {
+        let text = scrape_sample();
+        let dashboard: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../monitoring/grafana/skytime-dashboard.json"
+        ))
+        .unwrap_or_else(|e| panic!("dashboard is not JSON: {e}"));
+        for key in ["title", "uid", "panels", "schemaVersion", "__inputs"] {
+            assert!(dashboard.get(key).is_some(), "dashboard has no {key}");
+        }
+        let mut queries = Vec::new();
+        dashboard_queries(&dashboard, &mut queries);
+        assert!(queries.len() >= 10, "{queries:?}");
+        let mut used = std::collections::BTreeSet::new();
+        for query in &queries {
+            let names = metric_names(query);
+            assert!(!names.is_empty(), "no metric in {query}");
+            for name in names {
+                assert!(
+                    text.lines()
+                        .any(|l| l.starts_with(&name) && l[name.len()..].starts_with([' ', '{'])),
+                    "{name} (in `{query}`) is not exported by skytimed:\n{text}"
+                );
+                used.insert(name);
+            }
+        }
+        // What the dashboard promises to show.
+        for promised in [
+            "skytime_state",
+            "skytime_offset_seconds",
+            "skytime_root_dispersion_seconds",
+            "skytime_frequency_fast_ppm",
+            "skytime_pps_reach",
+            "skytime_nmea_reach",
+            "skytime_satellites_used",
+            "skytime_ntp_requests_total",
+            "skytime_alert_active",
+        ] {
+            assert!(
+                used.contains(promised),
+                "no panel shows {promised}: {used:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn metric_names_are_found_in_queries() {
+        assert_eq!(
+            metric_names(
+                r#"sum by (instance, outcome) (rate(skytime_ntp_requests_total{instance=~"$instance"}[$__rate_interval]))"#
+            ),
+            ["skytime_ntp_requests_total"]
+        );
+        assert_eq!(
+            metric_names(r#"-skytime_root_dispersion_seconds{a="b"} == 1 or up"#),
+            ["skytime_root_dispersion_seconds", "up"]
+        );
     }
 
     #[test]

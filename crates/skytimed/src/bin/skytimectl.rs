@@ -8,17 +8,26 @@ use skytimed::ctl::nmea::DecodeOptions;
 use skytimed::ctl::protocol::{
     ClientsReport, DEFAULT_CLIENT_LIMIT, MAX_CLIENT_LIMIT, Request, SourcesReport, StatusReport,
 };
+use skytimed::instance::{self, InstanceLayout, MAX_INSTANCES};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Ask a running skytimed how it is doing, or decode receiver captures.
+/// skytimectl: ask a running skytimed how the clock is doing (like chronyc),
+/// or decode receiver captures.
+///
+/// Without --socket or --instance it asks the packaged daemon
+/// (/run/skytime/skytimed.sock) or, if none runs, this user's
+/// `skytimed --simulate`; when several answer it lists them and asks which.
 #[derive(Debug, Parser)]
-#[command(name = "skytimectl", version, about, long_about = None)]
+#[command(name = "skytimectl", version)]
 struct Cli {
-    /// The daemon's control socket. Default: the first that answers of
-    /// /run/skytime/skytimed.sock and this user's `skytimed --simulate` socket.
-    #[arg(long, global = true, value_name = "PATH")]
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", conflicts_with = "instance")]
     socket: Option<PathBuf>,
+
+    /// This user's simulated instance N (`skytimed --simulate` prints its number).
+    #[arg(long, value_name = "N")]
+    instance: Option<u32>,
 
     #[command(subcommand)]
     command: Command,
@@ -82,7 +91,10 @@ enum NmeaCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let socket = cli.socket.clone();
+    let socket = Target {
+        socket: cli.socket.clone(),
+        instance: cli.instance,
+    };
     let result = match cli.command {
         Command::Status { output } => ask::<StatusReport>(
             socket,
@@ -130,17 +142,79 @@ fn main() -> ExitCode {
     }
 }
 
+/// Which daemon to ask, as the command line says.
+struct Target {
+    socket: Option<PathBuf>,
+    instance: Option<u32>,
+}
+
+impl Target {
+    /// Connects to the daemon named, or to the only one running.
+    fn connect(&self) -> anyhow::Result<Connection> {
+        if let Some(path) = &self.socket {
+            return Connection::open(path);
+        }
+        if let Some(n) = self.instance {
+            let layout = InstanceLayout::of(n).with_context(|| {
+                format!("instance {n} does not exist: choose 1 to {MAX_INSTANCES}")
+            })?;
+            return Connection::open(&layout.control_socket()).with_context(|| {
+                format!("simulated instance {n} is not running{}", others_running())
+            });
+        }
+        let system = PathBuf::from(skytimed::paths::SYSTEM_CONTROL_SOCKET);
+        let system_live = std::os::unix::net::UnixStream::connect(&system).is_ok();
+        let simulated = instance::running();
+        match (system_live, simulated.as_slice()) {
+            (true, []) => Connection::open(&system),
+            (false, [(_, socket)]) => Connection::open(socket),
+            (false, []) => {
+                let first = InstanceLayout::of(1).map(|l| l.control_socket());
+                anyhow::bail!(
+                    "no skytimed is running: none answers on {} nor on this user's simulated instances ({}, ...); start one with `skytimed --simulate`, or `systemctl start skytimed` on the appliance",
+                    system.display(),
+                    first.map(|p| p.display().to_string()).unwrap_or_default()
+                )
+            }
+            (system_live, several) => {
+                let mut found: Vec<String> = several
+                    .iter()
+                    .map(|(layout, _)| format!("--instance {} (NTP {})", layout.number, layout.ntp))
+                    .collect();
+                if system_live {
+                    found.insert(0, format!("--socket {}", system.display()));
+                }
+                anyhow::bail!(
+                    "{} skytimed daemons answer; choose one: {}",
+                    found.len(),
+                    found.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// ", instances running: 1, 3" or "" when none runs.
+fn others_running() -> String {
+    let numbers: Vec<String> = instance::running()
+        .iter()
+        .map(|(layout, _)| layout.number.to_string())
+        .collect();
+    if numbers.is_empty() {
+        " (no simulated instance is running)".to_string()
+    } else {
+        format!(" (running: instance {})", numbers.join(", "))
+    }
+}
+
 /// Asks the daemon one thing and prints the answer, as JSON or as a table.
 fn ask<T: serde::de::DeserializeOwned + serde::Serialize>(
-    socket: Option<PathBuf>,
+    target: Target,
     request: Request,
     output: Output,
     render: fn(&T) -> String,
 ) -> anyhow::Result<ExitCode> {
-    let mut conn = Connection::open(
-        socket.as_deref(),
-        &skytimed::paths::default_control_sockets(),
-    )?;
+    let mut conn = target.connect()?;
     let answer: T = conn.request(&request)?;
     if output.json {
         let text = serde_json::to_string_pretty(&answer).context("cannot format the answer")?;
@@ -149,4 +223,49 @@ fn ask<T: serde::de::DeserializeOwned + serde::Serialize>(
         print!("{}", render(&answer));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn help_of(path: &[&str]) -> String {
+        let mut command = Cli::command();
+        for name in path {
+            command = command
+                .find_subcommand(name)
+                .unwrap_or_else(|| panic!("no subcommand {name}"))
+                .clone();
+        }
+        command.render_long_help().to_string()
+    }
+
+    #[test]
+    fn help_says_what_the_binary_is() {
+        let help = help_of(&[]);
+        assert!(
+            help.starts_with("skytimectl: ask a running skytimed"),
+            "{help}"
+        );
+        for option in ["--socket", "--instance"] {
+            assert!(help.contains(option), "{help}");
+        }
+    }
+
+    #[test]
+    fn subcommands_show_only_the_options_they_use() {
+        let decode = help_of(&["nmea", "decode"]);
+        for foreign in ["--socket", "--instance", "--json"] {
+            assert!(
+                !decode.contains(foreign),
+                "nmea decode offers {foreign}:\n{decode}"
+            );
+        }
+        let status = help_of(&["status"]);
+        assert!(
+            status.contains("--json") && !status.contains("--pivot"),
+            "{status}"
+        );
+    }
 }

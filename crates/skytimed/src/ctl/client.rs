@@ -40,39 +40,20 @@ fn hint(path: &Path, e: &std::io::Error) -> String {
 }
 
 impl Connection {
-    /// Connects to `socket`, or to the first of `candidates` that answers.
-    pub fn open(socket: Option<&Path>, candidates: &[PathBuf]) -> Result<Connection> {
-        let tried: Vec<PathBuf> = match socket {
-            Some(p) => vec![p.to_path_buf()],
-            None => candidates.to_vec(),
-        };
-        let mut failures = Vec::new();
-        for path in &tried {
-            match UnixStream::connect(path) {
-                Ok(stream) => {
-                    stream
-                        .set_read_timeout(Some(RESPONSE_TIMEOUT))
-                        .context("cannot set a read timeout")?;
-                    stream
-                        .set_write_timeout(Some(RESPONSE_TIMEOUT))
-                        .context("cannot set a write timeout")?;
-                    return Ok(Connection {
-                        stream: BufReader::new(stream),
-                        path: path.clone(),
-                    });
-                }
-                Err(e) => failures.push(hint(path, &e)),
-            }
-        }
-        Err(anyhow!(
-            "cannot reach skytimed's control socket: {}{}",
-            failures.join("; "),
-            if socket.is_none() {
-                " (give one with --socket PATH)"
-            } else {
-                ""
-            }
-        ))
+    /// Connects to the daemon's control socket at `path`.
+    pub fn open(path: &Path) -> Result<Connection> {
+        let stream = UnixStream::connect(path)
+            .map_err(|e| anyhow!("cannot reach skytimed's control socket: {}", hint(path, &e)))?;
+        stream
+            .set_read_timeout(Some(RESPONSE_TIMEOUT))
+            .context("cannot set a read timeout")?;
+        stream
+            .set_write_timeout(Some(RESPONSE_TIMEOUT))
+            .context("cannot set a write timeout")?;
+        Ok(Connection {
+            stream: BufReader::new(stream),
+            path: path.to_path_buf(),
+        })
     }
 
     /// Sends `request` and returns the daemon's answer, or its refusal as an error.

@@ -131,10 +131,11 @@ pub struct StatusReport {
     pub offset_sigma_ns: f64,
     /// Long-term RMS offset, ns.
     pub rms_offset_ns: f64,
-    /// Frequency correction applied, ppm (negative: the oscillator runs fast and
-    /// is slowed down; chrony prints the opposite sign as "ppm fast").
-    pub frequency_ppm: f64,
-    /// Remaining frequency error estimate, ppm.
+    /// How fast the clock would run without the discipline, ppm: positive =
+    /// fast, as chrony's `Frequency : N ppm fast` (the correction applied is
+    /// its negative).
+    pub frequency_fast_ppm: f64,
+    /// Remaining frequency error of the disciplined clock, ppm (positive: still fast).
     pub residual_frequency_ppm: f64,
     /// One-sigma uncertainty of the frequency, ppm.
     pub skew_ppm: f64,

@@ -3,7 +3,7 @@
 //! `chronyc sources`, so chrony operators read them without a manual.
 
 use crate::alerts::human_ns;
-use crate::ctl::protocol::{ClientsReport, SourcesReport, StatusReport};
+use crate::ctl::protocol::{ClientsReport, EndpointsReport, SourcesReport, StatusReport};
 use std::fmt::Write;
 
 /// "4.2s", "5m12s", "3h04m", "2d05h": chrony's compact ages.
@@ -54,6 +54,9 @@ pub fn status(r: &StatusReport) -> String {
         ),
     );
     row("Reason", r.state_reason.clone());
+    if let Some(serving) = serving(&r.endpoints) {
+        row("Serving", serving);
+    }
     let refid_hex: String = {
         let mut b = [0u8; 4];
         for (i, c) in r.reference_id.bytes().take(4).enumerate() {
@@ -108,11 +111,11 @@ pub fn status(r: &StatusReport) -> String {
         "Frequency",
         format!(
             "{:.3} ppm {}",
-            r.frequency_ppm.abs(),
-            if r.frequency_ppm >= 0.0 {
-                "slow"
-            } else {
+            r.frequency_fast_ppm.abs(),
+            if r.frequency_fast_ppm >= 0.0 {
                 "fast"
+            } else {
+                "slow"
             }
         ),
     );
@@ -307,6 +310,18 @@ pub fn status(r: &StatusReport) -> String {
     out
 }
 
+/// Where the daemon serves: NTP addresses, page and metrics URLs.
+fn serving(e: &EndpointsReport) -> Option<String> {
+    let mut parts: Vec<String> = e.ntp.iter().map(|a| format!("NTP {a}")).collect();
+    if let Some(web) = &e.web {
+        parts.push(format!("page {web}"));
+    }
+    if let Some(metrics) = &e.metrics {
+        parts.push(format!("metrics {metrics}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
 /// `skytimectl sources`, after `chronyc sources`.
 pub fn sources(r: &SourcesReport) -> String {
     let mut out = String::new();
@@ -320,8 +335,9 @@ pub fn sources(r: &SourcesReport) -> String {
             ("NMEA", Some(delay)) => format!(
                 "delay {}{}",
                 human_ns(delay),
+                // The report carries p95 minus median; show p95 itself, as `status` does.
                 s.error_ns
-                    .map(|e| format!(", p95 +{}", human_ns(e)))
+                    .map(|e| format!(", p95 {}", human_ns(delay + e)))
                     .unwrap_or_default()
             ),
             (_, Some(offset)) => format!(
@@ -484,7 +500,7 @@ mod tests {
             .lines()
             .find(|l| l.starts_with("#+ NMEA"))
             .unwrap_or_else(|| panic!("{text}"));
-        assert!(nmea.contains("delay 480.000 ms, p95 +20.000 ms"), "{nmea}");
+        assert!(nmea.contains("delay 480.000 ms, p95 500.000 ms"), "{nmea}");
     }
 
     #[test]

@@ -196,7 +196,8 @@ impl ReportContext {
             offset_ns: s.offset_ns,
             offset_sigma_ns: s.offset_sigma_ns,
             rms_offset_ns: s.rms_offset_ns,
-            frequency_ppm: s.frequency_ppm,
+            // The refclock reports the correction; operators read the error.
+            frequency_fast_ppm: -s.frequency_ppm,
             residual_frequency_ppm: s.residual_frequency_ppm,
             skew_ppm: s.skew_ppm,
             jitter_ns: s.jitter_ns,

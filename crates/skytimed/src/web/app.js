@@ -91,7 +91,7 @@ function renderStatus(s) {
     ["Offset", ns(s.offset_ns, true) + " ± " + ns(s.offset_sigma_ns)],
     ["RMS offset", ns(s.rms_offset_ns)],
     ["Jitter", ns(s.jitter_ns)],
-    ["Frequency", s.frequency_ppm.toFixed(3) + " ppm (residual " + s.residual_frequency_ppm.toFixed(4) + ", skew " + s.skew_ppm.toFixed(4) + ")"],
+    ["Frequency", Math.abs(s.frequency_fast_ppm).toFixed(3) + " ppm " + (s.frequency_fast_ppm >= 0 ? "fast" : "slow") + " (residual " + s.residual_frequency_ppm.toFixed(4) + ", skew " + s.skew_ppm.toFixed(4) + ")"],
     ["Root dispersion", ns(s.root_dispersion_ns) + " (+" + ns(s.dispersion_rate_ns_per_s) + "/s)"],
     ["Stratum", s.stratum + " (" + s.reference_id + ")" + (s.synchronised ? "" : ", unsynchronised: LI=3")],
     ["Leap", s.leap.status + (s.leap.at ? " before " + s.leap.at : "")],
