@@ -16,6 +16,7 @@ pub mod leapfile;
 pub mod pairing;
 mod phase_history;
 mod status;
+pub mod thermal;
 mod wander;
 
 pub use clock::{Clock, ClockError, SyncReport};
@@ -26,6 +27,7 @@ pub use status::{
     HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
     PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,
 };
+pub use thermal::{SensorHealth, SensorReading, ThermalStatus};
 
 #[cfg(test)]
 mod tests;
