@@ -19,6 +19,7 @@ use rand_distr::{Distribution, Exp, StandardNormal};
 use serde::Serialize;
 use skytime_gnss::{Epoch, EpochAssembler, ParserConfig};
 use skytime_pps::PpsEdge;
+use skytime_refclock::thermal::persist::ThermalRecord;
 use skytime_refclock::{Refclock, RefclockConfig, SensorReading, Status, SyncState};
 use skytime_timebase::{LeapChange, NANOS_PER_SEC, TimeSource, UtcSecond};
 use std::cmp::Reverse;
@@ -90,6 +91,9 @@ pub struct RunDetails {
     pub leap_flag_changes: Vec<(f64, LeapChange, String)>,
     /// The refclock's status at the end (None if the scenario could not start).
     pub final_status: Option<Status>,
+    /// What the box would have kept beside its drift file at the end.
+    #[serde(skip)]
+    pub thermal_record: Option<ThermalRecord>,
 }
 
 /// A finished run.
@@ -716,6 +720,7 @@ impl<'a> Sim<'a> {
             })
             .collect();
         self.details.final_status = Some(self.refclock.status());
+        self.details.thermal_record = Some(self.refclock.thermal_record());
         let st = &self.stats;
         self.details.served_s = st.served;
         self.details.first_served_bad_s = st.first_served_bad;
@@ -735,15 +740,23 @@ pub fn run_scenario_traced(
     out: &mut dyn Write,
     trace: bool,
 ) -> std::io::Result<ScenarioRun> {
-    run_scenario_with_config(scenario, &scenario_refclock_config(scenario), out, trace)
+    run_scenario_with_config(
+        scenario,
+        &scenario_refclock_config(scenario),
+        None,
+        out,
+        trace,
+    )
 }
 
 /// Runs a scenario with the given refclock settings (a real configuration's
 /// `[refclock]`: its temperature sensor, if any, reads the scenario's
-/// `[sensor]` profile); otherwise as [`run_scenario_traced`].
+/// `[sensor]` profile), starting from a thermal record kept by an earlier
+/// run if given (a restart); otherwise as [`run_scenario_traced`].
 pub fn run_scenario_with_config(
     scenario: &Scenario,
     config: &RefclockConfig,
+    restored: Option<&ThermalRecord>,
     out: &mut dyn Write,
     trace: bool,
 ) -> std::io::Result<ScenarioRun> {
@@ -754,6 +767,9 @@ pub fn run_scenario_with_config(
             details: empty_details(),
         });
     };
+    if let Some(r) = restored {
+        sim.refclock.restore_thermal(r);
+    }
     if trace {
         writeln!(out, "{TRACE_HEADER}")?;
     }
@@ -785,6 +801,7 @@ fn empty_details() -> RunDetails {
         kernel_leap_steps_s: 0,
         leap_flag_changes: Vec::new(),
         final_status: None,
+        thermal_record: None,
     }
 }
 

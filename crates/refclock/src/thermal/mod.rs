@@ -465,3 +465,108 @@ impl ThermalCompensator {
         self.restored = r.residual_wander.clone();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: f64) -> MonoNanos {
+        MonoNanos((s * 1e9) as i64)
+    }
+
+    /// Sensor noise of about ±0.06 K that does not hold still.
+    fn jitter(i: i64) -> f64 {
+        let x = (i.wrapping_mul(i).wrapping_mul(7919) + i * 31).rem_euclid(13);
+        0.01 * (x as f64 - 6.0) + 0.001 * (i % 2) as f64
+    }
+
+    /// A crystal at 100 ppb/K through a 4 K warm-up ramp, read exactly by a
+    /// sensor and by pulses, for `n` seconds.
+    fn learned(n: i64) -> ThermalCompensator {
+        let mut c = ThermalCompensator::new(1.0, 10.0);
+        let temp = |t: f64| 40.0 + (4.0 * (t - 1000.0) / 900.0).clamp(0.0, 4.0);
+        let mut psi = 0.0;
+        for i in 0..n {
+            let t = i as f64;
+            let noise = jitter(i);
+            c.on_reading(at(t), &SensorReading::Celsius(temp(t) + noise));
+            c.on_pulse(i, at(t + 0.1), psi, 1.0e4, 0.25);
+            psi += -18_000.0 + 100.0 * (temp(t) - 40.0);
+        }
+        c
+    }
+
+    #[test]
+    fn a_learned_coefficient_compensates_a_holdover() {
+        let mut c = learned(3000);
+        assert!(c.trusted(), "{:?}", c.model().coefficient());
+        let (k, _) = c.model().coefficient();
+        assert!((k - 100.0).abs() < 5.0, "{k}");
+        // Holdover: the box cools by 2 K.
+        for i in 3000..3400 {
+            let t = i as f64;
+            let noise = jitter(i);
+            let temp = 44.0 - 2.0 * ((t - 3000.0) / 100.0).clamp(0.0, 1.0) + noise;
+            c.on_reading(at(t), &SensorReading::Celsius(temp));
+            let d = c.coast_step(at(t + 0.5)).expect("compensating");
+            if i == 3399 {
+                assert!((d + 200.0).abs() < 20.0, "{d} ppb for -2 K");
+            }
+        }
+        let coast = *c.coast().expect("coast");
+        assert!(!coast.faulted);
+        assert!(
+            coast.sigma_ns(at(3400.0)) > 0.0,
+            "the bound grows with the model's uncertainty"
+        );
+        let (_, comp) = c.end_coast(at(3400.0)).expect("ended");
+        assert!(comp < -40_000.0, "{comp} ns put in for the cooling");
+        assert!(c.coast().is_none());
+    }
+
+    #[test]
+    fn a_sensor_failing_in_holdover_freezes_the_compensation_and_says_so() {
+        let mut c = learned(3000);
+        for i in 3000..3100 {
+            let noise = jitter(i);
+            c.on_reading(at(i as f64), &SensorReading::Celsius(43.0 + noise));
+            c.coast_step(at(i as f64 + 0.5));
+        }
+        let before = c.coast().expect("coast").delta_ppb;
+        c.on_reading(at(3100.0), &SensorReading::Unreadable("EIO".into()));
+        let d = c.coast_step(at(3100.5));
+        assert_eq!(d, Some(before), "frozen at the last good value");
+        assert!(c.coast().expect("coast").faulted);
+        // Readings back: still frozen for the rest of this holdover.
+        for i in 3101..3200 {
+            let noise = jitter(i);
+            c.on_reading(at(i as f64), &SensorReading::Celsius(43.0 + noise));
+            assert_eq!(c.coast_step(at(i as f64 + 0.5)), Some(before));
+        }
+    }
+
+    #[test]
+    fn no_compensation_without_a_trusted_model_or_with_a_faulty_sensor() {
+        let mut c = learned(600);
+        assert!(!c.trusted(), "no ramp seen yet");
+        c.on_reading(at(600.0), &SensorReading::Celsius(40.0));
+        assert_eq!(c.coast_step(at(600.5)), None);
+        let mut c = learned(3000);
+        c.on_reading(at(3000.0), &SensorReading::Celsius(4000.0));
+        assert_eq!(c.coast_step(at(3000.5)), None, "garbage at the loss");
+    }
+
+    #[test]
+    fn the_model_and_the_unexplained_wander_survive_a_restart() {
+        let c = learned(3000);
+        let record = c.record();
+        let mut restarted = ThermalCompensator::new(1.0, 10.0);
+        restarted.restore(&record);
+        assert!(restarted.trusted());
+        assert_eq!(restarted.model().coefficient().0, c.model().coefficient().0);
+        assert_eq!(
+            restarted.residual_bound_ns(1200.0),
+            c.residual_bound_ns(1200.0)
+        );
+    }
+}
