@@ -95,7 +95,7 @@ fn main() -> ExitCode {
         println!(
             "{:<22} {:>5} {:>6} {:>7.0} {:>8.0} {:>10.1} {:>11.1} {:>9.1} {:>9.1} {:>9.2} {:>9.2}{}",
             if sensor == Some(false) {
-                format!("  (no sensor)")
+                "  (no sensor)".to_string()
             } else {
                 name.to_string()
             },

@@ -522,7 +522,7 @@ impl<'a> Sim<'a> {
         let s = self.s;
         let t0 = k as i64 * NANOS_PER_SEC;
         let tk = k as f64;
-        if self.sensor.is_some() && k % s.sensor.interval_s.max(1) == 0 {
+        if self.sensor.is_some() && k.is_multiple_of(s.sensor.interval_s.max(1)) {
             self.queue.push(t0 + SENSOR_AT_NS, Event::Temperature);
         }
         // Draw every random number whether or not it is used, so that an

@@ -492,8 +492,10 @@ impl Scenario {
             bad("sensor.interval_s", "must be 1..=600".into());
         }
         for (i, j) in sn.jump.iter().enumerate() {
-            if !(finite_nonneg(j.from_s) && j.to_s.is_finite() && j.to_s > j.from_s)
-                || !j.offset_k.is_finite()
+            if !(finite_nonneg(j.from_s)
+                && j.to_s.is_finite()
+                && j.to_s > j.from_s
+                && j.offset_k.is_finite())
             {
                 bad(
                     &format!("sensor.jump[{i}]"),

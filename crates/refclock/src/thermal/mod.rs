@@ -214,7 +214,7 @@ impl ThermalCompensator {
         }
         if let Some(t) = temp {
             self.recent.push_back((now, t));
-            let span = history::SLOPE_SPAN as i64 * 1_000_000_000;
+            let span = history::SLOPE_SPAN * 1_000_000_000;
             while self
                 .recent
                 .get(1)

@@ -148,8 +148,8 @@ impl TempcoModel {
         let z = residual / s.sqrt();
         let ph: [f64; 3] = std::array::from_fn(|i| (0..3).map(|j| self.p[i][j] * h[j]).sum());
         let gain: [f64; 3] = std::array::from_fn(|i| ph[i] / s);
-        for i in 0..3 {
-            self.x[i] += gain[i] * residual;
+        for (x, g) in self.x.iter_mut().zip(gain) {
+            *x += g * residual;
         }
         // Joseph-free form is fine at this size; keep it symmetric.
         let mut p = self.p;
@@ -158,13 +158,13 @@ impl TempcoModel {
                 *v -= gain[i] * ph[j];
             }
         }
-        for i in 0..3 {
-            for j in 0..i {
-                let m = 0.5 * (p[i][j] + p[j][i]);
-                p[i][j] = m;
-                p[j][i] = m;
-            }
-            p[i][i] = p[i][i].max(1e-12);
+        for (i, j) in [(1, 0), (2, 0), (2, 1)] {
+            let m = 0.5 * (p[i][j] + p[j][i]);
+            p[i][j] = m;
+            p[j][i] = m;
+        }
+        for (i, row) in p.iter_mut().enumerate() {
+            row[i] = row[i].max(1e-12);
         }
         self.p = p;
         self.blocks += 1;
