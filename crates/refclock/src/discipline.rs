@@ -73,6 +73,10 @@ struct EdgeRec {
     mono: MonoNanos,
     /// Pulse number: consecutive seconds have consecutive numbers.
     idx: i64,
+    /// The discipline's applied phase correction when it was received, ns
+    /// (the frequency may change many times before the next pulse, as in a
+    /// temperature-compensated holdover).
+    applied: f64,
     /// The Unix second the clock assigned to it (POSIX, so 23:59:60 and
     /// 23:59:59 share one), once the labels are established.
     label: Option<i64>,
@@ -354,10 +358,12 @@ impl<C: Clock> Refclock<C> {
                 self.applied_ns += offset_ns as f64;
                 for e in self.edges.iter_mut() {
                     e.stamp += offset_ns;
+                    e.applied += offset_ns as f64;
                     e.label = None;
                 }
                 if let Some(r) = self.last_raw.as_mut() {
                     r.stamp += offset_ns;
+                    r.applied += offset_ns as f64;
                 }
                 if let Some(c) = self.consensus_ns.as_mut() {
                     *c += offset_ns as f64;
@@ -479,6 +485,7 @@ impl<C: Clock> Refclock<C> {
             stamp,
             mono,
             idx: 0,
+            applied: self.applied_at(mono),
             label: None,
             confirmed: false,
         };
@@ -501,7 +508,7 @@ impl<C: Clock> Refclock<C> {
         let (extra, tol_per_s, base_tol) = match (&self.kf, &self.last_sample) {
             (Some(k), Some(_)) => {
                 let r = self.noise.params().r;
-                let drift = (self.applied_at(mono) - self.applied_at(last.mono)).abs();
+                let drift = (raw.applied - last.applied).abs();
                 (
                     k.f - 0.0,
                     6.0 * k.pff.sqrt() + 2_000.0,
@@ -511,7 +518,7 @@ impl<C: Clock> Refclock<C> {
             _ => (0.0, 1_100_000.0, 100_000.0),
         };
         // Expected extra from our own steering over the interval.
-        let steering = self.applied_at(mono) - self.applied_at(last.mono);
+        let steering = raw.applied - last.applied;
         let n_steer = (mono.nanos_since(last.mono) as f64 / NS).round().max(1.0);
         if let Some(n) = fits(&last, tol_per_s, base_tol, extra + steering / n_steer) {
             self.train_mismatch = 0;
