@@ -3,7 +3,8 @@
 //! every seed) and how loose the holdover bound is: its ratio to the true
 //! holdover error over the longest holdover (its largest bound over its
 //! largest error; median and max over seeds), the tightest ratio seen (must stay above 1), and how long holdover
-//! was served.
+//! was served. A scenario with a temperature sensor gets a second row, the
+//! same seeds without the sensor.
 //!
 //! `cargo run --release -p skytime-refclock --example holdover_sweep [-- SEEDS [NAME_SUBSTRING | FILE.toml]]`
 
@@ -41,10 +42,20 @@ fn main() -> ExitCode {
             .filter(|s| s.contains(&filter))
             .collect()
     };
-    for name in names {
+    let runs: Vec<(&str, Option<bool>)> = names
+        .iter()
+        .flat_map(|&name| {
+            let mut v = vec![(name, None)];
+            if sweep::has_sensor(name) {
+                v.push((name, Some(false)));
+            }
+            v
+        })
+        .collect();
+    for (name, sensor) in runs {
         let mut results = Vec::new();
         for seed in sweep::seeds(n) {
-            match sweep::run(name, seed) {
+            match sweep::run_with(name, seed, sensor) {
                 Ok(r) => results.push(r),
                 Err(e) => {
                     eprintln!("{name} seed {seed}: {e}");
@@ -83,7 +94,11 @@ fn main() -> ExitCode {
         let min = |v: Vec<f64>| v.into_iter().fold(f64::NAN, f64::min);
         println!(
             "{:<22} {:>5} {:>6} {:>7.0} {:>8.0} {:>10.1} {:>11.1} {:>9.1} {:>9.1} {:>9.2} {:>9.2}{}",
-            name,
+            if sensor == Some(false) {
+                "  (no sensor)".to_string()
+            } else {
+                name.to_string()
+            },
             results.len(),
             bad,
             sweep::median(&col(|r| r.holdover_s as f64)),

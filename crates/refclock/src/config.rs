@@ -73,6 +73,16 @@ pub struct RefclockConfig {
     pub outlier_sigmas: f64,
     /// The most frequency correction ever applied, ppm (the kernel's limit is 500).
     pub max_frequency_ppm: f64,
+    /// A temperature sensor file (sysfs or hwmon, one number), for
+    /// temperature-compensated holdover. None: no sensor (the default).
+    pub temperature_sensor: Option<PathBuf>,
+    /// Degrees Celsius per unit the sensor file reports (millidegrees: 0.001).
+    pub temperature_scale: f64,
+    /// How often the sensor is read, ms.
+    pub temperature_interval_ms: u64,
+    /// The learned temperature coefficient is used in holdover once its
+    /// one-sigma uncertainty is below this, ppm/K.
+    pub temperature_trust_ppm_per_k: f64,
 }
 
 impl Default for RefclockConfig {
@@ -97,6 +107,10 @@ impl Default for RefclockConfig {
             lock_min_samples: 5,
             outlier_sigmas: 6.0,
             max_frequency_ppm: 500.0,
+            temperature_sensor: None,
+            temperature_scale: 0.001,
+            temperature_interval_ms: 2_000,
+            temperature_trust_ppm_per_k: 0.01,
         }
     }
 }
@@ -237,6 +251,39 @@ impl RefclockConfig {
                 ),
             );
         }
+        if let Some(p) = &self.temperature_sensor
+            && (p.as_os_str().is_empty() || p.is_dir())
+        {
+            bad(
+                "temperature_sensor",
+                format!("{} is not a file path", p.display()),
+            );
+        }
+        if !(self.temperature_scale.is_finite() && self.temperature_scale != 0.0) {
+            bad(
+                "temperature_scale",
+                format!(
+                    "must be a non-zero number (0.001 for millidegrees), not {}",
+                    self.temperature_scale
+                ),
+            );
+        }
+        if !(100..=600_000).contains(&self.temperature_interval_ms) {
+            bad(
+                "temperature_interval_ms",
+                format!(
+                    "must be from 100 ms to 10 minutes, not {}",
+                    self.temperature_interval_ms
+                ),
+            );
+        }
+        if !(self.temperature_trust_ppm_per_k.is_finite() && self.temperature_trust_ppm_per_k > 0.0)
+        {
+            bad(
+                "temperature_trust_ppm_per_k",
+                format!("must be positive, not {}", self.temperature_trust_ppm_per_k),
+            );
+        }
         errs
     }
 }
@@ -262,6 +309,9 @@ mod tests {
             pps_timeout_ms = 500
             max_frequency_ppm = 900
             outlier_sigmas = 1
+            temperature_scale = 0
+            temperature_interval_ms = 5
+            temperature_trust_ppm_per_k = -1
             "#,
         )
         .expect("parses");
@@ -273,6 +323,9 @@ mod tests {
             "pps_timeout_ms",
             "max_frequency_ppm",
             "outlier_sigmas",
+            "temperature_scale",
+            "temperature_interval_ms",
+            "temperature_trust_ppm_per_k",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} not reported in {keys:?}");
         }

@@ -23,6 +23,8 @@ use crate::status::{
     HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
     PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,
 };
+use crate::thermal::persist::ThermalRecord;
+use crate::thermal::{SensorReading, ThermalCompensator, ThermalStatus};
 use crate::wander::WanderTracker;
 use skytime_gnss::Epoch;
 use skytime_pps::PpsEdge;
@@ -71,6 +73,10 @@ struct EdgeRec {
     mono: MonoNanos,
     /// Pulse number: consecutive seconds have consecutive numbers.
     idx: i64,
+    /// The discipline's applied phase correction when it was received, ns
+    /// (the frequency may change many times before the next pulse, as in a
+    /// temperature-compensated holdover).
+    applied: f64,
     /// The Unix second the clock assigned to it (POSIX, so 23:59:60 and
     /// 23:59:59 share one), once the labels are established.
     label: Option<i64>,
@@ -135,6 +141,9 @@ pub struct Refclock<C: Clock> {
     /// The worst frequency wander seen lately (a day's memory): the holdover
     /// bound never claims less than a repeat of it would cost.
     wander: WanderTracker,
+    /// The temperature sensor, the coefficient learned from it, and the
+    /// compensation of a holdover in progress.
+    thermal: ThermalCompensator,
     consecutive_good: u32,
     outlier_streak: u32,
     outlier_last_z: Option<f64>,
@@ -225,6 +234,10 @@ impl<C: Clock> Refclock<C> {
             last_sample: None,
             noise: NoiseLearner::new(config.clock_precision_ns * config.clock_precision_ns),
             wander: WanderTracker::default(),
+            thermal: ThermalCompensator::new(
+                config.temperature_interval_ms as f64 / 1e3,
+                config.temperature_trust_ppm_per_k * 1e3,
+            ),
             consecutive_good: 0,
             outlier_streak: 0,
             outlier_last_z: None,
@@ -281,6 +294,30 @@ impl<C: Clock> Refclock<C> {
         &self.cfg
     }
 
+    /// One temperature reading taken at `at` (monotonic): learned from while
+    /// locked, compensated with in holdover. Faulty readings are the
+    /// compensator's to detect; they never reach the clock.
+    pub fn on_temperature(&mut self, at: MonoNanos, reading: &SensorReading) {
+        self.thermal.on_reading(at, reading);
+    }
+
+    /// What the daemon should persist beside the drift file: the temperature
+    /// model and the wander statistics.
+    pub fn thermal_record(&self) -> ThermalRecord {
+        ThermalRecord {
+            wander: self.wander.snapshot().to_vec(),
+            ..self.thermal.record()
+        }
+    }
+
+    /// Starts from a thermal record kept before a restart.
+    pub fn restore_thermal(&mut self, record: &ThermalRecord) {
+        self.thermal.restore(record);
+        if let Ok(w) = <[Option<f64>; crate::wander::LAGS.len()]>::try_from(record.wander.clone()) {
+            self.wander.restore(&w);
+        }
+    }
+
     // ---------------------------------------------------------------- steering
 
     /// Phase correction (ns) applied by the discipline up to `mono`: the
@@ -321,10 +358,12 @@ impl<C: Clock> Refclock<C> {
                 self.applied_ns += offset_ns as f64;
                 for e in self.edges.iter_mut() {
                     e.stamp += offset_ns;
+                    e.applied += offset_ns as f64;
                     e.label = None;
                 }
                 if let Some(r) = self.last_raw.as_mut() {
                     r.stamp += offset_ns;
+                    r.applied += offset_ns as f64;
                 }
                 if let Some(c) = self.consensus_ns.as_mut() {
                     *c += offset_ns as f64;
@@ -446,6 +485,7 @@ impl<C: Clock> Refclock<C> {
             stamp,
             mono,
             idx: 0,
+            applied: self.applied_at(mono),
             label: None,
             confirmed: false,
         };
@@ -468,7 +508,7 @@ impl<C: Clock> Refclock<C> {
         let (extra, tol_per_s, base_tol) = match (&self.kf, &self.last_sample) {
             (Some(k), Some(_)) => {
                 let r = self.noise.params().r;
-                let drift = (self.applied_at(mono) - self.applied_at(last.mono)).abs();
+                let drift = (raw.applied - last.applied).abs();
                 (
                     k.f - 0.0,
                     6.0 * k.pff.sqrt() + 2_000.0,
@@ -478,7 +518,7 @@ impl<C: Clock> Refclock<C> {
             _ => (0.0, 1_100_000.0, 100_000.0),
         };
         // Expected extra from our own steering over the interval.
-        let steering = self.applied_at(mono) - self.applied_at(last.mono);
+        let steering = raw.applied - last.applied;
         let n_steer = (mono.nanos_since(last.mono) as f64 / NS).round().max(1.0);
         if let Some(n) = fits(&last, tol_per_s, base_tol, extra + steering / n_steer) {
             self.train_mismatch = 0;
@@ -553,6 +593,8 @@ impl<C: Clock> Refclock<C> {
         self.consensus_obs.clear();
         self.noise.clear_history();
         self.wander.clear_history();
+        self.thermal.clear_history();
+        self.thermal.end_coast(mono);
         self.consecutive_good = 0;
         self.outlier_streak = 0;
         self.doubt_ns = 0.0;
@@ -565,6 +607,7 @@ impl<C: Clock> Refclock<C> {
     /// One labelled offset measurement `z` (ns) from pulse `rec`.
     fn measure(&mut self, z: f64, rec: EdgeRec, label: i64) {
         let mono = rec.mono;
+        self.absorb_thermal_coast(mono);
         let q = self.noise.params();
         let (Some(mut bank), Some(last)) = (self.bank.take(), self.last_sample) else {
             return self.start_filter(z, rec, label, q);
@@ -601,6 +644,7 @@ impl<C: Clock> Refclock<C> {
                 self.kf = Some(pred);
                 self.noise.clear_history();
                 self.wander.clear_history();
+                self.thermal.clear_history();
                 self.last_sample = Some(Sample {
                     mono,
                     idx: rec.idx,
@@ -684,6 +728,28 @@ impl<C: Clock> Refclock<C> {
         }
     }
 
+    /// The guard's noise when temperature is compensated: the largest random
+    /// walk `q_rw_upper` (ppb²/s) that the phase left unexplained by the
+    /// temperature model allows. The safety factor guards the plain noise
+    /// model against temperature it cannot see; here temperature is modelled,
+    /// its uncertainty and unexplained wander are bounded apart, and the
+    /// random walk is already an upper bound.
+    fn guard_noise_with(&self, q_rw_upper: f64) -> NoiseParams {
+        let q = self.noise.params();
+        let scale = self.cfg.holdover_noise_safety_factor;
+        let best_scale = self
+            .bank
+            .as_ref()
+            .map(|b| b.best_scale())
+            .unwrap_or(1.0)
+            .max(1.0);
+        NoiseParams {
+            r: q.r,
+            q_wfm: q.q_wfm * scale * best_scale,
+            q_rw: q_rw_upper * best_scale,
+        }
+    }
+
     /// The oscillator's frequency error implied by the correction in force
     /// before the filter ran (the drift file's, or whatever the clock had).
     fn u_ppb_free_guess(&self) -> f64 {
@@ -694,6 +760,9 @@ impl<C: Clock> Refclock<C> {
         let mono = rec.mono;
         self.noise.add(rec.idx, z - applied);
         self.wander.add(rec.idx, z - applied);
+        let q = self.noise.params();
+        self.thermal
+            .on_pulse(rec.idx, mono, z - applied, q.r, q.q_rw);
         self.last_sample = Some(Sample {
             mono,
             idx: rec.idx,
@@ -1077,7 +1146,56 @@ impl<C: Clock> Refclock<C> {
         self.update_leap(now);
         self.check_label_dispute(mono);
         self.run_timeouts(mono);
+        self.thermal_tick(mono);
         self.report_to_clock(mono, now.realtime.secs());
+    }
+
+    /// Whether the clock is coasting on its oscillator after having been
+    /// locked (holdover, or past its limit), with no step or dispute pending.
+    fn coasting(&self) -> bool {
+        self.kf.is_some()
+            && self.label_hold.is_none()
+            && self.phase_term_until.is_none()
+            && matches!(self.state, SyncState::Holdover | SyncState::Unsynchronised)
+    }
+
+    /// In holdover, steers by the frequency the temperature predicts.
+    fn thermal_tick(&mut self, mono: MonoNanos) {
+        if !self.coasting() {
+            return self.thermal.on_tick(mono);
+        }
+        if let Some(delta) = self.thermal.coast_step(mono) {
+            let ppb = self.free_frequency() - delta;
+            if (ppb - self.u_ppb).abs() > 1e-3 {
+                self.set_frequency(ppb, mono);
+            }
+        }
+    }
+
+    /// The reference is back: the frequency change and phase that the
+    /// temperature compensation put in become the filters' own, so that the
+    /// first pulses are predicted where the model put the clock.
+    fn absorb_thermal_coast(&mut self, mono: MonoNanos) {
+        let Some((delta_ppb, comp_ns)) = self.thermal.end_coast(mono) else {
+            return;
+        };
+        info!(
+            compensation_ppb = delta_ppb,
+            phase_us = comp_ns / 1e3,
+            "reference back: temperature compensation handed to the filter"
+        );
+        if let Some(b) = self.bank.as_mut() {
+            b.shift_frequency(delta_ppb);
+        }
+        for k in [self.kf.as_mut(), self.guard.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            k.f += delta_ppb;
+        }
+        if let Some(s) = self.last_sample.as_mut() {
+            s.applied_ns -= comp_ns;
+        }
     }
 
     fn run_timeouts(&mut self, mono: MonoNanos) {
@@ -1292,8 +1410,16 @@ impl<C: Clock> Refclock<C> {
             return (MAX_DISPERSION_NS, 0.0, MAX_DISPERSION_NS);
         };
         let dt = (mono.nanos_since(s.mono) as f64 / NS).max(0.0);
-        let q = self.guard_noise();
-        let applied = self.applied_at(mono) - s.applied_ns;
+        // A temperature-compensated holdover: the filter sees the
+        // compensation's phase as the oscillator's own doing, and the
+        // oscillator's random walk is its own, not the temperature's.
+        let coast = self.thermal.coast().copied();
+        let q = match (coast, self.thermal.residual_random_walk_upper()) {
+            (Some(c), Some(q_rw)) if !c.faulted => self.guard_noise_with(q_rw),
+            _ => self.guard_noise(),
+        };
+        let comp = coast.map_or(0.0, |c| c.comp_ns(mono));
+        let applied = self.applied_at(mono) - s.applied_ns + comp;
         let p0 = k.predicted(dt, applied, &q, 1.0);
         let p1 = k.predicted(dt + 1.0, applied + self.free_frequency(), &q, 1.0);
         let fixed = self.cfg.pps_systematic_uncertainty_ns + self.cfg.clock_precision_ns;
@@ -1302,7 +1428,21 @@ impl<C: Clock> Refclock<C> {
         // wander seen lately would cost (a temperature ramp that the noise
         // model has already forgotten), whichever is more.
         let r = self.noise.params().r;
-        let growth = |p: &Kalman, t: f64| (n * p.pxx.sqrt()).max(self.wander.bound_ns(t, r));
+        // With a trusted temperature model: what the model left unexplained
+        // lately, plus the coefficients' own uncertainty over this holdover.
+        // A sensor lost during the holdover brings the plain wander back.
+        let growth = |p: &Kalman, t: f64| match coast {
+            Some(c) if !c.faulted => {
+                (n * p.pxx.sqrt()).max(self.thermal.residual_bound_ns(t)) + n * c.sigma_ns(mono)
+            }
+            Some(c) => {
+                (n * p.pxx.sqrt())
+                    .max(self.wander.bound_ns(t, r))
+                    .max(self.thermal.residual_bound_ns(t))
+                    + n * c.sigma_ns(mono)
+            }
+            None => (n * p.pxx.sqrt()).max(self.wander.bound_ns(t, r)),
+        };
         let b0 = p0.x.abs() + growth(&p0, dt) + fixed + self.doubt_ns;
         let b1 = p1.x.abs() + growth(&p1, dt + 1.0) + fixed + self.doubt_ns;
         (b0.min(MAX_DISPERSION_NS), (b1 - b0).max(0.0), p0.pxx.sqrt())
@@ -1394,7 +1534,16 @@ impl<C: Clock> Refclock<C> {
                 unannounced_leap: d.leap.map(|(c, _)| c),
             }),
             steps: self.steps,
+            thermal: self.thermal_status(),
         }
+    }
+
+    fn thermal_status(&self) -> Option<ThermalStatus> {
+        let st = self.thermal.status();
+        (self.cfg.temperature_sensor.is_some()
+            || st.sensor != crate::thermal::SensorHealth::Absent
+            || st.blocks > 0)
+            .then_some(st)
     }
 
     /// What the daemon should persist to the drift file: the learned

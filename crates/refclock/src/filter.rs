@@ -476,6 +476,14 @@ impl FilterBank {
         };
     }
 
+    /// Every filter's frequency moved by `delta_ppb` (a change predicted from
+    /// outside the pulses, such as temperature during a holdover).
+    pub fn shift_frequency(&mut self, delta_ppb: f64) {
+        for k in self.filters.iter_mut() {
+            k.f += delta_ppb;
+        }
+    }
+
     /// Every filter to `k` (after a phase jump), keeping the scores.
     pub fn reset_to(&mut self, k: Kalman) {
         let k = Kalman {

@@ -17,6 +17,7 @@ pub mod pairing;
 mod phase_history;
 pub mod qerr;
 mod status;
+pub mod thermal;
 mod wander;
 
 pub use clock::{Clock, ClockError, SyncReport};
@@ -27,6 +28,7 @@ pub use status::{
     HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
     PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,
 };
+pub use thermal::{SensorHealth, SensorReading, ThermalStatus};
 
 #[cfg(test)]
 mod tests;

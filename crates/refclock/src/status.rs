@@ -377,6 +377,9 @@ pub struct Status {
     pub label_disagreement: Option<LabelDisagreement>,
     /// Clock steps made (start-up and re-acquisitions).
     pub steps: u32,
+    /// The temperature sensor and the learned coefficient (None: no sensor
+    /// configured and none ever read).
+    pub thermal: Option<crate::thermal::ThermalStatus>,
 }
 
 impl Status {

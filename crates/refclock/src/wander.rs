@@ -67,7 +67,8 @@ impl WanderTracker {
             let d = d.abs();
             let held = match self.worst_idx[k] {
                 Some(at) => self.worst_ns[k] * decay_per_s.powf((idx - at).max(0) as f64),
-                None => 0.0,
+                // Nothing measured yet, or a value restored from before a restart.
+                None => self.worst_ns[k],
             };
             self.worst_ns[k] = held.max(d);
             self.worst_idx[k] = Some(idx);
@@ -78,49 +79,83 @@ impl WanderTracker {
     /// reading noise of measurement variance `r_ns2`, never decreasing with
     /// the horizon.
     pub fn worst(&self, r_ns2: f64) -> Vec<(i64, f64)> {
-        let noise = NOISE_SIGMAS * (6.0 * r_ns2.max(0.0)).sqrt();
-        let mut running = 0.0f64;
-        LAGS.iter()
+        let raw: Vec<(i64, f64)> = LAGS
+            .iter()
             .zip(self.worst_ns.iter().zip(self.worst_idx.iter()))
-            .filter(|(_, (_, at))| at.is_some())
-            .map(|(&tau, (&w, _))| {
-                running = running.max(w - noise);
-                (tau, running)
-            })
-            .collect()
+            .filter(|(_, (w, at))| at.is_some() || **w > 0.0)
+            .map(|(&tau, (&w, _))| (tau, w))
+            .collect();
+        held_points(&raw, r_ns2)
+    }
+
+    /// The raw worst second differences held per horizon (ns): what a
+    /// restart keeps (see [`WanderTracker::restore`]).
+    pub fn snapshot(&self) -> [Option<f64>; LAGS.len()] {
+        std::array::from_fn(|k| {
+            (self.worst_idx[k].is_some() || self.worst_ns[k] > 0.0).then_some(self.worst_ns[k])
+        })
+    }
+
+    /// Seeds the held worst wander from a snapshot taken before a restart;
+    /// it decays from the first pulse on.
+    pub fn restore(&mut self, snapshot: &[Option<f64>; LAGS.len()]) {
+        for (k, v) in snapshot.iter().enumerate() {
+            if let Some(v) = v.filter(|v| v.is_finite() && *v >= 0.0) {
+                self.worst_ns[k] = self.worst_ns[k].max(v);
+                self.worst_idx[k] = None;
+            }
+        }
     }
 
     /// The phase error (ns) that coasting for `t_s` seconds must be assumed
-    /// able to reach from the wander seen: interpolated between horizons
-    /// (log-log), and beyond the longest one measured growing as a frequency
-    /// ramp would (∝ t²). Zero when nothing is known (the noise model then
-    /// carries the bound alone).
+    /// able to reach from the wander seen (see [`coast_bound_ns`]).
     pub fn bound_ns(&self, t_s: f64, r_ns2: f64) -> f64 {
-        let pts = self.worst(r_ns2);
-        let Some(&(first_tau, first_w)) = pts.first() else {
-            return 0.0;
-        };
-        if t_s <= 0.0 || !t_s.is_finite() {
-            return 0.0;
-        }
-        let (last_tau, last_w) = pts[pts.len() - 1];
-        let ramp = |w: f64, tau: i64| w * (t_s / tau as f64).powi(2);
-        if t_s <= first_tau as f64 {
-            return ramp(first_w, first_tau);
-        }
-        for pair in pts.windows(2) {
-            let ((t0, w0), (t1, w1)) = (pair[0], pair[1]);
-            if t_s <= t1 as f64 {
-                if w0 <= 0.0 {
-                    // Linear from nothing: no log of zero.
-                    return w1 * (t_s - t0 as f64) / (t1 - t0) as f64;
-                }
-                let a = (t_s / t0 as f64).ln() / (t1 as f64 / t0 as f64).ln();
-                return w0 * (w1 / w0).powf(a);
-            }
-        }
-        ramp(last_w, last_tau)
+        coast_bound_ns(&self.worst(r_ns2), t_s)
     }
+}
+
+/// Raw worst second differences per horizon, less the reading noise of
+/// measurement variance `r_ns2`, made non-decreasing with the horizon.
+pub(crate) fn held_points(raw: &[(i64, f64)], r_ns2: f64) -> Vec<(i64, f64)> {
+    let noise = NOISE_SIGMAS * (6.0 * r_ns2.max(0.0)).sqrt();
+    let mut running = 0.0f64;
+    raw.iter()
+        .map(|&(tau, w)| {
+            running = running.max(w - noise);
+            (tau, running)
+        })
+        .collect()
+}
+
+/// The phase error (ns) that coasting for `t_s` seconds must be assumed able
+/// to reach from held wander points: interpolated between horizons
+/// (log-log), and beyond the longest one measured growing as a frequency
+/// ramp would (∝ t²). Zero when nothing is known (the noise model then
+/// carries the bound alone).
+pub(crate) fn coast_bound_ns(pts: &[(i64, f64)], t_s: f64) -> f64 {
+    let Some(&(first_tau, first_w)) = pts.first() else {
+        return 0.0;
+    };
+    if t_s <= 0.0 || !t_s.is_finite() {
+        return 0.0;
+    }
+    let (last_tau, last_w) = pts[pts.len() - 1];
+    let ramp = |w: f64, tau: i64| w * (t_s / tau as f64).powi(2);
+    if t_s <= first_tau as f64 {
+        return ramp(first_w, first_tau);
+    }
+    for pair in pts.windows(2) {
+        let ((t0, w0), (t1, w1)) = (pair[0], pair[1]);
+        if t_s <= t1 as f64 {
+            if w0 <= 0.0 {
+                // Linear from nothing: no log of zero.
+                return w1 * (t_s - t0 as f64) / (t1 - t0) as f64;
+            }
+            let a = (t_s / t0 as f64).ln() / (t1 as f64 / t0 as f64).ln();
+            return w0 * (w1 / w0).powf(a);
+        }
+    }
+    ramp(last_w, last_tau)
 }
 
 #[cfg(test)]
@@ -161,6 +196,19 @@ mod tests {
         feed(&mut aged, 1900 + 3 * 86_400, 1000, 1900, 0.44);
         let a = aged.bound_ns(1200.0, 0.0);
         assert!(a < b / 6.0, "after three days {a}, after three hours {b}");
+    }
+
+    #[test]
+    fn the_worst_wander_survives_a_restart() {
+        let mut w = WanderTracker::default();
+        feed(&mut w, 3000, 1000, 1900, 0.44);
+        let before = w.bound_ns(1200.0, 0.0);
+        let mut restarted = WanderTracker::default();
+        restarted.restore(&w.snapshot());
+        assert_eq!(restarted.bound_ns(1200.0, 0.0), before);
+        // Pulses after the restart decay it as usual, never drop it.
+        feed(&mut restarted, 100, 0, 0, 0.0);
+        assert!(restarted.bound_ns(1200.0, 0.0) > 0.99 * before);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The scenario benchmark: runs every scenario in `scenarios/` in simulated
 //! time, prints each one's JSON summary, the targets of
-//! `scenarios/targets.toml` met or missed, and the wall time it took.
+//! `scenarios/targets.toml` met or missed, and the wall time it took. A
+//! scenario with a temperature sensor (`[sensor] enabled = true`) is run a
+//! second time without it, and both are printed side by side.
 //!
 //! `cargo bench -p skytime-sim --bench scenarios [-- [--strict] [NAME_SUBSTRING]]`
 //!
@@ -63,6 +65,17 @@ fn main() -> ExitCode {
             scenario.duration_s as f64 / wall_s.max(1e-9)
         );
         println!("{json}");
+        if scenario.sensor.enabled {
+            let mut without = scenario.clone();
+            without.sensor.enabled = false;
+            match skytime_sim::run_scenario_traced(&without, &mut std::io::sink(), false) {
+                Ok(r) => {
+                    println!("   with the sensor:    {}", sensor_line(&run.report));
+                    println!("   without the sensor: {}", sensor_line(&r.report));
+                }
+                Err(e) => eprintln!("error: {}: {e}", path.display()),
+            }
+        }
         let verdicts = targets
             .get(&scenario.name)
             .unwrap_or(&default_targets)
@@ -100,4 +113,15 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// The figures the temperature compensation is judged by, on one line.
+fn sensor_line(r: &skytime_sim::ScenarioReport) -> String {
+    format!(
+        "holdover max |error| {} µs, RMS {:.1} ns, served_bad_s {}",
+        r.holdover_max_abs_offset_ns
+            .map_or("-".to_string(), |v| format!("{:.1}", v / 1e3)),
+        r.rms_offset_ns,
+        r.served_bad_s
+    )
 }

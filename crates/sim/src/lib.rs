@@ -11,6 +11,9 @@ pub mod sim_clock;
 pub mod targets;
 
 pub use oscillator::{Oscillator, OscillatorParams};
-pub use runner::{RunDetails, ScenarioReport, ScenarioRun, run_scenario, run_scenario_traced};
+pub use runner::{
+    RunDetails, ScenarioReport, ScenarioRun, run_scenario, run_scenario_traced,
+    run_scenario_with_config, scenario_refclock_config,
+};
 pub use scenario::{Scenario, ScenarioError};
 pub use sim_clock::SimClock;

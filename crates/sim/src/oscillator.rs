@@ -6,7 +6,7 @@
 //! integrates its error exactly, so a clock built on it knows how far it has
 //! drifted at any instant, not just at whole seconds.
 
-use crate::scenario::{ClockSection, TemperatureChange};
+use crate::scenario::{ClockSection, CoefficientChange, LoadHeat, TemperatureChange};
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand_distr::{Distribution, StandardNormal};
@@ -22,6 +22,12 @@ pub struct OscillatorParams {
     pub temperature_coeff_ppm_per_k: f64,
     /// Temperature changes, each a linear ramp.
     pub temperature: Vec<TemperatureChange>,
+    /// Temperature changes the crystal feels but a sensor does not see.
+    pub hidden_heat: Vec<TemperatureChange>,
+    /// Heating by load (both the crystal and a sensor feel it).
+    pub load_heat: Vec<LoadHeat>,
+    /// The coefficient from a given time on, ppm/K.
+    pub coefficient_changes: Vec<CoefficientChange>,
 }
 
 impl From<&ClockSection> for OscillatorParams {
@@ -31,6 +37,9 @@ impl From<&ClockSection> for OscillatorParams {
             freq_random_walk_ppm: c.freq_random_walk_ppm,
             temperature_coeff_ppm_per_k: c.temperature_coeff_ppm_per_k,
             temperature: c.temperature.clone(),
+            hidden_heat: c.hidden_heat.clone(),
+            load_heat: c.load_heat.clone(),
+            coefficient_changes: c.coefficient_changes.clone(),
         }
     }
 }
@@ -43,6 +52,10 @@ pub struct Oscillator {
     walk_sigma_ppb: f64,
     temp_coeff_ppb_per_k: f64,
     temperature: Vec<TemperatureChange>,
+    hidden_heat: Vec<TemperatureChange>,
+    load_heat: Vec<LoadHeat>,
+    /// (from s, ppb/K), sorted, starting with (0, the initial coefficient).
+    coefficients: Vec<(f64, f64)>,
     rng: Xoshiro256PlusPlus,
     /// True time reached, seconds since start.
     t_s: f64,
@@ -65,6 +78,33 @@ fn ramp_kelvin(c: &TemperatureChange, t: f64) -> f64 {
     }
 }
 
+/// Temperature rise (K) of one load period at `t`: first-order heating
+/// towards `kelvin` while on, cooling back after.
+fn load_kelvin(l: &LoadHeat, t: f64) -> f64 {
+    let tau = l.time_constant_s.max(1e-9);
+    if t <= l.from_s {
+        0.0
+    } else if t <= l.to_s {
+        l.kelvin * (1.0 - (-(t - l.from_s) / tau).exp())
+    } else {
+        load_kelvin(l, l.to_s) * (-(t - l.to_s) / tau).exp()
+    }
+}
+
+/// Integral of one load period's rise from 0 to `t`, K·s.
+fn load_integral(l: &LoadHeat, t: f64) -> f64 {
+    let tau = l.time_constant_s.max(1e-9);
+    if t <= l.from_s {
+        0.0
+    } else if t <= l.to_s {
+        let s = t - l.from_s;
+        l.kelvin * (s - tau * (1.0 - (-s / tau).exp()))
+    } else {
+        let peak = load_kelvin(l, l.to_s);
+        load_integral(l, l.to_s) + peak * tau * (1.0 - (-(t - l.to_s) / tau).exp())
+    }
+}
+
 /// Integral of one ramp's temperature change from 0 to `t`, K·s.
 fn ramp_integral(c: &TemperatureChange, t: f64) -> f64 {
     if t <= c.at_s {
@@ -81,11 +121,22 @@ fn ramp_integral(c: &TemperatureChange, t: f64) -> f64 {
 impl Oscillator {
     /// An oscillator at true time 0; `seed` fixes its random walk.
     pub fn new(params: &OscillatorParams, seed: u64) -> Self {
+        let mut coefficients = vec![(0.0, params.temperature_coeff_ppm_per_k * 1000.0)];
+        let mut changes = params.coefficient_changes.clone();
+        changes.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        coefficients.extend(
+            changes
+                .iter()
+                .map(|c| (c.at_s.max(0.0), c.ppm_per_k * 1000.0)),
+        );
         Self {
             initial_ppb: params.initial_freq_ppm * 1000.0,
             walk_sigma_ppb: params.freq_random_walk_ppm * 1000.0,
             temp_coeff_ppb_per_k: params.temperature_coeff_ppm_per_k * 1000.0,
             temperature: params.temperature.clone(),
+            hidden_heat: params.hidden_heat.clone(),
+            load_heat: params.load_heat.clone(),
+            coefficients,
             rng: Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x05C1_11A7_0000_0001),
             t_s: 0.0,
             walk_ppb: 0.0,
@@ -118,30 +169,87 @@ impl Oscillator {
         self.t_s
     }
 
-    /// Temperature now, kelvin above the starting temperature.
+    /// The crystal's temperature now, kelvin above the starting temperature.
     pub fn temperature_delta_k(&self) -> f64 {
+        self.temperature_at(self.t_s)
+    }
+
+    fn temperature_at(&self, t: f64) -> f64 {
         // + 0.0 turns the empty sum's -0.0 into 0.0 for printing.
+        self.sensed_temperature_at(t)
+            + self
+                .hidden_heat
+                .iter()
+                .map(|c| ramp_kelvin(c, t))
+                .sum::<f64>()
+            + 0.0
+    }
+
+    /// What a sensor in the box would read now (before its own lag and
+    /// noise), kelvin above the start: everything but the hidden heat.
+    pub fn sensed_temperature_delta_k(&self) -> f64 {
+        self.sensed_temperature_at(self.t_s)
+    }
+
+    fn sensed_temperature_at(&self, t: f64) -> f64 {
         self.temperature
             .iter()
-            .map(|c| ramp_kelvin(c, self.t_s))
+            .map(|c| ramp_kelvin(c, t))
             .sum::<f64>()
+            + self
+                .load_heat
+                .iter()
+                .map(|l| load_kelvin(l, t))
+                .sum::<f64>()
             + 0.0
+    }
+
+    /// Integral of the crystal's temperature change from 0 to `t`, K·s.
+    fn temperature_integral(&self, t: f64) -> f64 {
+        self.temperature
+            .iter()
+            .chain(self.hidden_heat.iter())
+            .map(|c| ramp_integral(c, t))
+            .sum::<f64>()
+            + self
+                .load_heat
+                .iter()
+                .map(|l| load_integral(l, t))
+                .sum::<f64>()
+    }
+
+    /// The temperature coefficient in force at `t`, ppb/K.
+    fn coefficient_at(&self, t: f64) -> f64 {
+        self.coefficients
+            .iter()
+            .rev()
+            .find(|(from, _)| t >= *from)
+            .map_or(self.temp_coeff_ppb_per_k, |c| c.1)
     }
 
     /// The natural frequency error now, parts per billion (positive: runs fast).
     pub fn freq_error_ppb(&self) -> f64 {
-        self.initial_ppb + self.walk_ppb + self.temp_coeff_ppb_per_k * self.temperature_delta_k()
+        self.initial_ppb
+            + self.walk_ppb
+            + self.coefficient_at(self.t_s) * self.temperature_delta_k()
     }
 
     /// Phase the free-running oscillator has gained since true time 0, ns: the
     /// exact integral of [`Oscillator::freq_error_ppb`] (ppb × s = ns).
     pub fn phase_gain_ns(&self) -> f64 {
-        let temp_ks: f64 = self
-            .temperature
-            .iter()
-            .map(|c| ramp_integral(c, self.t_s))
-            .sum();
-        self.initial_ppb * self.t_s + self.walk_integral_ns + self.temp_coeff_ppb_per_k * temp_ks
+        // The coefficient is piecewise constant: integrate piece by piece.
+        let mut temp_ns = 0.0;
+        for (i, &(from, k)) in self.coefficients.iter().enumerate() {
+            if from >= self.t_s {
+                break;
+            }
+            let to = self
+                .coefficients
+                .get(i + 1)
+                .map_or(self.t_s, |n| n.0.min(self.t_s));
+            temp_ns += k * (self.temperature_integral(to) - self.temperature_integral(from));
+        }
+        self.initial_ppb * self.t_s + self.walk_integral_ns + temp_ns
     }
 }
 
@@ -159,7 +267,68 @@ mod tests {
                 kelvin_step: 4.0,
                 ramp_s: 200.0,
             }],
+            ..Default::default()
         }
+    }
+
+    /// Everything at once: a hidden heater, load heating, a coefficient
+    /// changing sign.
+    fn hostile(walk: f64) -> OscillatorParams {
+        OscillatorParams {
+            hidden_heat: vec![TemperatureChange {
+                at_s: 50.0,
+                kelvin_step: -2.0,
+                ramp_s: 0.0,
+            }],
+            load_heat: vec![LoadHeat {
+                from_s: 120.0,
+                to_s: 250.0,
+                kelvin: 3.0,
+                time_constant_s: 40.0,
+            }],
+            coefficient_changes: vec![CoefficientChange {
+                at_s: 220.0,
+                ppm_per_k: -0.2,
+            }],
+            ..params(walk)
+        }
+    }
+
+    #[test]
+    fn hidden_heat_load_and_coefficient_changes_shape_the_frequency() {
+        let mut o = Oscillator::new(&hostile(0.0), 1);
+        o.advance_to(200.0);
+        let load = 3.0 * (1.0 - (-80.0f64 / 40.0).exp());
+        let crystal = 2.0 - 2.0 + load; // ramp halfway, hidden step, load
+        assert!((o.temperature_delta_k() - crystal).abs() < 1e-9);
+        assert!((o.sensed_temperature_delta_k() - (2.0 + load)).abs() < 1e-9);
+        let walk = o.freq_error_ppb() - 10_000.0 - 100.0 * crystal;
+        o.advance_to(230.0);
+        let f = o.freq_error_ppb();
+        let expect = 10_000.0 - 200.0 * o.temperature_delta_k() + walk;
+        assert!(
+            (f - expect).abs() < 1e-6,
+            "{f} vs {expect}: the sign flipped"
+        );
+    }
+
+    #[test]
+    fn the_phase_integral_stays_exact_with_everything_on() {
+        let mut o = Oscillator::new(&hostile(0.01), 9);
+        let mut fine = Oscillator::new(&hostile(0.01), 9);
+        let dt = 0.001;
+        let mut sum_ns = 0.0;
+        for k in 0..400_000 {
+            fine.advance_to((k as f64 + 0.5) * dt);
+            sum_ns += fine.freq_error_ppb() * dt;
+        }
+        o.advance_to(400.0);
+        let err = (o.phase_gain_ns() - sum_ns).abs();
+        assert!(
+            err < 1e-2,
+            "closed form {} vs numeric {sum_ns}",
+            o.phase_gain_ns()
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ use rand_distr::{Distribution, Exp, StandardNormal};
 use serde::Serialize;
 use skytime_gnss::{Epoch, EpochAssembler, ParserConfig};
 use skytime_pps::PpsEdge;
-use skytime_refclock::{Refclock, RefclockConfig, Status, SyncState};
+use skytime_refclock::thermal::persist::ThermalRecord;
+use skytime_refclock::{Refclock, RefclockConfig, SensorReading, Status, SyncState};
 use skytime_timebase::{LeapChange, NANOS_PER_SEC, TimeSource, UtcSecond};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -37,6 +38,8 @@ const PPS_WAKEUP_NS: i64 = 50_000;
 const LOCK_THRESHOLD_NS: f64 = 1_000.0;
 /// Seconds the error must stay under the threshold for `lock_time_s`.
 const LOCK_HOLD_S: u64 = 60;
+/// When the temperature sensor is read, ns into each true second.
+const SENSOR_AT_NS: i64 = NANOS_PER_SEC / 4;
 /// Leap announcements start this long before the leap.
 const LEAP_ANNOUNCE_S: i64 = 12 * 3600;
 
@@ -88,6 +91,9 @@ pub struct RunDetails {
     pub leap_flag_changes: Vec<(f64, LeapChange, String)>,
     /// The refclock's status at the end (None if the scenario could not start).
     pub final_status: Option<Status>,
+    /// What the box would have kept beside its drift file at the end.
+    #[serde(skip)]
+    pub thermal_record: Option<ThermalRecord>,
 }
 
 /// A finished run.
@@ -171,6 +177,8 @@ enum Event {
     Flush,
     /// Once per second: tick the refclock, then measure.
     Measure { second: u64 },
+    /// The temperature sensor is read.
+    Temperature,
 }
 
 /// Events ordered by true time, then by insertion order.
@@ -219,6 +227,19 @@ pub fn simulation_refclock_config() -> RefclockConfig {
     }
 }
 
+/// The refclock settings a scenario runs with by default: the simulation's,
+/// with the temperature sensor on when the scenario's `[sensor]` is enabled.
+pub fn scenario_refclock_config(scenario: &Scenario) -> RefclockConfig {
+    RefclockConfig {
+        temperature_sensor: scenario
+            .sensor
+            .enabled
+            .then(|| std::path::PathBuf::from("simulated-sensor")),
+        temperature_interval_ms: scenario.sensor.interval_s * 1000,
+        ..simulation_refclock_config()
+    }
+}
+
 /// Runs a scenario and returns the summary.
 pub fn run_scenario(scenario: &Scenario) -> ScenarioReport {
     let mut sink = std::io::sink();
@@ -241,7 +262,7 @@ fn invalid_scenario_report(scenario: &Scenario) -> ScenarioReport {
 }
 
 /// The header of the per-second trace.
-pub const TRACE_HEADER: &str = "t_s,utc,error_ns,state,serving,root_dispersion_ns,status_offset_ns,frequency_fast_ppm,natural_freq_ppb,temperature_k,pps_sent,nmea_sent";
+pub const TRACE_HEADER: &str = "t_s,utc,error_ns,state,serving,root_dispersion_ns,status_offset_ns,frequency_fast_ppm,natural_freq_ppb,temperature_k,pps_sent,nmea_sent,sensor_c,sensor_health,coefficient_ppm_per_k,coefficient_sigma_ppm_per_k";
 
 /// One per-second comparison of the disciplined clock with true time.
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -363,10 +384,20 @@ struct Sim<'a> {
     stats: Stats,
     pps_this_s: u32,
     chunks_this_s: u32,
+    sensor: Option<SensorSim>,
+}
+
+/// The simulated temperature sensor: the box's temperature through a
+/// first-order lag, plus noise and quantisation, and the scenario's faults.
+struct SensorSim {
+    rng: Xoshiro256PlusPlus,
+    lagged_k: f64,
+    last_s: f64,
+    last_c: Option<f64>,
 }
 
 impl<'a> Sim<'a> {
-    fn new(s: &'a Scenario) -> Option<Self> {
+    fn new(s: &'a Scenario, config: &RefclockConfig) -> Option<Self> {
         let start_unix = s.start_unix_nanos()?;
         let first = UtcSecond::from_unix_secs(start_unix.secs())?;
         let leap = s.leap_event();
@@ -387,7 +418,13 @@ impl<'a> Sim<'a> {
             start_unix,
             s.clock.initial_offset_s * NANOS_PER_SEC as f64,
         );
-        let refclock = Refclock::new(&simulation_refclock_config(), clock.clone(), None);
+        let refclock = Refclock::new(config, clock.clone(), None);
+        let sensor = config.temperature_sensor.is_some().then(|| SensorSim {
+            rng: rng(s.seed, 4),
+            lagged_k: 0.0,
+            last_s: 0.0,
+            last_c: None,
+        });
         let parser_config = ParserConfig::default();
         // Scenario dates may predate the build (a 2016 leap second): put the
         // GPS week-rollover pivot just before the start, as a replay does.
@@ -430,7 +467,54 @@ impl<'a> Sim<'a> {
             stats: Stats::new(s.warmup_s),
             pps_this_s: 0,
             chunks_this_s: 0,
+            sensor,
         })
+    }
+
+    /// Reads the simulated sensor at true time `t_s` and hands the reading
+    /// to the refclock (or nothing, while the scenario says it is missing).
+    fn read_sensor(&mut self, t_s: f64) {
+        let cfg = &self.s.sensor;
+        let box_k = self.clock.sensed_temperature_delta_k();
+        let Some(sn) = self.sensor.as_mut() else {
+            return;
+        };
+        let noise: f64 = StandardNormal.sample(&mut sn.rng);
+        let dt = (t_s - sn.last_s).max(0.0);
+        sn.last_s = t_s;
+        sn.lagged_k += if cfg.lag_s > 0.0 {
+            (box_k - sn.lagged_k) * (1.0 - (-dt / cfg.lag_s).exp())
+        } else {
+            box_k - sn.lagged_k
+        };
+        if cfg.missing.iter().any(|w| w.contains(t_s)) {
+            return;
+        }
+        let reading = if cfg.garbage.iter().any(|w| w.contains(t_s)) {
+            // Alternate the kinds of garbage a driver can return.
+            match (t_s as i64).rem_euclid(3) {
+                0 => SensorReading::Unreadable("simulated: not a number".into()),
+                1 => SensorReading::Celsius(-273.0),
+                _ => SensorReading::Celsius(f64::NAN),
+            }
+        } else if let (true, Some(v)) = (cfg.freeze.iter().any(|w| w.contains(t_s)), sn.last_c) {
+            SensorReading::Celsius(v)
+        } else {
+            let jump: f64 = cfg
+                .jump
+                .iter()
+                .filter(|j| t_s >= j.from_s && t_s < j.to_s)
+                .map(|j| j.offset_k)
+                .sum();
+            let mut v = cfg.base_c + sn.lagged_k + cfg.noise_k * noise + jump;
+            if cfg.quantisation_k > 0.0 {
+                v = (v / cfg.quantisation_k).round() * cfg.quantisation_k;
+            }
+            sn.last_c = Some(v);
+            SensorReading::Celsius(v)
+        };
+        self.refclock
+            .on_temperature(self.clock.monotonic(), &reading);
     }
 
     /// Queues everything that happens because of true second `k`: its pulse,
@@ -439,6 +523,9 @@ impl<'a> Sim<'a> {
         let s = self.s;
         let t0 = k as i64 * NANOS_PER_SEC;
         let tk = k as f64;
+        if self.sensor.is_some() && k.is_multiple_of(s.sensor.interval_s.max(1)) {
+            self.queue.push(t0 + SENSOR_AT_NS, Event::Temperature);
+        }
         // Draw every random number whether or not it is used, so that an
         // outage does not shift the noise of the seconds after it.
         let pps_z: f64 = StandardNormal.sample(&mut self.pps_rng);
@@ -566,6 +653,7 @@ impl<'a> Sim<'a> {
                     self.deliver_epochs();
                 }
                 Event::Measure { second } => self.measure(second, out, trace)?,
+                Event::Temperature => self.read_sensor(at as f64 / NANOS_PER_SEC as f64),
             }
         }
         Ok(())
@@ -592,9 +680,18 @@ impl<'a> Sim<'a> {
             state: status.state,
         });
         if trace {
+            let (sensor_c, health, coeff, sigma) = match &status.thermal {
+                Some(t) => (
+                    t.reading_c.map_or(String::new(), |c| format!("{c:.3}")),
+                    t.sensor.as_str(),
+                    format!("{:.5}", t.coefficient_ppm_per_k),
+                    format!("{:.5}", t.coefficient_sigma_ppm_per_k),
+                ),
+                None => (String::new(), "", String::new(), String::new()),
+            };
             writeln!(
                 out,
-                "{second},{},{err:.1},{},{},{bound:.1},{:.1},{:.6},{:.3},{:.3},{},{}",
+                "{second},{},{err:.1},{},{},{bound:.1},{:.1},{:.6},{:.3},{:.3},{},{},{sensor_c},{health},{coeff},{sigma}",
                 self.labels[second as usize],
                 status.state.as_str(),
                 u8::from(serving),
@@ -624,6 +721,7 @@ impl<'a> Sim<'a> {
             })
             .collect();
         self.details.final_status = Some(self.refclock.status());
+        self.details.thermal_record = Some(self.refclock.thermal_record());
         let st = &self.stats;
         self.details.served_s = st.served;
         self.details.first_served_bad_s = st.first_served_bad;
@@ -643,13 +741,36 @@ pub fn run_scenario_traced(
     out: &mut dyn Write,
     trace: bool,
 ) -> std::io::Result<ScenarioRun> {
-    let Some(mut sim) = Sim::new(scenario) else {
+    run_scenario_with_config(
+        scenario,
+        &scenario_refclock_config(scenario),
+        None,
+        out,
+        trace,
+    )
+}
+
+/// Runs a scenario with the given refclock settings (a real configuration's
+/// `[refclock]`: its temperature sensor, if any, reads the scenario's
+/// `[sensor]` profile), starting from a thermal record kept by an earlier
+/// run if given (a restart); otherwise as [`run_scenario_traced`].
+pub fn run_scenario_with_config(
+    scenario: &Scenario,
+    config: &RefclockConfig,
+    restored: Option<&ThermalRecord>,
+    out: &mut dyn Write,
+    trace: bool,
+) -> std::io::Result<ScenarioRun> {
+    let Some(mut sim) = Sim::new(scenario, config) else {
         // Only a Scenario built in code, without validation, gets here.
         return Ok(ScenarioRun {
             report: invalid_scenario_report(scenario),
             details: empty_details(),
         });
     };
+    if let Some(r) = restored {
+        sim.refclock.restore_thermal(r);
+    }
     if trace {
         writeln!(out, "{TRACE_HEADER}")?;
     }
@@ -681,6 +802,7 @@ fn empty_details() -> RunDetails {
         kernel_leap_steps_s: 0,
         leap_flag_changes: Vec::new(),
         final_status: None,
+        thermal_record: None,
     }
 }
 
@@ -744,7 +866,7 @@ mod tests {
     #[test]
     fn pulse_and_burst_happen_when_the_scenario_says() {
         let s = scenario("[pps]\nlatency_ns = 3000\n[nmea]\ndelay_ms = 400\n");
-        let mut sim = Sim::new(&s).expect("sim");
+        let mut sim = Sim::new(&s, &simulation_refclock_config()).expect("sim");
         sim.schedule_second(5);
         let events = drain(&mut sim);
         let t5 = 5 * NANOS_PER_SEC;
@@ -790,7 +912,7 @@ mod tests {
     fn a_burst_never_overlaps_the_previous_one() {
         // 900 ms late then (jitter) early: the line is serial, so the second burst waits.
         let s = scenario("[nmea]\ndelay_ms = 990\n");
-        let mut sim = Sim::new(&s).expect("sim");
+        let mut sim = Sim::new(&s, &simulation_refclock_config()).expect("sim");
         sim.schedule_second(0);
         let prev_end = sim.burst_end_prev_ns;
         let s2 = scenario("[nmea]\ndelay_ms = 0\n");

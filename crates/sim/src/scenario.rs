@@ -82,6 +82,87 @@ pub struct TemperatureChange {
     pub ramp_s: f64,
 }
 
+/// Heating by load (an NTP flood warming the SoC): first-order towards
+/// `kelvin` with `time_constant_s` while on, cooling back after.
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadHeat {
+    /// When the load starts, seconds since the start of the run.
+    pub from_s: f64,
+    /// When it stops.
+    pub to_s: f64,
+    /// Temperature rise it would settle at, kelvin.
+    pub kelvin: f64,
+    /// Thermal time constant, seconds.
+    pub time_constant_s: f64,
+}
+
+/// The temperature coefficient changing (a different airflow, a crystal
+/// past its turnover point).
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoefficientChange {
+    /// From when, seconds since the start of the run.
+    pub at_s: f64,
+    /// The coefficient from then on, ppm/K.
+    pub ppm_per_k: f64,
+}
+
+/// A sensor reading offset by `offset_k` during a window (a jump).
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorJump {
+    /// Start, seconds since the start of the run.
+    pub from_s: f64,
+    /// End (exclusive).
+    pub to_s: f64,
+    /// Added to the reading, kelvin.
+    pub offset_k: f64,
+}
+
+/// `[sensor]`: the box's temperature sensor, as the discipline would read it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorSection {
+    /// Whether the discipline gets readings at all.
+    pub enabled: bool,
+    /// Reading at the start, °C.
+    pub base_c: f64,
+    /// Gaussian noise of each reading, kelvin.
+    pub noise_k: f64,
+    /// Resolution of the readings, kelvin (0: exact).
+    pub quantisation_k: f64,
+    /// First-order thermal lag of the sensor behind the box, seconds.
+    pub lag_s: f64,
+    /// Seconds between readings (whole seconds).
+    pub interval_s: u64,
+    /// Windows in which the sensor repeats its last value.
+    pub freeze: Vec<Window>,
+    /// Windows in which it reads offset.
+    pub jump: Vec<SensorJump>,
+    /// Windows in which it returns garbage.
+    pub garbage: Vec<Window>,
+    /// Windows in which it cannot be read at all (no reading delivered).
+    pub missing: Vec<Window>,
+}
+
+impl Default for SensorSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            base_c: 45.0,
+            noise_k: 0.1,
+            quantisation_k: 0.001,
+            lag_s: 30.0,
+            interval_s: 1,
+            freeze: Vec::new(),
+            jump: Vec::new(),
+            garbage: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+}
+
 /// `[clock]`: the free-running local oscillator and where the clock starts.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -96,6 +177,13 @@ pub struct ClockSection {
     pub temperature_coeff_ppm_per_k: f64,
     /// Temperature changes over the run.
     pub temperature: Vec<TemperatureChange>,
+    /// Temperature changes the crystal feels but the sensor does not see
+    /// (a heater beside the crystal, away from the sensor).
+    pub hidden_heat: Vec<TemperatureChange>,
+    /// Heating by load, felt by both.
+    pub load_heat: Vec<LoadHeat>,
+    /// The coefficient changing during the run.
+    pub coefficient_changes: Vec<CoefficientChange>,
 }
 
 /// `[pps]`: the pulse line and the kernel's timestamping of it.
@@ -202,6 +290,9 @@ pub struct Scenario {
     /// An optional leap second.
     #[serde(default)]
     pub leap: LeapSection,
+    /// The temperature sensor.
+    #[serde(default)]
+    pub sensor: SensorSection,
 }
 
 fn default_start_utc() -> String {
@@ -348,11 +439,67 @@ impl Scenario {
         if !finite_nonneg(c.freq_random_walk_ppm) {
             bad("clock.freq_random_walk_ppm", "must be ≥ 0".into());
         }
-        for (i, t) in c.temperature.iter().enumerate() {
-            if !finite_nonneg(t.at_s) || !finite_nonneg(t.ramp_s) || !t.kelvin_step.is_finite() {
+        for (key, list) in [
+            ("clock.temperature", &c.temperature),
+            ("clock.hidden_heat", &c.hidden_heat),
+        ] {
+            for (i, t) in list.iter().enumerate() {
+                if !finite_nonneg(t.at_s) || !finite_nonneg(t.ramp_s) || !t.kelvin_step.is_finite()
+                {
+                    bad(
+                        &format!("{key}[{i}]"),
+                        "at_s and ramp_s must be ≥ 0, kelvin_step finite".into(),
+                    );
+                }
+            }
+        }
+        for (i, l) in c.load_heat.iter().enumerate() {
+            let ok = finite_nonneg(l.from_s)
+                && l.to_s.is_finite()
+                && l.to_s > l.from_s
+                && l.kelvin.is_finite()
+                && l.time_constant_s.is_finite()
+                && l.time_constant_s > 0.0;
+            if !ok {
                 bad(
-                    &format!("clock.temperature[{i}]"),
-                    "at_s and ramp_s must be ≥ 0, kelvin_step finite".into(),
+                    &format!("clock.load_heat[{i}]"),
+                    "needs 0 ≤ from_s < to_s, finite kelvin, time_constant_s > 0".into(),
+                );
+            }
+        }
+        for (i, k) in c.coefficient_changes.iter().enumerate() {
+            if !finite_nonneg(k.at_s) || !k.ppm_per_k.is_finite() || k.ppm_per_k.abs() > 10.0 {
+                bad(
+                    &format!("clock.coefficient_changes[{i}]"),
+                    "needs at_s ≥ 0 and |ppm_per_k| ≤ 10".into(),
+                );
+            }
+        }
+        let sn = &self.sensor;
+        if !(sn.base_c.is_finite() && (-40.0..=100.0).contains(&sn.base_c)) {
+            bad("sensor.base_c", "must be between -40 and 100 °C".into());
+        }
+        for (k, v) in [
+            ("sensor.noise_k", sn.noise_k),
+            ("sensor.quantisation_k", sn.quantisation_k),
+            ("sensor.lag_s", sn.lag_s),
+        ] {
+            if !finite_nonneg(v) {
+                bad(k, "must be ≥ 0".into());
+            }
+        }
+        if !(1..=600).contains(&sn.interval_s) {
+            bad("sensor.interval_s", "must be 1..=600".into());
+        }
+        for (i, j) in sn.jump.iter().enumerate() {
+            if !(finite_nonneg(j.from_s)
+                && j.to_s.is_finite()
+                && j.to_s > j.from_s
+                && j.offset_k.is_finite())
+            {
+                bad(
+                    &format!("sensor.jump[{i}]"),
+                    "needs 0 ≤ from_s < to_s and a finite offset_k".into(),
                 );
             }
         }
@@ -382,6 +529,9 @@ impl Scenario {
             ("pps.outages", &self.pps.outages),
             ("nmea.outages", &n.outages),
             ("nmea.invalid_fix", &n.invalid_fix),
+            ("sensor.freeze", &self.sensor.freeze),
+            ("sensor.garbage", &self.sensor.garbage),
+            ("sensor.missing", &self.sensor.missing),
         ];
         for (key, list) in windows {
             for (i, w) in list.iter().enumerate() {

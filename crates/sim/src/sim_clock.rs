@@ -165,6 +165,11 @@ impl SimClock {
         self.lock().osc.temperature_delta_k()
     }
 
+    /// What a sensor in the box feels now (no hidden heat), kelvin above the start.
+    pub fn sensed_temperature_delta_k(&self) -> f64 {
+        self.lock().osc.sensed_temperature_delta_k()
+    }
+
     /// How many times the discipline stepped the clock.
     pub fn steps(&self) -> u64 {
         self.lock().steps

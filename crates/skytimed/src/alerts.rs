@@ -619,6 +619,7 @@ pub(crate) fn sample_locked_status() -> Status {
         last_rejection: None,
         label_disagreement: None,
         steps: 1,
+        thermal: None,
     }
 }
 

@@ -79,6 +79,11 @@ pub enum Command {
         /// Scenario file (TOML).
         #[arg(long, value_name = "FILE")]
         scenario: PathBuf,
+        /// Run with this configuration's `[refclock]` (its temperature sensor
+        /// on or off decides whether the scenario's `[sensor]` is read)
+        /// instead of the scenario's defaults.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 

@@ -31,8 +31,8 @@ pub fn main(cli: Cli) -> ExitCode {
     if let Some(path) = &cli.check_config {
         return check_config(path);
     }
-    if let Some(crate::cli::Command::Simulate { scenario }) = &cli.command {
-        return match crate::simulate::run(scenario) {
+    if let Some(crate::cli::Command::Simulate { scenario, config }) = &cli.command {
+        return match crate::simulate::run(scenario, config.as_deref()) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("skytimed: error: {}", one_line(&e));
@@ -305,7 +305,20 @@ where
         );
     }
     let started = clock.realtime();
-    let refclock = Refclock::new(&config.refclock, clock, drift);
+    let mut refclock = Refclock::new(&config.refclock, clock, drift);
+    if let Some(path) = &config.refclock.drift_file {
+        let path = skytime_refclock::thermal::persist::path_beside(path);
+        match skytime_refclock::thermal::persist::load(&path) {
+            Ok(Some(record)) => {
+                refclock.restore_thermal(&record);
+                tracing::info!(path = %path.display(), "starting from the thermal file (temperature model, wander)");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable thermal file")
+            }
+        }
+    }
     let daemon = Arc::new(DaemonState::new(refclock.status(), simulated, started));
     let _ = daemon.gnss.set(serial.counters());
     if let Some(c) = pps_counters {
@@ -347,6 +360,19 @@ where
         },
     )
     .context("cannot start the PPS thread")?;
+    let sensor_thread = match &config.refclock.temperature_sensor {
+        Some(path) => Some(
+            crate::thermal_sensor::spawn(
+                path.clone(),
+                config.refclock.temperature_scale,
+                std::time::Duration::from_millis(config.refclock.temperature_interval_ms),
+                inputs.clone(),
+                Arc::clone(&stop),
+            )
+            .context("cannot start the temperature sensor thread")?,
+        ),
+        None => None,
+    };
     drop(inputs);
     let watchdog = watchdog_enabled();
     let discipline_thread = Discipline {
@@ -393,6 +419,9 @@ where
     stop.store(true, Ordering::Relaxed);
     serial_stop.stop();
     let _ = discipline_thread.join();
+    if let Some(t) = sensor_thread {
+        let _ = t.join();
+    }
     pps_thread.stop();
     let _ = gnss_thread.join();
     if let Ok(handle) = Arc::try_unwrap(ntp) {

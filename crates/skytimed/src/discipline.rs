@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use skytime_gnss::Epoch;
 use skytime_ntp::SystemState;
 use skytime_pps::PpsEdge;
-use skytime_refclock::{Clock, Refclock, Status};
+use skytime_refclock::{Clock, Refclock, SensorReading, Status};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +25,8 @@ pub enum Input {
     Pps(PpsEdge),
     /// One second of receiver output.
     Epoch(Box<Epoch>),
+    /// One temperature sensor reading (stamped when the discipline takes it).
+    Temperature(SensorReading),
 }
 
 /// How often the refclock is ticked when nothing arrives.
@@ -124,6 +126,10 @@ impl<C: Clock + 'static> Discipline<C> {
             match self.inputs.recv_timeout(TICK) {
                 Ok(Input::Pps(edge)) => self.refclock.on_pps(&edge),
                 Ok(Input::Epoch(epoch)) => self.refclock.on_epoch(&epoch),
+                Ok(Input::Temperature(reading)) => {
+                    let at = self.refclock.clock().monotonic();
+                    self.refclock.on_temperature(at, &reading);
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -156,13 +162,26 @@ impl<C: Clock + 'static> Discipline<C> {
                 offset_ns: status.offset_ns,
                 jitter_ns: status.jitter_ns,
                 root_dispersion_ns: status.root_dispersion_ns,
+                temperature_c: status.thermal.as_ref().and_then(|t| t.reading_c),
+                holdover: status.holdover.is_some(),
             });
         }
         self.daemon.status.store(Arc::new(status));
     }
 
     fn save_drift(&self) {
-        let (Some(path), Some(record)) = (&self.drift_file, self.refclock.drift_record()) else {
+        let Some(path) = &self.drift_file else {
+            return;
+        };
+        // The temperature model and wander statistics, beside the drift file.
+        let thermal = skytime_refclock::thermal::persist::path_beside(path);
+        match skytime_refclock::thermal::persist::save(&thermal, &self.refclock.thermal_record()) {
+            Ok(()) => tracing::debug!(path = %thermal.display(), "thermal file saved"),
+            Err(e) => {
+                tracing::warn!(path = %thermal.display(), error = %e, "cannot save the thermal file")
+            }
+        }
+        let Some(record) = self.refclock.drift_record() else {
             return;
         };
         match skytime_refclock::drift::save(path, &record) {

@@ -13,4 +13,5 @@ pub mod paths;
 pub mod simulate;
 pub mod state;
 pub mod surfaces;
+pub mod thermal_sensor;
 pub mod web;

@@ -171,6 +171,52 @@ pub fn encode_report(r: &StatusReport, e: &mut DescriptorEncoder) -> Result<(), 
         "Seconds in holdover (0 when not in holdover).",
         r.holdover.as_ref().map_or(0.0, |h| h.elapsed_s),
     )?;
+    if let Some(t) = &r.temperature {
+        if let Some(c) = t.reading_c {
+            gauge(
+                e,
+                "temperature_celsius",
+                "Temperature sensor reading in use, °C.",
+                c,
+            )?;
+        }
+        gauge(
+            e,
+            "temperature_sensor_ok",
+            "1 while the temperature sensor's readings are in use (0: absent or faulty).",
+            b(t.sensor == "ok"),
+        )?;
+        gauge(
+            e,
+            "temperature_coefficient_ppm_per_kelvin",
+            "Learned frequency change of the oscillator per kelvin, ppm/K.",
+            t.coefficient_ppm_per_k,
+        )?;
+        gauge(
+            e,
+            "temperature_coefficient_sigma_ppm_per_kelvin",
+            "One-sigma uncertainty of the learned coefficient, ppm/K.",
+            t.coefficient_sigma_ppm_per_k,
+        )?;
+        gauge(
+            e,
+            "temperature_model_trusted",
+            "1 when holdover predicts the frequency from temperature.",
+            b(t.trusted),
+        )?;
+        gauge(
+            e,
+            "temperature_compensation_ppm",
+            "Frequency correction from temperature in force (0 outside holdover), ppm.",
+            t.compensation_ppm.unwrap_or(0.0),
+        )?;
+        counter(
+            e,
+            "temperature_sensor_faults",
+            "Temperature sensor faults (freeze, jump, garbage, missing) since start.",
+            t.faults,
+        )?;
+    }
     counter(
         e,
         "clock_steps",

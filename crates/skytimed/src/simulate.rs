@@ -1,6 +1,9 @@
-//! `skytimed simulate --scenario FILE`: runs one scenario in simulated time
-//! against the real parser and discipline (`skytime_sim` does the work) and
-//! prints the JSON summary as the last line of stdout.
+//! `skytimed simulate --scenario FILE [--config FILE]`: runs one scenario in
+//! simulated time against the real parser and discipline (`skytime_sim` does
+//! the work) and prints the JSON summary as the last line of stdout.
+//! With a configuration, its `[refclock]` runs the discipline (files it would
+//! read or write on this host left out); its temperature sensor, configured
+//! or not, decides whether the scenario's `[sensor]` is read.
 
 use anyhow::Context;
 use std::path::Path;
@@ -12,11 +15,36 @@ pub const EXIT_SERVED_BAD: u8 = 3;
 
 /// Runs one scenario in simulated time and prints its JSON summary last;
 /// diagnostics go to stderr.
-pub fn run(scenario: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(scenario: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let loaded = skytime_sim::Scenario::load(scenario)?;
+    let refclock = match config {
+        Some(path) => {
+            let c = crate::config::Config::load(path)?;
+            skytime_refclock::RefclockConfig {
+                drift_file: None,
+                leap_seconds_file: None,
+                ..c.refclock
+            }
+        }
+        None => skytime_sim::scenario_refclock_config(&loaded),
+    };
+    eprintln!(
+        "temperature sensor: {}",
+        if refclock.temperature_sensor.is_some() {
+            "on (the scenario's [sensor] profile)"
+        } else {
+            "off"
+        }
+    );
     let started = std::time::Instant::now();
-    let run = skytime_sim::run_scenario_traced(&loaded, &mut std::io::sink(), false)
-        .context("simulation")?;
+    let run = skytime_sim::run_scenario_with_config(
+        &loaded,
+        &refclock,
+        None,
+        &mut std::io::sink(),
+        false,
+    )
+    .context("simulation")?;
     eprintln!(
         "{}: {} s simulated in {:.3} s of wall time",
         loaded.name,

@@ -21,6 +21,10 @@ pub struct HistoryPoint {
     pub jitter_ns: f64,
     /// Root dispersion, ns.
     pub root_dispersion_ns: f64,
+    /// Temperature sensor reading in use, °C (None: no sensor, or faulty).
+    pub temperature_c: Option<f64>,
+    /// Whether the box was in holdover.
+    pub holdover: bool,
 }
 
 /// How many seconds of history are kept: one hour.

@@ -9,7 +9,7 @@ use skytime_sim::{Scenario, run_scenario_traced};
 use std::path::{Path, PathBuf};
 
 /// Scenarios whose holdover (or rejection of pulses) the sweep covers.
-pub const SCENARIOS: [&str; 13] = [
+pub const SCENARIOS: [&str; 17] = [
     "s1-pi-gps-hat",
     "s6-outage-holdover",
     "s7-long-holdover",
@@ -23,6 +23,10 @@ pub const SCENARIOS: [&str; 13] = [
     "rc-leap-delete",
     "rc-leap-insert",
     "rc-receiver-right",
+    "rc-thermal-sensor-faults",
+    "rc-thermal-sign-flip",
+    "rc-thermal-hidden-heater",
+    "rc-thermal-ntp-load",
 ];
 
 /// Seeds each scenario is run with (its file's own seed is replaced).
@@ -62,13 +66,31 @@ pub struct SeedResult {
 /// Runs `name` (a scenario of the project, or a path ending in `.toml`)
 /// with `seed` and digests its per-second trace.
 pub fn run(name: &str, seed: u64) -> Result<SeedResult, String> {
-    let path = if name.ends_with(".toml") {
+    run_with(name, seed, None)
+}
+
+/// Whether the scenario `name` reads a temperature sensor.
+pub fn has_sensor(name: &str) -> bool {
+    Scenario::load(&scenario_path(name)).is_ok_and(|s| s.sensor.enabled)
+}
+
+fn scenario_path(name: &str) -> PathBuf {
+    if name.ends_with(".toml") {
         PathBuf::from(name)
     } else {
         scenario_dir().join(format!("{name}.toml"))
-    };
+    }
+}
+
+/// As [`run`], with the temperature sensor forced on or off (None: as the
+/// scenario says).
+pub fn run_with(name: &str, seed: u64, sensor: Option<bool>) -> Result<SeedResult, String> {
+    let path = scenario_path(name);
     let mut scenario = Scenario::load(&path).map_err(|e| e.to_string())?;
     scenario.seed = seed;
+    if let Some(on) = sensor {
+        scenario.sensor.enabled = on;
+    }
     let mut trace = Vec::new();
     let run = run_scenario_traced(&scenario, &mut trace, true).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&trace);

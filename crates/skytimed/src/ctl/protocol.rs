@@ -153,6 +153,9 @@ pub struct StatusReport {
     pub holdover: Option<HoldoverReport>,
     /// The configured holdover limit on the root dispersion, ns.
     pub holdover_limit_ns: f64,
+    /// The temperature sensor and the learned coefficient (None: no sensor).
+    #[serde(default)]
+    pub temperature: Option<TemperatureReport>,
     /// Clock steps made (start-up and re-acquisitions).
     pub steps: u32,
     /// The pulse source.
@@ -201,6 +204,26 @@ pub struct LeapDisputeReport {
     pub at: String,
     /// The source followed: "receiver" or "leap_file".
     pub following: String,
+}
+
+/// Temperature-compensated holdover.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TemperatureReport {
+    /// "ok", "absent", "frozen", "jumped", "garbage" or "missing".
+    pub sensor: String,
+    /// Reading in use, °C.
+    pub reading_c: Option<f64>,
+    /// Learned coefficient and its one-sigma uncertainty, ppm/K.
+    pub coefficient_ppm_per_k: f64,
+    pub coefficient_sigma_ppm_per_k: f64,
+    /// Learned lag of the sensor behind the oscillator, s.
+    pub lag_s: Option<f64>,
+    /// Whether holdover uses the coefficient.
+    pub trusted: bool,
+    /// Sensor faults since start.
+    pub faults: u64,
+    /// Frequency correction from temperature in force (holdover only), ppm.
+    pub compensation_ppm: Option<f64>,
 }
 
 /// Holdover in progress.

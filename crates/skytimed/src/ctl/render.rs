@@ -167,6 +167,27 @@ pub fn status(r: &StatusReport) -> String {
             ),
         );
     }
+    if let Some(t) = &r.temperature {
+        row(
+            "Temperature",
+            format!(
+                "{}, coefficient {:+.4} ± {:.4} ppm/K ({}), sensor {}{}",
+                t.reading_c
+                    .map_or("no reading".to_string(), |c| format!("{c:.2} °C")),
+                t.coefficient_ppm_per_k,
+                t.coefficient_sigma_ppm_per_k,
+                if t.trusted {
+                    "used in holdover"
+                } else {
+                    "not yet trusted"
+                },
+                t.sensor,
+                t.compensation_ppm
+                    .map(|c| format!(", compensating {c:+.4} ppm"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
     row(
         "PPS",
         format!(

@@ -226,6 +226,16 @@ impl ReportContext {
                 limit_ns: h.limit_ns,
             }),
             holdover_limit_ns: s.holdover_limit_ns,
+            temperature: s.thermal.as_ref().map(|t| TemperatureReport {
+                sensor: t.sensor.as_str().to_string(),
+                reading_c: t.reading_c,
+                coefficient_ppm_per_k: t.coefficient_ppm_per_k,
+                coefficient_sigma_ppm_per_k: t.coefficient_sigma_ppm_per_k,
+                lag_s: t.lag_s,
+                trusted: t.trusted,
+                faults: t.faults,
+                compensation_ppm: t.compensation_ppm,
+            }),
             steps: s.steps,
             pps: PpsReport {
                 device: self.pps_device.clone(),

@@ -96,6 +96,10 @@ function renderStatus(s) {
     ["Stratum", s.stratum + " (" + s.reference_id + ")" + (s.synchronised ? "" : ", unsynchronised: LI=3")],
     ["Leap", s.leap.status + (s.leap.at ? " before " + s.leap.at : "")],
     ["Holdover", s.holdover ? duration(s.holdover.elapsed_s) + ", bound " + ns(s.holdover.bound_ns) + " of " + ns(s.holdover.limit_ns) : "no"],
+    ["Temperature", s.temperature ? (s.temperature.reading_c === null ? "no reading" : s.temperature.reading_c.toFixed(2) + " °C")
+      + ", coefficient " + s.temperature.coefficient_ppm_per_k.toFixed(4) + " ± " + s.temperature.coefficient_sigma_ppm_per_k.toFixed(4) + " ppm/K"
+      + (s.temperature.trusted ? " (used in holdover)" : " (not yet trusted)") + ", sensor " + s.temperature.sensor
+      + (s.temperature.compensation_ppm !== null ? ", compensating " + s.temperature.compensation_ppm.toFixed(4) + " ppm" : "") : "no sensor"],
     ["NTP requests", s.ntp.requests_per_second.toFixed(1) + "/s; served " + req.served + ", limited " + req.rate_limited + ", denied " + req.denied],
   ]);
 
@@ -203,6 +207,58 @@ function renderHistory(h) {
     + (clipped ? " · " + clipped + " off-scale (start-up or re-acquisition)" : "");
 }
 
+// The holdover plot: the advertised error bound (log scale, left) and the
+// temperature (right) over the last hour, holdover spans shaded. Shown once
+// the box has a temperature sensor or has been in holdover.
+function renderThermal(h) {
+  const card = $("thermal-card");
+  const n = h.t.length;
+  const temps = (h.temperature_c || []).filter((c) => c !== null);
+  const held = (h.holdover || []).some((v) => v);
+  card.hidden = n < 2 || (temps.length === 0 && !held);
+  if (card.hidden) return;
+  const plot = $("thermal-plot");
+  plot.replaceChildren();
+  const W = 1000, H = 220, L = 70, R = 60, T = 10, B = 22;
+  const tEnd = h.t[n - 1];
+  const span = Math.min(3600, Math.max(120, tEnd - h.t[0]));
+  const tStart = tEnd - span;
+  const x = (t) => L + ((t - tStart) / span) * (W - L - R);
+  const bounds = h.root_dispersion_ns.filter((v, i) => h.t[i] >= tStart && v > 0);
+  const lo = Math.log10(Math.max(1, Math.min(...bounds)));
+  const hi = Math.max(lo + 1, Math.log10(Math.max(...bounds)));
+  const yb = (v) => T + (1 - (Math.log10(Math.max(1, v)) - lo) / (hi - lo)) * (H - T - B);
+  for (let d = Math.ceil(lo); d <= hi; d++) {
+    plot.append(svg("line", { x1: L, x2: W - R, y1: yb(10 ** d), y2: yb(10 ** d), class: "grid" }));
+    plot.append(svg("text", { x: L - 6, y: yb(10 ** d) + 4, class: "axis", "text-anchor": "end" }, ns(10 ** d)));
+  }
+  let tmin = Math.min(...temps), tmax = Math.max(...temps);
+  if (!(tmax - tmin > 0.5)) { tmin -= 0.25; tmax += 0.25; }
+  const yt = (c) => T + (1 - (c - tmin) / (tmax - tmin)) * (H - T - B);
+  if (temps.length) {
+    for (const c of [tmin, tmax]) {
+      plot.append(svg("text", { x: W - R + 6, y: yt(c) + 4, class: "axis" }, c.toFixed(1) + " °C"));
+    }
+  }
+  let bound = "", temp = "", drawnB = 0, drawnT = 0, spanStart = null;
+  for (let i = 0; i < n; i++) {
+    if (h.t[i] < tStart) continue;
+    const xi = x(h.t[i]).toFixed(1);
+    if (h.root_dispersion_ns[i] > 0) { bound += (drawnB ? "L" : "M") + xi + "," + yb(h.root_dispersion_ns[i]).toFixed(1); drawnB++; }
+    const c = (h.temperature_c || [])[i];
+    if (c !== null && c !== undefined) { temp += (drawnT ? "L" : "M") + xi + "," + yt(c).toFixed(1); drawnT++; }
+    const inHold = (h.holdover || [])[i] === 1;
+    if (inHold && spanStart === null) spanStart = h.t[i];
+    if ((!inHold || i === n - 1) && spanStart !== null) {
+      plot.append(svg("rect", { x: x(spanStart), y: T, width: Math.max(1, x(h.t[i]) - x(spanStart)), height: H - T - B, class: "holdover" }));
+      spanStart = null;
+    }
+  }
+  plot.append(svg("path", { d: bound, class: "bound" }));
+  plot.append(svg("path", { d: temp, class: "temperature", "data-points": String(drawnT) }));
+  $("thermal-note").textContent = held ? "· holdover in the last hour" : "";
+}
+
 async function getJSON(path) {
   const r = await fetch(path, { cache: "no-store" });
   if (!r.ok) throw new Error(path + ": HTTP " + r.status);
@@ -216,7 +272,9 @@ async function poll() {
     renderStatus(s);
     if (Date.now() >= historyDue) {
       historyDue = Date.now() + 5000;
-      renderHistory(await getJSON("api/history"));
+      const history = await getJSON("api/history");
+      renderHistory(history);
+      renderThermal(history);
     }
     $("conn").hidden = true;
     document.body.dataset.rendered = "1";

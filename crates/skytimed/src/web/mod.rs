@@ -82,6 +82,12 @@ pub struct HistoryColumns {
     pub jitter_ns: Vec<f64>,
     /// Root dispersion, ns.
     pub root_dispersion_ns: Vec<f64>,
+    /// Temperature sensor reading, °C (null: none).
+    #[serde(default)]
+    pub temperature_c: Vec<Option<f64>>,
+    /// 1 while in holdover.
+    #[serde(default)]
+    pub holdover: Vec<u8>,
 }
 
 /// `?since=UNIX_SECONDS`: only newer points.
@@ -116,6 +122,12 @@ pub fn history_columns(ctx: &ReportContext, since: Option<i64>) -> HistoryColumn
         out.offset_ns.push(finite(p.offset_ns));
         out.jitter_ns.push(finite(p.jitter_ns));
         out.root_dispersion_ns.push(finite(p.root_dispersion_ns));
+        out.temperature_c.push(
+            p.temperature_c
+                .filter(|c| c.is_finite())
+                .map(|c| (c * 1000.0).round() / 1000.0),
+        );
+        out.holdover.push(u8::from(p.holdover));
     }
     out
 }
@@ -193,6 +205,8 @@ mod tests {
                 offset_ns: s as f64 * 1.25,
                 jitter_ns: f64::NAN,
                 root_dispersion_ns: 5.0,
+                temperature_c: Some(41.5),
+                holdover: false,
             });
         }
         let ctx = ReportContext::new(daemon, MonoNanos(0), String::new(), String::new());

@@ -1,0 +1,341 @@
+//! A day of the oscillator's free-running phase beside the temperature it
+//! ran at, one entry every [`STRIDE`] pulses: what the model learns from
+//! (block frequencies) and what its honesty is checked against (the wander
+//! left after compensation, recomputed with the current coefficients over
+//! the whole day, so that a ramp seen while the model was still learning
+//! counts as well explained once the model explains it, and a heater the
+//! sensor never saw stays unexplained).
+
+use super::model::{Block, TempcoModel};
+use crate::wander::LAGS;
+use std::collections::VecDeque;
+
+/// Pulses between entries.
+pub const STRIDE: i64 = 16;
+/// Learning block length, pulses (a multiple of [`STRIDE`]).
+pub const BLOCK: i64 = 64;
+/// The slope term's difference span, pulses (a multiple of [`STRIDE`]).
+pub const SLOPE_SPAN: i64 = 32;
+/// Entries kept: a day.
+const KEPT: usize = (86_400 / STRIDE) as usize;
+/// Half-life of the residual wander held, pulses (as the plain wander's).
+const HALF_LIFE: f64 = 86_400.0;
+
+/// The upper bound on the random walk is where the measured mean square
+/// would sit at the lower 2.3 % point of its chi-square distribution.
+const Q_UPPER_Z: f64 = 2.0;
+/// Independent second differences a horizon needs before it bounds the
+/// random walk.
+const Q_MIN_DOF: f64 = 4.0;
+
+/// What the residual phase says about the oscillator once temperature is
+/// set aside.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResidualStats {
+    /// Worst |second difference| per horizon, ns, decayed by age.
+    pub worst: Vec<(i64, f64)>,
+    /// Largest random walk the data do not rule out, ppb²/s.
+    pub q_rw_upper: Option<f64>,
+}
+
+/// One entry.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Entry {
+    /// Pulse number.
+    pub idx: i64,
+    /// Free-running phase, ns.
+    pub psi_ns: f64,
+    /// Integral of the smoothed temperature (minus the reference), K·s.
+    pub theta_ks: f64,
+    /// Whether the sensor was healthy at this entry and since the previous one.
+    pub healthy: bool,
+}
+
+/// The history.
+#[derive(Clone, Debug, Default)]
+pub struct ThermalHistory {
+    /// `slots[i]` holds pulse `(base + i)·STRIDE`, if it was seen.
+    slots: VecDeque<Option<Entry>>,
+    base: i64,
+}
+
+impl ThermalHistory {
+    /// Forgets the phase (after a phase jump or relabel: pulse numbers restart).
+    pub fn clear(&mut self) {
+        self.slots.clear();
+    }
+
+    /// Records `e` (only pulses whose number is a multiple of [`STRIDE`]).
+    pub fn push(&mut self, e: Entry) {
+        if e.idx.rem_euclid(STRIDE) != 0 || !e.psi_ns.is_finite() || !e.theta_ks.is_finite() {
+            return;
+        }
+        let slot = e.idx / STRIDE;
+        if self.slots.is_empty() || slot < self.base {
+            self.slots.clear();
+            self.base = slot;
+        }
+        let i = (slot - self.base) as usize;
+        if i > KEPT * 2 {
+            self.slots.clear();
+            self.base = slot;
+        }
+        let i = (slot - self.base) as usize;
+        while self.slots.len() <= i {
+            self.slots.push_back(None);
+        }
+        self.slots[i] = Some(e);
+        while self.slots.len() > KEPT {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+    }
+
+    fn at(&self, idx: i64) -> Option<&Entry> {
+        if idx.rem_euclid(STRIDE) != 0 {
+            return None;
+        }
+        let i = idx / STRIDE - self.base;
+        if i < 0 {
+            return None;
+        }
+        self.slots.get(i as usize)?.as_ref()
+    }
+
+    /// Whether every entry from `from` to `to` (pulses) is held and healthy.
+    fn healthy_span(&self, from: i64, to: i64) -> bool {
+        (from / STRIDE..=to / STRIDE).all(|s| self.at(s * STRIDE).is_some_and(|e| e.healthy))
+    }
+
+    /// The learning block that ends at pulse `idx`, with measurement
+    /// variance from the pulses' white phase noise `r_ns2`.
+    pub fn block(&self, idx: i64, r_ns2: f64, q_rw: f64) -> Option<Block> {
+        if idx.rem_euclid(BLOCK) != 0 || !self.healthy_span(idx - BLOCK - SLOPE_SPAN, idx) {
+            return None;
+        }
+        let e = |i: i64| self.at(i).copied();
+        let (end, start) = (e(idx)?, e(idx - BLOCK)?);
+        let (end_l, start_l) = (e(idx - SLOPE_SPAN)?, e(idx - BLOCK - SLOPE_SPAN)?);
+        let b = BLOCK as f64;
+        let l = SLOPE_SPAN as f64;
+        Some(Block {
+            freq_ppb: (end.psi_ns - start.psi_ns) / b,
+            freq_var_ppb2: 2.0 * r_ns2.max(1.0) / (b * b),
+            temp_k: (end.theta_ks - start.theta_ks) / b,
+            slope_k_per_s: (end.theta_ks - end_l.theta_ks - start.theta_ks + start_l.theta_ks)
+                / (b * l),
+            len_s: b,
+            q_rw_ppb2_per_s: q_rw,
+        })
+    }
+
+    /// The residual phase of entry `e` under `model`: the free-running phase
+    /// less what the coefficients say temperature did to it.
+    fn residual(&self, e: &Entry, model: &TempcoModel) -> Option<f64> {
+        let before = self.at(e.idx - SLOPE_SPAN)?;
+        let g_integral = (e.theta_ks - before.theta_ks) / SLOPE_SPAN as f64;
+        Some(e.psi_ns - model.x[1] * e.theta_ks - model.x[2] * g_integral)
+    }
+
+    /// The worst |second difference| of the residual phase per horizon of
+    /// [`LAGS`], each decayed by its age (one-day half-life) from pulse
+    /// `now_idx`; horizons with no data are left out.
+    pub fn residual_worst(&self, model: &TempcoModel, now_idx: i64) -> Vec<(i64, f64)> {
+        self.residual_stats(model, now_idx, 0.0).worst
+    }
+
+    /// The residual phase's worst second differences (see
+    /// [`ThermalHistory::residual_worst`]) and the largest frequency random
+    /// walk (ppb²/s) their mean squares do not rule out, once the entries'
+    /// white noise `r_mean_ns2` is taken off: the oscillator's own wander
+    /// with temperature set aside, as far as the model explains it.
+    pub fn residual_stats(
+        &self,
+        model: &TempcoModel,
+        now_idx: i64,
+        r_mean_ns2: f64,
+    ) -> ResidualStats {
+        let mut worst = [None::<f64>; LAGS.len()];
+        let mut sum_sq = [0.0f64; LAGS.len()];
+        let mut count = [0usize; LAGS.len()];
+        let n = self.slots.len();
+        // Residuals by slot, None where unusable.
+        let rho: Vec<Option<f64>> = (0..n)
+            .map(|i| {
+                let e = self.slots[i].as_ref()?;
+                let span_ok = self.healthy_span(e.idx - SLOPE_SPAN, e.idx);
+                if span_ok {
+                    self.residual(e, model)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (k, &tau) in LAGS.iter().enumerate() {
+            let step = (tau / STRIDE) as usize;
+            for i in 2 * step..n {
+                let (Some(a), Some(b), Some(c)) = (rho[i], rho[i - step], rho[i - 2 * step]) else {
+                    continue;
+                };
+                let age = (now_idx - (self.base + i as i64) * STRIDE).max(0) as f64;
+                let raw = a - 2.0 * b + c;
+                sum_sq[k] += raw * raw;
+                count[k] += 1;
+                let d = raw.abs() * 0.5f64.powf(age / HALF_LIFE);
+                worst[k] = Some(worst[k].map_or(d, |w| w.max(d)));
+            }
+        }
+        let mut q_upper: Option<f64> = None;
+        for (k, &tau) in LAGS.iter().enumerate() {
+            // Overlapping second differences: about one independent one per 2τ.
+            let dof = (count[k] as f64 * STRIDE as f64) / (2.0 * tau as f64);
+            let h = 2.0 / (9.0 * dof.max(1e-9));
+            let base = 1.0 - h - Q_UPPER_Z * h.sqrt();
+            if dof < Q_MIN_DOF || base <= 0.05 {
+                continue;
+            }
+            let v = sum_sq[k] / count[k] as f64;
+            let upper = v / (base * base * base);
+            let tau = tau as f64;
+            let q = ((upper - 6.0 * r_mean_ns2) / ((2.0 / 3.0) * tau * tau * tau)).max(0.0);
+            q_upper = Some(q_upper.map_or(q, |b| b.min(q)));
+        }
+        ResidualStats {
+            worst: LAGS
+                .iter()
+                .zip(worst)
+                .filter_map(|(&t, w)| w.map(|w| (t, w)))
+                .collect(),
+            q_rw_upper: q_upper,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A day-long history of a crystal at `k` ppb/K through temperature
+    /// `temp(t)` (K), plus an unseen frequency disturbance `hidden(t)` (ppb).
+    fn history(
+        n: i64,
+        k: f64,
+        temp: impl Fn(f64) -> f64,
+        hidden: impl Fn(f64) -> f64,
+    ) -> ThermalHistory {
+        let mut h = ThermalHistory::default();
+        let (mut psi, mut theta) = (0.0, 0.0);
+        for i in 0..n {
+            let t = i as f64;
+            if i % STRIDE == 0 {
+                h.push(Entry {
+                    idx: i,
+                    psi_ns: psi,
+                    theta_ks: theta,
+                    healthy: true,
+                });
+            }
+            psi += 1000.0 + k * temp(t) + hidden(t);
+            theta += temp(t);
+        }
+        h
+    }
+
+    fn ramp(t: f64) -> f64 {
+        (4.0 * (t - 1000.0) / 900.0).clamp(0.0, 4.0)
+    }
+
+    #[test]
+    fn blocks_measure_frequency_and_temperature() {
+        let h = history(4000, 100.0, ramp, |_| 0.0);
+        let b = h.block(1408, 1.0e6, 0.25).expect("block");
+        // Mid-ramp: mean temperature over 1344..1408, frequency 1000 + 100·T.
+        assert!((b.freq_ppb - (1000.0 + 100.0 * b.temp_k)).abs() < 1e-6);
+        assert!((b.slope_k_per_s - 4.0 / 900.0).abs() < 1e-6);
+        assert!(
+            h.block(1400, 1.0, 0.0).is_none(),
+            "blocks end on block boundaries"
+        );
+    }
+
+    #[test]
+    fn the_residual_wander_is_small_when_the_model_explains_the_ramp() {
+        let h = history(8000, 100.0, ramp, |_| 0.0);
+        let mut explained = TempcoModel::new();
+        explained.x[1] = 100.0;
+        let mut ignorant = TempcoModel::new();
+        ignorant.x[1] = 0.0;
+        let good = h.residual_worst(&explained, 8000);
+        let bad = h.residual_worst(&ignorant, 8000);
+        let max = |v: &[(i64, f64)]| v.iter().fold(0.0f64, |m, p| m.max(p.1));
+        assert!(max(&good) < 1.0, "{good:?}");
+        assert!(max(&bad) > 50_000.0, "{bad:?}");
+    }
+
+    #[test]
+    fn a_heater_the_sensor_does_not_see_stays_in_the_residual() {
+        let heater = |t: f64| {
+            if (3000.0..4000.0).contains(&t) {
+                300.0
+            } else {
+                0.0
+            }
+        };
+        let h = history(8000, 100.0, ramp, heater);
+        let mut explained = TempcoModel::new();
+        explained.x[1] = 100.0;
+        let worst = h.residual_worst(&explained, 8000);
+        assert!(worst.iter().any(|p| p.1 > 100_000.0), "{worst:?}");
+    }
+
+    #[test]
+    fn the_residual_random_walk_bound_covers_the_truth_and_ignores_the_ramp() {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Normal};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let step = Normal::new(0.0, 0.5).expect("normal");
+        let mut h = ThermalHistory::default();
+        let (mut psi, mut theta, mut walk) = (0.0, 0.0, 0.0);
+        for i in 0..20_000i64 {
+            let t = i as f64;
+            if i % STRIDE == 0 {
+                h.push(Entry {
+                    idx: i,
+                    psi_ns: psi,
+                    theta_ks: theta,
+                    healthy: true,
+                });
+            }
+            psi += 1000.0 + 100.0 * ramp(t) + walk;
+            theta += ramp(t);
+            walk += step.sample(&mut rng);
+        }
+        let mut explained = TempcoModel::new();
+        explained.x[1] = 100.0;
+        let q = h
+            .residual_stats(&explained, 20_000, 0.0)
+            .q_rw_upper
+            .expect("q");
+        // True random walk: 0.25 ppb²/s.
+        assert!((0.25..2.0).contains(&q), "{q}");
+        let ignorant = TempcoModel::new();
+        let q_bad = h
+            .residual_stats(&ignorant, 20_000, 0.0)
+            .q_rw_upper
+            .expect("q");
+        assert!(q_bad > q, "an unexplained ramp raises it: {q_bad} vs {q}");
+    }
+
+    #[test]
+    fn unhealthy_spans_are_not_learned_from() {
+        let mut h = history(2000, 100.0, ramp, |_| 0.0);
+        h.push(Entry {
+            idx: 1408 - STRIDE,
+            psi_ns: 0.0,
+            theta_ks: 0.0,
+            healthy: false,
+        });
+        assert!(h.block(1408, 1.0, 0.0).is_none());
+        assert!(h.block(1472 + BLOCK, 1.0, 0.0).is_some());
+    }
+}
