@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""Asks the guest for time from the host, as a LAN client would: the real
+ntpdig (ntpsec) with Python's getaddrinfo wrapped to reach the forwarded port,
+or a one-shot `chronyd -Q`. Prints one JSON object on stdout.
+
+    ntp_probe.py ntpdig PORT SAMPLES   # stratum/leap of the last, offsets of all
+    ntp_probe.py chrony PORT           # chronyd -Q: "System clock wrong by X"
+Offsets are guest minus host, in microseconds.
+"""
+import json, re, statistics, subprocess, sys, tempfile, os
+
+WRAPPER = (
+    "import socket, runpy, sys\n"
+    "orig = socket.getaddrinfo\n"
+    "port = int(sys.argv[1])\n"
+    "socket.getaddrinfo = lambda host, _p, *a, **k: orig(host, port, *a, **k)\n"
+    "sys.argv = ['ntpdig'] + sys.argv[2:]\n"
+    "runpy.run_path('/usr/bin/ntpdig', run_name='__main__')\n"
+)
+
+
+def ntpdig(port, samples):
+    offsets, last = [], None
+    for _ in range(samples):
+        try:
+            out = subprocess.run(
+                ["/usr/bin/python3", "-c", WRAPPER, str(port), "-j", "-t", "2",
+                 "-p", "1", "127.0.0.1"],
+                capture_output=True, text=True, timeout=10).stdout
+        except subprocess.TimeoutExpired:
+            continue
+        line = next((l for l in out.splitlines() if l.lstrip().startswith("{")), None)
+        if line is None:
+            continue
+        j = json.loads(line)
+        last = j
+        # ntpdig's offset is what the host must add to agree with the server.
+        offsets.append(float(j["offset"]) * 1e6)
+    if last is None:
+        return {"ok": False, "error": "no answer"}
+    li = {"no-leap": 0, "add-leap": 1, "del-leap": 2, "unsync": 3}.get(last.get("leap"), -1)
+    return {
+        "ok": True,
+        "stratum": last.get("stratum"),
+        "leap": last.get("leap"),
+        "li": li,
+        "samples": len(offsets),
+        "offset_us": statistics.fmean(offsets),
+        "jitter_us": statistics.pstdev(offsets) if len(offsets) > 1 else 0.0,
+        "max_abs_offset_us": max(abs(o) for o in offsets),
+    }
+
+
+def chrony(port):
+    with tempfile.TemporaryDirectory() as d:
+        pid = os.path.join(d, "chronyd.pid")
+        try:
+            p = subprocess.run(
+                ["chronyd", "-Q", "-u", "root", "-t", "20",
+                 f"server 127.0.0.1 port {port} iburst maxsamples 4",
+                 "cmdport 0", f"pidfile {pid}"],
+                capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "error": "chronyd -Q timed out"}
+        text = p.stdout + p.stderr
+        m = re.search(r"System clock wrong by (-?[0-9.]+) seconds", text)
+        if not m:
+            return {"ok": False, "error": text.strip()[-300:]}
+        # chrony's "wrong by" is what the host must add: guest minus host.
+        return {"ok": True, "offset_us": float(m.group(1)) * 1e6}
+
+
+if __name__ == "__main__":
+    mode, port = sys.argv[1], int(sys.argv[2])
+    if mode == "ntpdig":
+        print(json.dumps(ntpdig(port, int(sys.argv[3]))))
+    else:
+        print(json.dumps(chrony(port)))

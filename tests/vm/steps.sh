@@ -1,0 +1,320 @@
+# The VM test's steps, sourced by run.sh once the guest and the feeder are
+# started. Every wait is a bounded poll that fails with a message; every step
+# adds one row to the results table printed at the end.
+#
+# "Served bad": an answer with LI != 3 and stratum < 16 whose offset from the
+# host (true time) is beyond BAD_OFFSET_US. Any one fails the run.
+
+BAD_OFFSET_US=${SKYTIME_VM_BAD_OFFSET_US:-5000}
+BOOT_TIMEOUT_S=${SKYTIME_VM_BOOT_TIMEOUT_S:-360}
+LOCK_TIMEOUT_S=${SKYTIME_VM_LOCK_TIMEOUT_S:-300}
+# +25 ppm in adjtimex units (ppm << 16).
+WRONG_FREQ=$((25 * 65536))
+
+rows=()
+failures=0
+served_bad=0
+served_synced=0
+
+# One table row: step, PASS/FAIL, host view, kernel view, note.
+row() {
+    rows+=("$1|$2|$3|$4|$5")
+    [[ $2 == PASS ]] || failures=$((failures + 1))
+    log "$2 $1: host[$3] kernel[$4] $5"
+}
+
+gssh() {
+    timeout 90 ssh -n -i "$vm/id_ed25519" -p "$ssh_port" -o BatchMode=yes -o ConnectTimeout=20 \
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+        root@127.0.0.1 "$@"
+}
+
+# jfield JSON EXPR: evaluates a Python expression over j (the parsed JSON).
+jfield() {
+    python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null
+}
+
+# ntp_probe SAMPLES: asks the guest with ntpdig; counts answers served as
+# synchronised, and those that were wrong. Prints the JSON.
+ntp_probe() {
+    local out
+    out=$(python3 "$here/ntp_probe.py" ntpdig "$ntp_port" "${1:-1}")
+    if [[ $(jfield "$out" 'j["ok"] and j["li"] != 3 and j["stratum"] < 16') == True ]]; then
+        served_synced=$((served_synced + 1))
+        if [[ $(jfield "$out" "j['max_abs_offset_us'] > $BAD_OFFSET_US") == True ]]; then
+            served_bad=$((served_bad + 1))
+            log "SERVED BAD: $out"
+        fi
+    fi
+    echo "$out"
+}
+
+# host_view JSON: "stratum S LI L offset O us (jitter J us, N samples)".
+host_view() {
+    jfield "$1" '"no answer" if not j["ok"] else "stratum %d LI %d offset %+.0f us (jitter %.0f us, n=%d)" % (j["stratum"], j["li"], j["offset_us"], j["jitter_us"], j["samples"])'
+}
+
+# kernel_view: the guest kernel clock's state from adjtimex -p.
+kernel_view() {
+    gssh adjtimex -p 2>/dev/null | awk '
+        $1 == "status:" { st = $2 }
+        $1 == "maxerror:" { maxe = $2 }
+        $1 == "esterror:" { este = $2 }
+        $1 == "frequency:" { f = $2 }
+        END {
+            if (st == "") { print "adjtimex failed"; exit }
+            n = ""
+            split("PLL PPSFREQ PPSTIME FLL INS DEL UNSYNC FREQHOLD PPSSIGNAL PPSJITTER PPSWANDER PPSERROR CLOCKERR NANO", names, " ")
+            for (i = 1; i <= 14; i++) if (int(st / 2 ^ (i - 1)) % 2) n = n (n == "" ? "" : ",") names[i]
+            printf "status 0x%04x (%s) maxerror %d us esterror %d us freq %+.3f ppm", st, n, maxe, este, f / 65536
+        }'
+}
+
+kernel_unsync() { [[ $(kernel_view) == *UNSYNC* ]]; }
+
+guest_state() {
+    local j
+    j=$(gssh skytimectl status --json 2>/dev/null) || { echo "no-answer"; return; }
+    jfield "$j" 'j["state"]' || echo "unparsable"
+}
+
+# wait_state WANT TIMEOUT: polls skytimectl (and the served time) until the
+# daemon reports WANT; prints the seconds it took, or fails after TIMEOUT.
+wait_state() {
+    local want=$1 limit=$2 start=$SECONDS state
+    while ((SECONDS - start < limit)); do
+        state=$(guest_state)
+        ntp_probe 1 >/dev/null
+        if [[ $state == "$want" ]]; then
+            echo $((SECONDS - start))
+            return 0
+        fi
+        sleep 4
+    done
+    log "still '$state' after ${limit}s, wanted '$want'"
+    return 1
+}
+
+step_boot() {
+    local start=$SECONDS
+    until gssh true 2>/dev/null; do
+        if ((SECONDS - start > BOOT_TIMEOUT_S)); then
+            row boot FAIL "-" "-" "no ssh after ${BOOT_TIMEOUT_S}s; see $run/console.log"
+            return 1
+        fi
+        kill -0 "$qemu_pid" 2>/dev/null || { row boot FAIL "-" "-" "qemu exited: $(tail -3 "$run/qemu.log")"; return 1; }
+        sleep 5
+    done
+    local uname
+    uname=$(gssh uname -r)
+    row boot PASS "ssh after $((SECONDS - start))s" "$uname" "qemu -accel tcg"
+}
+
+step_devices() {
+    local out name a b
+    out=$(gssh 'systemctl is-active skytime-vm-pps.service; cat /sys/class/pps/pps0/name;
+        cat /sys/class/pps/pps0/assert; sleep 3; cat /sys/class/pps/pps0/assert;
+        stat -c "%G %a" /dev/pps0 /dev/ttyS1' 2>&1)
+    name=$(sed -n 2p <<<"$out")
+    a=$(sed -n 3p <<<"$out")
+    b=$(sed -n 4p <<<"$out")
+    if [[ $name == skytime-vm-pps && -n $a && $a != "$b" ]]; then
+        row "pps+uart devices" PASS "-" "pps0 assert ${a%%#*} -> ${b%%#*}" "$(sed -n 5,6p <<<"$out" | tr '\n' ' ')"
+    else
+        row "pps+uart devices" FAIL "-" "-" "$(tr '\n' ' ' <<<"$out")"
+    fi
+}
+
+step_install() {
+    local out user caps
+    out=$(gssh 'systemctl is-enabled skytimed; systemctl is-active skytimed;
+        ps -o user= -C skytimed; grep CapEff /proc/$(pidof skytimed)/status' 2>&1)
+    user=$(sed -n 3p <<<"$out")
+    caps=$(sed -n 4p <<<"$out" | awk '{print $2}')
+    # CAP_SYS_TIME (25) and CAP_NET_BIND_SERVICE (10), nothing else.
+    if [[ $(sed -n 1p <<<"$out") == enabled && $(sed -n 2p <<<"$out") == active &&
+        $user == skytime && $caps == 0000000002000400 ]]; then
+        row "installed unit" PASS "-" "user $user CapEff $caps" "dpkg -i, shipped unit + config"
+    else
+        row "installed unit" FAIL "-" "-" "$(tr '\n' ' ' <<<"$out")"
+    fi
+}
+
+step_security() {
+    local line exposure
+    line=$(gssh systemd-analyze security skytimed.service 2>&1 | grep -i "overall exposure")
+    exposure=$(grep -o '[0-9]\+\.[0-9]\+' <<<"$line" | head -1)
+    if [[ -n $exposure ]] && awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }'; then
+        row "systemd-analyze security" PASS "-" "exposure $exposure" "limit 2.0"
+    else
+        row "systemd-analyze security" FAIL "-" "${line:-no output}" "limit 2.0"
+    fi
+}
+
+# Cold start: no drift file, the clock stepped +0.4 s and its frequency set
+# +25 ppm off, then the shipped unit started.
+cold_lock_s=""
+step_cold_start() {
+    gssh 'systemctl stop skytimed && rm -f /var/lib/skytime/drift &&
+        adjtimex -f '"$WRONG_FREQ"' &&
+        date -s "@$(date +%s.%N | awk "{ printf \"%.6f\", \$1 + 0.4 }")" >/dev/null &&
+        systemctl start skytimed' ||
+        { row "cold start" FAIL "-" "-" "could not prepare the guest clock"; return 1; }
+    local before kview
+    before=$(ntp_probe 2)
+    kview=$(kernel_view)
+    if [[ $(jfield "$before" 'j["ok"] and j["li"] == 3 and j["stratum"] == 16') == True ]]; then
+        row "before lock" PASS "$(host_view "$before")" "$kview" "clock +0.4 s, freq +25 ppm"
+    else
+        row "before lock" FAIL "$(host_view "$before")" "$kview" "wanted LI=3 stratum 16"
+    fi
+    if cold_lock_s=$(wait_state locked "$LOCK_TIMEOUT_S"); then
+        row "cold lock" PASS "-" "-" "locked after ${cold_lock_s}s"
+    else
+        row "cold lock" FAIL "-" "-" "no lock in ${LOCK_TIMEOUT_S}s: $(gssh journalctl -u skytimed -n 5 --no-pager | tr '\n' ' ')"
+        return 1
+    fi
+}
+
+step_locked() {
+    sleep "${SKYTIME_VM_SETTLE_S:-30}"
+    local j c kview
+    j=$(ntp_probe 10)
+    c=$(python3 "$here/ntp_probe.py" chrony "$ntp_port")
+    kview=$(kernel_view)
+    local chrony_note
+    chrony_note=$(jfield "$c" '"chronyd -Q: %+.0f us" % j["offset_us"] if j["ok"] else "chronyd -Q: " + j["error"]')
+    if [[ $(jfield "$j" "j['ok'] and j['stratum'] == 1 and j['li'] == 0 and abs(j['offset_us']) < $BAD_OFFSET_US") == True &&
+        $kview != *UNSYNC* && $kview != "adjtimex failed" ]]; then
+        row "locked" PASS "$(host_view "$j")" "$kview" "$chrony_note"
+    else
+        row "locked" FAIL "$(host_view "$j")" "$kview" "$chrony_note"
+    fi
+}
+
+step_pps_stops() {
+    touch "$run/control/pps-off"
+    local start=$SECONDS state j kview
+    sleep 30
+    state=$(guest_state)
+    j=$(ntp_probe 3)
+    kview=$(kernel_view)
+    rm -f "$run/control/pps-off"
+    if [[ $state == holdover || $state == unsynchronised ]]; then
+        row "PPS stopped 30s" PASS "$(host_view "$j")" "$kview" "state $state"
+    else
+        row "PPS stopped 30s" FAIL "$(host_view "$j")" "$kview" "state $state, wanted holdover"
+    fi
+    local t
+    if t=$(wait_state locked "$LOCK_TIMEOUT_S"); then
+        j=$(ntp_probe 3)
+        row "PPS back" PASS "$(host_view "$j")" "$(kernel_view)" "locked again ${t}s after the pulse returned"
+    else
+        row "PPS back" FAIL "-" "$(kernel_view)" "no lock in ${LOCK_TIMEOUT_S}s"
+    fi
+    : "$start"
+}
+
+step_nmea_cut() {
+    touch "$run/control/nmea-off"
+    sleep 20
+    local state j
+    state=$(guest_state)
+    j=$(ntp_probe 3)
+    rm -f "$run/control/nmea-off"
+    row "NMEA cut 20s" PASS "$(host_view "$j")" "$(kernel_view)" "state $state (chardev closed)"
+    local t
+    if t=$(wait_state locked "$LOCK_TIMEOUT_S"); then
+        row "NMEA back" PASS "$(host_view "$(ntp_probe 3)")" "$(kernel_view)" "locked ${t}s after the stream returned"
+    else
+        row "NMEA back" FAIL "-" "$(kernel_view)" "no lock in ${LOCK_TIMEOUT_S}s: $(gssh journalctl -u skytimed -n 5 --no-pager | tr '\n' ' ')"
+    fi
+}
+
+step_restart() {
+    gssh systemctl restart skytimed || { row "systemctl restart" FAIL "-" "-" "restart failed"; return 1; }
+    local t drift
+    drift=$(gssh "journalctl -u skytimed -n 30 --no-pager | grep -c 'starting from the drift file'")
+    if t=$(wait_state locked "$LOCK_TIMEOUT_S") && ((drift > 0)); then
+        row "systemctl restart" PASS "$(host_view "$(ntp_probe 3)")" "$(kernel_view)" "drift file used, locked after ${t}s (cold: ${cold_lock_s}s)"
+    else
+        row "systemctl restart" FAIL "-" "$(kernel_view)" "drift file lines: $drift, lock: ${t:-none}"
+    fi
+}
+
+step_reboot() {
+    gssh 'systemctl reboot' >/dev/null 2>&1
+    sleep 10
+    local start=$SECONDS
+    until gssh true 2>/dev/null; do
+        if ((SECONDS - start > BOOT_TIMEOUT_S)); then
+            row "guest reboot" FAIL "-" "-" "no ssh after ${BOOT_TIMEOUT_S}s"
+            return 1
+        fi
+        sleep 5
+    done
+    local t drift
+    drift=$(gssh "journalctl -b -u skytimed --no-pager | grep -c 'starting from the drift file'")
+    if t=$(wait_state locked "$LOCK_TIMEOUT_S") && ((drift > 0)); then
+        row "guest reboot" PASS "$(host_view "$(ntp_probe 3)")" "$(kernel_view)" "drift file used, locked ${t}s after ssh came back (cold: ${cold_lock_s}s)"
+    else
+        row "guest reboot" FAIL "-" "$(kernel_view)" "drift file lines: $drift, lock: ${t:-none}"
+    fi
+}
+
+step_remove_purge() {
+    local out j
+    out=$(gssh 'dpkg -r skytime >/dev/null 2>&1; systemctl is-active skytimed; test -e /etc/skytime/skytime.toml && echo conffile-kept' 2>&1)
+    j=$(ntp_probe 1)
+    if [[ $(sed -n 1p <<<"$out") != active && $out == *conffile-kept* && $(jfield "$j" 'j["ok"]') == False ]]; then
+        row "dpkg -r" PASS "$(host_view "$j")" "-" "service $(sed -n 1p <<<"$out"), config kept"
+    else
+        row "dpkg -r" FAIL "$(host_view "$j")" "-" "$(tr '\n' ' ' <<<"$out")"
+    fi
+    out=$(gssh 'dpkg -P skytime >/dev/null 2>&1; dpkg-query -W -f="\${db:Status-Status}" skytime 2>/dev/null; echo;
+        ls -d /etc/skytime /var/lib/skytime /usr/bin/skytimed /usr/lib/systemd/system/skytimed.service /run/skytime 2>/dev/null' 2>&1)
+    if [[ $(sed -n 2,9p <<<"$out" | grep -c .) -eq 0 && $(sed -n 1p <<<"$out") != installed ]]; then
+        row "dpkg -P" PASS "-" "-" "status '$(sed -n 1p <<<"$out")', no files left"
+    else
+        row "dpkg -P" FAIL "-" "-" "left: $(tr '\n' ' ' <<<"$out")"
+    fi
+}
+
+print_table() {
+    local r
+    {
+        echo
+        echo "VM test (qemu-system-x86_64 -accel tcg, Debian bookworm, $(basename "$image"))"
+        printf '%-26s | %-4s | %-58s | %-s\n' step result "host (ntpdig: guest minus host)" "kernel (adjtimex in guest) | note"
+        printf '%s\n' "$(printf -- '-%.0s' {1..160})"
+        for r in "${rows[@]}"; do
+            IFS='|' read -r s res host kern note <<<"$r"
+            printf '%-26s | %-4s | %-58s | %s | %s\n' "$s" "$res" "$host" "$kern" "$note"
+        done
+        echo "served synchronised: $served_synced answers, served_bad: $served_bad (|offset| > ${BAD_OFFSET_US} us)"
+        echo "stage time: $((SECONDS - stage_start)) s"
+    }
+}
+
+run_steps() {
+    if step_boot; then
+        step_devices
+        step_install
+        step_security
+        if step_cold_start; then
+            step_locked
+            step_pps_stops
+            step_nmea_cut
+            step_restart
+            step_reboot
+        fi
+        step_remove_purge
+    fi
+    ((served_bad == 0)) || row "never served wrong time" FAIL "-" "-" "$served_bad bad answers"
+    print_table
+    if ((failures > 0)); then
+        echo "vm: $failures step(s) FAILED" >&2
+        return 1
+    fi
+    echo "vm: all steps passed" >&2
+}
