@@ -30,7 +30,7 @@ kver=${headers_pkg#linux-headers-}
 [[ -d /usr/src/$headers_pkg ]] || die "/usr/src/$headers_pkg missing"
 
 # ---- base layer --------------------------------------------------------------
-packages="systemd,systemd-sysv,udev,kmod,linux-image-$kver,adjtimex,openssh-server,iproute2,pps-tools,setserial"
+packages="systemd,systemd-sysv,udev,kmod,linux-image-$kver,adjtimex,openssh-server,iproute2,pps-tools"
 base_key=$(printf '%s\n' "$packages" "$(cat "$here/guest/20-eth.network" "$here/guest/autologin.conf")" \
     "base-v1" | sha256sum | cut -c1-16)
 base=$vm/base-$base_key.tar
@@ -81,11 +81,13 @@ mkdir -p "$vm/rootfs" "$image.part"
 root=$vm/rootfs
 tar -C "$root" --numeric-owner -xf "$base"
 
-# The test's pulse: module, and the unit that attaches it to ttyS2.
+# The test's pulse: the module, loaded at boot with its UART's address.
 install -D -m 0644 "$ko" "$root/usr/lib/modules/$kver/extra/skytime_vm_pps.ko"
 chroot "$root" depmod -a "$kver"
-install -m 0644 "$here/guest/skytime-vm-pps.service" "$root/etc/systemd/system/"
-chroot "$root" systemctl enable skytime-vm-pps.service >&2
+install -D -m 0644 "$here/guest/skytime-vm-pps.modules-load.conf" \
+    "$root/etc/modules-load.d/skytime-vm-pps.conf"
+install -D -m 0644 "$here/guest/skytime-vm-pps.modprobe.conf" \
+    "$root/etc/modprobe.d/skytime-vm-pps.conf"
 
 # Install the package as a user would.
 cp "$deb" "$root/tmp/skytime.deb"

@@ -5,9 +5,38 @@ or a one-shot `chronyd -Q`. Prints one JSON object on stdout.
 
     ntp_probe.py ntpdig PORT SAMPLES   # stratum/leap of the last, offsets of all
     ntp_probe.py chrony PORT           # chronyd -Q: "System clock wrong by X"
-Offsets are guest minus host, in microseconds.
+Offsets are guest minus host, in microseconds. ntpdig prints nothing for a
+server that says it is unsynchronised (LI=3, stratum 16), so when it gives no
+answer one plain NTPv4 client packet is sent to read LI and stratum directly.
 """
-import json, re, statistics, subprocess, sys, tempfile, os
+import json, re, socket, statistics, struct, subprocess, sys, tempfile, os, time
+
+NTP_EPOCH_OFFSET = 2208988800
+
+
+def raw_query(port):
+    """One mode-3 request; LI, stratum and the offset from the reply."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    try:
+        t1 = time.time()
+        sec = int(t1) + NTP_EPOCH_OFFSET
+        frac = int((t1 % 1) * 2**32)
+        req = bytes([0x23]) + bytes(39) + struct.pack("!II", sec, frac)
+        s.sendto(req, ("127.0.0.1", port))
+        data, _ = s.recvfrom(512)
+        t4 = time.time()
+    except OSError:
+        return None
+    finally:
+        s.close()
+    if len(data) < 48:
+        return None
+    ts = lambda i: struct.unpack("!I", data[i:i + 4])[0] - NTP_EPOCH_OFFSET + \
+        struct.unpack("!I", data[i + 4:i + 8])[0] / 2**32
+    t2, t3 = ts(32), ts(40)
+    return {"li": data[0] >> 6, "stratum": data[1],
+            "offset_us": ((t2 - t1) + (t3 - t4)) / 2 * 1e6}
 
 WRAPPER = (
     "import socket, runpy, sys\n"
@@ -37,10 +66,17 @@ def ntpdig(port, samples):
         # ntpdig's offset is what the host must add to agree with the server.
         offsets.append(float(j["offset"]) * 1e6)
     if last is None:
-        return {"ok": False, "error": "no answer"}
+        raw = raw_query(port)
+        if raw is None:
+            return {"ok": False, "error": "no answer"}
+        return {"ok": True, "client": "raw NTPv4 (ntpdig: no answer)",
+                "stratum": raw["stratum"], "li": raw["li"], "samples": 1,
+                "offset_us": raw["offset_us"], "jitter_us": 0.0,
+                "max_abs_offset_us": abs(raw["offset_us"])}
     li = {"no-leap": 0, "add-leap": 1, "del-leap": 2, "unsync": 3}.get(last.get("leap"), -1)
     return {
         "ok": True,
+        "client": "ntpdig",
         "stratum": last.get("stratum"),
         "leap": last.get("leap"),
         "li": li,

@@ -44,12 +44,13 @@ cleanup() {
 trap cleanup EXIT
 
 # True time is the host clock; the guest RTC starts from it too.
-"$feeder" --nmea-socket "$run/nmea.sock" --pps-socket "$run/pps.sock" \
+# Both run at nice -19: the pulse's latency is the host waking them up.
+nice -n -19 "$feeder" --nmea-socket "$run/nmea.sock" --pps-socket "$run/pps.sock" \
     --control-dir "$run/control" --true-offset-s 0 2>"$run/feeder.log" &
 feeder_pid=$!
 
 log "booting the guest (TCG; ssh on 127.0.0.1:$ssh_port, NTP on 127.0.0.1:$ntp_port/udp)"
-qemu-system-x86_64 -accel tcg -m 768 -smp 1 -nodefaults -no-user-config -display none \
+nice -n -19 qemu-system-x86_64 -accel tcg -m 768 -smp 1 -nodefaults -no-user-config -display none \
     -monitor none -no-shutdown \
     -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0" \

@@ -51,7 +51,7 @@ ntp_probe() {
 
 # host_view JSON: "stratum S LI L offset O us (jitter J us, N samples)".
 host_view() {
-    jfield "$1" '"no answer" if not j["ok"] else "stratum %d LI %d offset %+.0f us (jitter %.0f us, n=%d)" % (j["stratum"], j["li"], j["offset_us"], j["jitter_us"], j["samples"])'
+    jfield "$1" '"no answer" if not j["ok"] else "stratum %d LI %d offset %+.0f us (jitter %.0f us, n=%d%s)" % (j["stratum"], j["li"], j["offset_us"], j["jitter_us"], j["samples"], "" if j["client"] == "ntpdig" else ", " + j["client"])'
 }
 
 # kernel_view: the guest kernel clock's state from adjtimex -p.
@@ -112,7 +112,7 @@ step_boot() {
 
 step_devices() {
     local out name a b
-    out=$(gssh 'systemctl is-active skytime-vm-pps.service; cat /sys/class/pps/pps0/name;
+    out=$(gssh 'cat /sys/class/pps/pps0/path; cat /sys/class/pps/pps0/name;
         cat /sys/class/pps/pps0/assert; sleep 3; cat /sys/class/pps/pps0/assert;
         stat -c "%G %a" /dev/pps0 /dev/ttyS1' 2>&1)
     name=$(sed -n 2p <<<"$out")
@@ -176,9 +176,23 @@ step_cold_start() {
     fi
 }
 
+# pps_phase: the fraction of a second of 12 consecutive pulse timestamps
+# in the guest (its clock is locked, so this is the pulse's latency plus the
+# clock's error): mean, standard deviation and range.
+pps_phase() {
+    gssh 'for i in $(seq 12); do cat /sys/class/pps/pps0/assert; sleep 1; done' 2>/dev/null |
+        python3 -c '
+import statistics, sys
+f = sorted({l.split("#")[0] for l in sys.stdin if "#" in l})
+p = [((float("0." + x.split(".")[1]) + 0.5) % 1 - 0.5) * 1e6 for x in f]
+if len(p) < 2: print("pps phase: no pulses"); sys.exit()
+print("guest PPS phase %+.0f us sd %.0f us range %.0f us (n=%d)" % (statistics.fmean(p), statistics.pstdev(p), max(p) - min(p), len(p)))'
+}
+
 step_locked() {
     sleep "${SKYTIME_VM_SETTLE_S:-30}"
-    local j c kview
+    local j c kview phase
+    phase=$(pps_phase)
     j=$(ntp_probe 10)
     c=$(python3 "$here/ntp_probe.py" chrony "$ntp_port")
     kview=$(kernel_view)
@@ -186,9 +200,9 @@ step_locked() {
     chrony_note=$(jfield "$c" '"chronyd -Q: %+.0f us" % j["offset_us"] if j["ok"] else "chronyd -Q: " + j["error"]')
     if [[ $(jfield "$j" "j['ok'] and j['stratum'] == 1 and j['li'] == 0 and abs(j['offset_us']) < $BAD_OFFSET_US") == True &&
         $kview != *UNSYNC* && $kview != "adjtimex failed" ]]; then
-        row "locked" PASS "$(host_view "$j")" "$kview" "$chrony_note"
+        row "locked" PASS "$(host_view "$j")" "$kview" "$chrony_note; $phase"
     else
-        row "locked" FAIL "$(host_view "$j")" "$kview" "$chrony_note"
+        row "locked" FAIL "$(host_view "$j")" "$kview" "$chrony_note; $phase"
     fi
 }
 
@@ -291,6 +305,7 @@ print_table() {
             IFS='|' read -r s res host kern note <<<"$r"
             printf '%-26s | %-4s | %-58s | %s | %s\n' "$s" "$res" "$host" "$kern" "$note"
         done
+        echo "host: $(grep 'pulse lateness' "$run/feeder.log" | tail -1 | sed 's/^feeder: //')"
         echo "served synchronised: $served_synced answers, served_bad: $served_bad (|offset| > ${BAD_OFFSET_US} us)"
         echo "stage time: $((SECONDS - stage_start)) s"
     }

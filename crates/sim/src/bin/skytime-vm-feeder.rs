@@ -22,8 +22,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const PULSE_BYTES: [u8; 16] = [0x55; 16];
 /// When the receiver starts its sentences after the pulse, as real ones do.
 const NMEA_DELAY: Duration = Duration::from_millis(150);
-/// How long before the boundary the feeder stops sleeping and spins.
-const SPIN_BEFORE: Duration = Duration::from_millis(3);
+/// How long before the boundary the feeder stops sleeping and spins: more
+/// than a busy host's wake-up latency, so the pulse leaves on time.
+const SPIN_BEFORE: Duration = Duration::from_millis(20);
+/// Pulses per line of lateness statistics on stderr.
+const REPORT_EVERY: usize = 60;
 
 struct Args {
     nmea_socket: PathBuf,
@@ -88,21 +91,27 @@ impl Line {
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) {
+    /// Writes `bytes`, connecting first if needed; false if nothing was written.
+    fn write(&mut self, bytes: &[u8]) -> bool {
         if self.stream.is_none() {
             match UnixStream::connect(&self.path) {
                 Ok(s) => {
                     eprintln!("feeder: {} connected to {}", self.name, self.path.display());
                     self.stream = Some(s);
                 }
-                Err(_) => return, // QEMU not up yet: try again next second.
+                Err(_) => return false, // QEMU not up yet: try again next second.
             }
         }
-        if let Some(s) = self.stream.as_mut()
-            && let Err(e) = s.write_all(bytes)
-        {
-            eprintln!("feeder: {} write failed ({e}); reconnecting", self.name);
-            self.stream = None;
+        let Some(s) = self.stream.as_mut() else {
+            return false;
+        };
+        match s.write_all(bytes) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("feeder: {} write failed ({e}); reconnecting", self.name);
+                self.stream = None;
+                false
+            }
         }
     }
 
@@ -131,6 +140,24 @@ fn wait_until(target: Duration) {
     }
 }
 
+/// Prints how late the pulses left the host (after the boundary), so the
+/// run can report what part of the guest's PPS jitter is the host's.
+fn report_lateness(late_us: &mut Vec<u64>) {
+    if late_us.len() < REPORT_EVERY {
+        return;
+    }
+    late_us.sort_unstable();
+    let at = |q: f64| late_us[((late_us.len() - 1) as f64 * q).round() as usize];
+    eprintln!(
+        "feeder: pulse lateness over {} pulses: median {} us, p95 {} us, max {} us",
+        late_us.len(),
+        at(0.5),
+        at(0.95),
+        at(1.0)
+    );
+    late_us.clear();
+}
+
 fn flag(dir: &Path, name: &str) -> bool {
     dir.join(name).exists()
 }
@@ -148,12 +175,15 @@ fn main() -> Result<()> {
             .unwrap_or_default()
     );
     let (mut pps_was_off, mut nmea_was_off) = (false, false);
+    let mut late_us = Vec::with_capacity(REPORT_EVERY);
     loop {
         let next_host_secs = host_now().as_secs() + 1;
         wait_until(Duration::from_secs(next_host_secs));
         let pps_off = flag(&args.control_dir, "pps-off");
-        if !pps_off {
-            pps.write(&PULSE_BYTES);
+        if !pps_off && pps.write(&PULSE_BYTES) {
+            let late = host_now().saturating_sub(Duration::from_secs(next_host_secs));
+            late_us.push(u64::try_from(late.as_micros()).unwrap_or(u64::MAX));
+            report_lateness(&mut late_us);
         }
         if pps_off != pps_was_off {
             eprintln!(
