@@ -95,10 +95,17 @@ chroot "$root" env DEBIAN_FRONTEND=noninteractive dpkg -i /tmp/skytime.deb >&2
 rm "$root/tmp/skytime.deb"
 
 # The user's edits, as the packaged config and hardware/README.md say: the
-# receiver is on the second UART, and the unit is told to bind it in.
-sed -i 's|^device = "/dev/serial0"|device = "/dev/ttyS1"|' "$root/etc/skytime/skytime.toml"
-grep -q '^device = "/dev/ttyS1"' "$root/etc/skytime/skytime.toml" ||
+# receiver is on the second UART, and the unit is told to bind it in; the
+# pulse has ~100 us of jitter (an emulated UART), so the lock and holdover
+# limits are those the guide gives for a PPS with more jitter.
+config=$root/etc/skytime/skytime.toml
+sed -i -e 's|^device = "/dev/serial0"|device = "/dev/ttyS1"|' \
+    -e 's|^holdover_max_root_dispersion_us = 1000.0|holdover_max_root_dispersion_us = 5000.0\nlock_max_error_ns = 2000000.0|' \
+    "$config"
+grep -q '^device = "/dev/ttyS1"' "$config" ||
     die "the packaged skytime.toml no longer has device = \"/dev/serial0\" to edit"
+grep -q '^lock_max_error_ns = 2000000.0' "$config" ||
+    die "the packaged skytime.toml no longer has holdover_max_root_dispersion_us = 1000.0 to edit"
 install -D -m 0644 "$here/guest/skytimed-ttyS1.conf" \
     "$root/etc/systemd/system/skytimed.service.d/ttyS1.conf"
 chroot "$root" skytimed --check-config /etc/skytime/skytime.toml >&2
@@ -108,7 +115,7 @@ install -m 0600 "$vm/id_ed25519.pub" "$root/root/.ssh/authorized_keys"
 
 cp "$root/boot/vmlinuz-$kver" "$image.part/vmlinuz"
 cp "$root/boot/initrd.img-$kver" "$image.part/initrd.img"
-mke2fs -q -t ext4 -L root -d "$root" "$image.part/disk.raw" 2G
+mke2fs -q -t ext4 -L root -d "$root" "$image.part/disk.raw" 2G >&2
 rm -rf "$root"
 mv "$image.part" "$image"
 log "image $image_key ready"

@@ -44,8 +44,10 @@ cleanup() {
 trap cleanup EXIT
 
 # True time is the host clock; the guest RTC starts from it too.
-# Both run at nice -19: the pulse's latency is the host waking them up.
-nice -n -19 "$feeder" --nmea-socket "$run/nmea.sock" --pps-socket "$run/pps.sock" \
+# The pulse's latency is the host waking the feeder and then QEMU: the
+# feeder (asleep but for 20 ms a second) runs SCHED_FIFO; QEMU runs at nice
+# -19 while the guest boots and SCHED_FIFO once it idles (steps.sh).
+chrt -f 10 "$feeder" --nmea-socket "$run/nmea.sock" --pps-socket "$run/pps.sock" \
     --control-dir "$run/control" --true-offset-s 0 2>"$run/feeder.log" &
 feeder_pid=$!
 

@@ -19,6 +19,7 @@ use crate::drift::DriftRecord;
 use crate::filter::{FilterBank, Kalman, NoiseLearner, NoiseParams};
 use crate::leapfile::{LeapTable, end_of_month_unix_s};
 use crate::pairing::{DelayLearner, Pairing};
+use crate::pulse_jitter::PulseJitter;
 use crate::status::{
     HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
     PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,
@@ -132,6 +133,9 @@ pub struct Refclock<C: Clock> {
     guard: Option<Kalman>,
     last_sample: Option<Sample>,
     noise: NoiseLearner,
+    /// The pulses' jitter from every labelled pulse, gated or not: a floor
+    /// under the learner's measurement noise (see `pulse_jitter`).
+    pulse_jitter: PulseJitter,
     /// The worst frequency wander seen lately (a day's memory): the holdover
     /// bound never claims less than a repeat of it would cost.
     wander: WanderTracker,
@@ -224,6 +228,7 @@ impl<C: Clock> Refclock<C> {
             guard: None,
             last_sample: None,
             noise: NoiseLearner::new(config.clock_precision_ns * config.clock_precision_ns),
+            pulse_jitter: PulseJitter::new(),
             wander: WanderTracker::default(),
             consecutive_good: 0,
             outlier_streak: 0,
@@ -399,7 +404,7 @@ impl<C: Clock> Refclock<C> {
                 k.predicted(
                     (rec.idx - s.idx) as f64,
                     self.applied_at(mono) - s.applied_ns,
-                    &self.noise.params(),
+                    &self.noise_params(),
                     1.0,
                 )
                 .x,
@@ -467,7 +472,7 @@ impl<C: Clock> Refclock<C> {
             };
         let (extra, tol_per_s, base_tol) = match (&self.kf, &self.last_sample) {
             (Some(k), Some(_)) => {
-                let r = self.noise.params().r;
+                let r = self.noise_params().r;
                 let drift = (self.applied_at(mono) - self.applied_at(last.mono)).abs();
                 (
                     k.f - 0.0,
@@ -507,6 +512,7 @@ impl<C: Clock> Refclock<C> {
             if !last.confirmed || self.train_mismatch >= TRAIN_SWITCH {
                 self.train_mismatch = 0;
                 self.edges.clear();
+                self.pulse_jitter.restart_numbering();
                 warn_train_switch(stamp);
                 if self.kf.is_some() {
                     self.reset_filter("the pulse train moved", mono);
@@ -565,7 +571,8 @@ impl<C: Clock> Refclock<C> {
     /// One labelled offset measurement `z` (ns) from pulse `rec`.
     fn measure(&mut self, z: f64, rec: EdgeRec, label: i64) {
         let mono = rec.mono;
-        let q = self.noise.params();
+        self.pulse_jitter.add(rec.idx, z - self.applied_at(mono));
+        let q = self.noise_params();
         let (Some(mut bank), Some(last)) = (self.bank.take(), self.last_sample) else {
             return self.start_filter(z, rec, label, q);
         };
@@ -666,10 +673,20 @@ impl<C: Clock> Refclock<C> {
         self.accept(z, rec, label, applied);
     }
 
+    /// The learned noise, with the measurement noise never below what the
+    /// recent pulses show, gated or not.
+    fn noise_params(&self) -> NoiseParams {
+        let mut q = self.noise.params();
+        if let Some(r) = self.pulse_jitter.variance_ns2() {
+            q.r = q.r.max(r);
+        }
+        q
+    }
+
     /// The noise the guard filter assumes: the learned noise times the safety
     /// factor, and never less random walk than the data allow.
     fn guard_noise(&self) -> NoiseParams {
-        let q = self.noise.params();
+        let q = self.noise_params();
         let scale = self.cfg.holdover_noise_safety_factor;
         let best_scale = self
             .bank
@@ -1301,7 +1318,7 @@ impl<C: Clock> Refclock<C> {
         // The noise model's bound, or what a repeat of the worst frequency
         // wander seen lately would cost (a temperature ramp that the noise
         // model has already forgotten), whichever is more.
-        let r = self.noise.params().r;
+        let r = self.noise_params().r;
         let growth = |p: &Kalman, t: f64| (n * p.pxx.sqrt()).max(self.wander.bound_ns(t, r));
         let b0 = p0.x.abs() + growth(&p0, dt) + fixed + self.doubt_ns;
         let b1 = p1.x.abs() + growth(&p1, dt + 1.0) + fixed + self.doubt_ns;
@@ -1339,7 +1356,7 @@ impl<C: Clock> Refclock<C> {
         let mono = now.monotonic;
         let (bound, rate, sigma) = self.error_bound(mono);
         let (stratum, reference_id) = self.serving(mono);
-        let q = self.noise.params();
+        let q = self.noise_params();
         let kf = self.kf;
         let holdover = (self.state == SyncState::Holdover).then(|| HoldoverStatus {
             elapsed_s: self

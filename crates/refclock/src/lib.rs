@@ -15,6 +15,7 @@ pub mod kernel;
 pub mod leapfile;
 pub mod pairing;
 mod phase_history;
+mod pulse_jitter;
 mod status;
 mod wander;
 
