@@ -36,7 +36,8 @@ def raw_query(port):
         struct.unpack("!I", data[i + 4:i + 8])[0] / 2**32
     t2, t3 = ts(32), ts(40)
     return {"li": data[0] >> 6, "stratum": data[1],
-            "offset_us": ((t2 - t1) + (t3 - t4)) / 2 * 1e6}
+            "offset_us": ((t2 - t1) + (t3 - t4)) / 2 * 1e6,
+            "delay_us": ((t4 - t1) - (t3 - t2)) * 1e6}
 
 WRAPPER = (
     "import socket, runpy, sys\n"
@@ -49,7 +50,7 @@ WRAPPER = (
 
 
 def ntpdig(port, samples):
-    offsets, last = [], None
+    offsets, delays, last = [], [], None
     for _ in range(samples):
         try:
             out = subprocess.run(
@@ -65,6 +66,7 @@ def ntpdig(port, samples):
         last = j
         # ntpdig's offset is what the host must add to agree with the server.
         offsets.append(float(j["offset"]) * 1e6)
+        delays.append(float(j.get("delay", 0.0)) * 1e6)
     if last is None:
         raw = raw_query(port)
         if raw is None:
@@ -72,7 +74,9 @@ def ntpdig(port, samples):
         return {"ok": True, "client": "raw NTPv4 (ntpdig: no answer)",
                 "stratum": raw["stratum"], "li": raw["li"], "samples": 1,
                 "offset_us": raw["offset_us"], "jitter_us": 0.0,
-                "max_abs_offset_us": abs(raw["offset_us"])}
+                "delay_us": raw["delay_us"], "best_offset_us": raw["offset_us"],
+                "max_abs_offset_us": abs(raw["offset_us"]),
+                "max_excess_us": abs(raw["offset_us"]) - raw["delay_us"] / 2}
     li = {"no-leap": 0, "add-leap": 1, "del-leap": 2, "unsync": 3}.get(last.get("leap"), -1)
     return {
         "ok": True,
@@ -84,6 +88,12 @@ def ntpdig(port, samples):
         "offset_us": statistics.fmean(offsets),
         "jitter_us": statistics.pstdev(offsets) if len(offsets) > 1 else 0.0,
         "max_abs_offset_us": max(abs(o) for o in offsets),
+        # An offset is known only to within half its round trip: the
+        # sample with the shortest one is the best, as NTP's clock filter
+        # takes it, and only what exceeds half the delay counts as error.
+        "delay_us": min(delays),
+        "best_offset_us": offsets[delays.index(min(delays))],
+        "max_excess_us": max(abs(o) - d / 2 for o, d in zip(offsets, delays)),
     }
 
 
@@ -101,7 +111,8 @@ def chrony(port):
         text = p.stdout + p.stderr
         m = re.search(r"System clock wrong by (-?[0-9.]+) seconds", text)
         if not m:
-            return {"ok": False, "error": text.strip()[-300:]}
+            last = text.strip().splitlines()[-2:] if text.strip() else ["no output"]
+            return {"ok": False, "error": " / ".join(l.split("Z ", 1)[-1] for l in last)}
         # chrony's "wrong by" is what the host must add: guest minus host.
         return {"ok": True, "offset_us": float(m.group(1)) * 1e6}
 
