@@ -51,7 +51,9 @@ WRAPPER = (
 
 def ntpdig(port, samples):
     offsets, delays, last = [], [], None
-    for _ in range(samples):
+    for i in range(samples):
+        if i:
+            time.sleep(1)
         try:
             out = subprocess.run(
                 ["/usr/bin/python3", "-c", WRAPPER, str(port), "-j", "-t", "2",
