@@ -50,7 +50,7 @@ WRAPPER = (
 
 
 def ntpdig(port, samples):
-    offsets, delays, last = [], [], None
+    offsets, bounds, last = [], [], None
     for i in range(samples):
         if i:
             time.sleep(1)
@@ -68,7 +68,9 @@ def ntpdig(port, samples):
         last = j
         # ntpdig's offset is what the host must add to agree with the server.
         offsets.append(float(j["offset"]) * 1e6)
-        delays.append(float(j.get("delay", 0.0)) * 1e6)
+        # ntpdig's "precision" is its "+/-": the synchronisation distance
+        # (half the round trip plus the server's root dispersion).
+        bounds.append(float(j["precision"]) * 1e6)
     if last is None:
         raw = raw_query(port)
         if raw is None:
@@ -76,7 +78,7 @@ def ntpdig(port, samples):
         return {"ok": True, "client": "raw NTPv4 (ntpdig: no answer)",
                 "stratum": raw["stratum"], "li": raw["li"], "samples": 1,
                 "offset_us": raw["offset_us"], "jitter_us": 0.0,
-                "delay_us": raw["delay_us"], "best_offset_us": raw["offset_us"],
+                "bound_us": raw["delay_us"] / 2, "best_offset_us": raw["offset_us"],
                 "max_abs_offset_us": abs(raw["offset_us"]),
                 "max_excess_us": abs(raw["offset_us"]) - raw["delay_us"] / 2}
     li = {"no-leap": 0, "add-leap": 1, "del-leap": 2, "unsync": 3}.get(last.get("leap"), -1)
@@ -90,12 +92,12 @@ def ntpdig(port, samples):
         "offset_us": statistics.fmean(offsets),
         "jitter_us": statistics.pstdev(offsets) if len(offsets) > 1 else 0.0,
         "max_abs_offset_us": max(abs(o) for o in offsets),
-        # An offset is known only to within half its round trip: the
-        # sample with the shortest one is the best, as NTP's clock filter
-        # takes it, and only what exceeds half the delay counts as error.
-        "delay_us": min(delays),
-        "best_offset_us": offsets[delays.index(min(delays))],
-        "max_excess_us": max(abs(o) - d / 2 for o, d in zip(offsets, delays)),
+        # An offset is known only to within ntpdig's "+/-": the sample with
+        # the smallest is the best, as NTP's clock filter takes it, and only
+        # what lies beyond it counts as error.
+        "bound_us": min(bounds),
+        "best_offset_us": offsets[bounds.index(min(bounds))],
+        "max_excess_us": max(abs(o) - b for o, b in zip(offsets, bounds)),
     }
 
 
