@@ -7,7 +7,8 @@
 # end-to-end tests against the real chrony and ntpdig, every command of every
 # README (the first one started, locked and stopped), a short run of every
 # fuzz target, the benchmarks (their figures are printed, not asserted), and
-# the aarch64 cross-build.
+# the VM system test (tests/vm: the .deb installed and run on a real kernel
+# under qemu) and the aarch64 cross-build.
 #
 # Nothing here changes the host clock: every daemon under test disciplines a
 # simulated clock, and chronyd only ever runs with -Q or -x.
@@ -16,6 +17,7 @@
 #   SKYTIME_SKIP_BENCH=1   skip the benchmarks
 #   SKYTIME_SKIP_FUZZ=1    skip the short fuzz runs
 #   SKYTIME_SKIP_README=1  skip running the READMEs' commands
+#   SKYTIME_SKIP_VM=1      skip the VM system test (tests/vm/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +34,16 @@ missing=()
 [ -x /usr/bin/ntpdig ] || missing+=(ntpsec-ntpdig)
 command -v python3 >/dev/null || missing+=(python3)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ -z "${SKYTIME_SKIP_VM:-}" ]; then
+    # tests/vm: image build, guest kernel (and headers for the test module), VM.
+    command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+    command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+    dpkg-query -W -f='${Status}' linux-headers-cloud-amd64 2>/dev/null | grep -q 'ok installed' ||
+        missing+=(linux-headers-cloud-amd64)
+    command -v make >/dev/null || missing+=(make)
+    command -v ssh >/dev/null || missing+=(openssh-client)
+    command -v mke2fs >/dev/null || missing+=(e2fsprogs)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     # Installing chrony must not start its service: a running chronyd would
@@ -90,6 +102,15 @@ if [ -z "${SKYTIME_SKIP_BENCH:-}" ]; then
         section "benchmark: $bench"
         bash "$bench"
     done
+fi
+
+# --- the appliance on a real kernel ------------------------------------------
+if [ -z "${SKYTIME_SKIP_VM:-}" ]; then
+    section "VM: the .deb installed and run on a real kernel (tests/vm)"
+    cargo deb --version >/dev/null 2>&1 || cargo install cargo-deb --locked
+    $SUDO env "PATH=$PATH" ${CARGO_TARGET_DIR:+"CARGO_TARGET_DIR=$CARGO_TARGET_DIR"} \
+        ${CARGO_HOME:+"CARGO_HOME=$CARGO_HOME"} ${RUSTUP_HOME:+"RUSTUP_HOME=$RUSTUP_HOME"} \
+        bash tests/vm/run.sh
 fi
 
 # --- cross-build -------------------------------------------------------------

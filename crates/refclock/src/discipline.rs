@@ -19,6 +19,7 @@ use crate::drift::DriftRecord;
 use crate::filter::{FilterBank, Kalman, NoiseLearner, NoiseParams};
 use crate::leapfile::{LeapTable, end_of_month_unix_s};
 use crate::pairing::{DelayLearner, Pairing};
+use crate::pulse_jitter::PulseJitter;
 use crate::status::{
     HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
     PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,
@@ -138,6 +139,9 @@ pub struct Refclock<C: Clock> {
     guard: Option<Kalman>,
     last_sample: Option<Sample>,
     noise: NoiseLearner,
+    /// The pulses' jitter from every labelled pulse, gated or not: a floor
+    /// under the learner's measurement noise (see `pulse_jitter`).
+    pulse_jitter: PulseJitter,
     /// The worst frequency wander seen lately (a day's memory): the holdover
     /// bound never claims less than a repeat of it would cost.
     wander: WanderTracker,
@@ -233,6 +237,7 @@ impl<C: Clock> Refclock<C> {
             guard: None,
             last_sample: None,
             noise: NoiseLearner::new(config.clock_precision_ns * config.clock_precision_ns),
+            pulse_jitter: PulseJitter::new(),
             wander: WanderTracker::default(),
             thermal: ThermalCompensator::new(
                 config.temperature_interval_ms as f64 / 1e3,
@@ -438,7 +443,7 @@ impl<C: Clock> Refclock<C> {
                 k.predicted(
                     (rec.idx - s.idx) as f64,
                     self.applied_at(mono) - s.applied_ns,
-                    &self.noise.params(),
+                    &self.noise_params(),
                     1.0,
                 )
                 .x,
@@ -507,7 +512,7 @@ impl<C: Clock> Refclock<C> {
             };
         let (extra, tol_per_s, base_tol) = match (&self.kf, &self.last_sample) {
             (Some(k), Some(_)) => {
-                let r = self.noise.params().r;
+                let r = self.noise_params().r;
                 let drift = (raw.applied - last.applied).abs();
                 (
                     k.f - 0.0,
@@ -547,6 +552,7 @@ impl<C: Clock> Refclock<C> {
             if !last.confirmed || self.train_mismatch >= TRAIN_SWITCH {
                 self.train_mismatch = 0;
                 self.edges.clear();
+                self.pulse_jitter.restart_numbering();
                 warn_train_switch(stamp);
                 if self.kf.is_some() {
                     self.reset_filter("the pulse train moved", mono);
@@ -608,7 +614,8 @@ impl<C: Clock> Refclock<C> {
     fn measure(&mut self, z: f64, rec: EdgeRec, label: i64) {
         let mono = rec.mono;
         self.absorb_thermal_coast(mono);
-        let q = self.noise.params();
+        self.pulse_jitter.add(rec.idx, z - rec.applied);
+        let q = self.noise_params();
         let (Some(mut bank), Some(last)) = (self.bank.take(), self.last_sample) else {
             return self.start_filter(z, rec, label, q);
         };
@@ -710,10 +717,20 @@ impl<C: Clock> Refclock<C> {
         self.accept(z, rec, label, applied);
     }
 
+    /// The learned noise, with the measurement noise never below what the
+    /// recent pulses show, gated or not.
+    fn noise_params(&self) -> NoiseParams {
+        let mut q = self.noise.params();
+        if let Some(r) = self.pulse_jitter.variance_ns2() {
+            q.r = q.r.max(r);
+        }
+        q
+    }
+
     /// The noise the guard filter assumes: the learned noise times the safety
     /// factor, and never less random walk than the data allow.
     fn guard_noise(&self) -> NoiseParams {
-        let q = self.noise.params();
+        let q = self.noise_params();
         let scale = self.cfg.holdover_noise_safety_factor;
         let best_scale = self
             .bank
@@ -735,7 +752,7 @@ impl<C: Clock> Refclock<C> {
     /// its uncertainty and unexplained wander are bounded apart, and the
     /// random walk is already an upper bound.
     fn guard_noise_with(&self, q_rw_upper: f64) -> NoiseParams {
-        let q = self.noise.params();
+        let q = self.noise_params();
         let scale = self.cfg.holdover_noise_safety_factor;
         let best_scale = self
             .bank
@@ -760,7 +777,7 @@ impl<C: Clock> Refclock<C> {
         let mono = rec.mono;
         self.noise.add(rec.idx, z - applied);
         self.wander.add(rec.idx, z - applied);
-        let q = self.noise.params();
+        let q = self.noise_params();
         self.thermal
             .on_pulse(rec.idx, mono, z - applied, q.r, q.q_rw);
         self.last_sample = Some(Sample {
@@ -1427,7 +1444,7 @@ impl<C: Clock> Refclock<C> {
         // The noise model's bound, or what a repeat of the worst frequency
         // wander seen lately would cost (a temperature ramp that the noise
         // model has already forgotten), whichever is more.
-        let r = self.noise.params().r;
+        let r = self.noise_params().r;
         // With a trusted temperature model: what the model left unexplained
         // lately, plus the coefficients' own uncertainty over this holdover.
         // A sensor lost during the holdover brings the plain wander back.
@@ -1479,7 +1496,7 @@ impl<C: Clock> Refclock<C> {
         let mono = now.monotonic;
         let (bound, rate, sigma) = self.error_bound(mono);
         let (stratum, reference_id) = self.serving(mono);
-        let q = self.noise.params();
+        let q = self.noise_params();
         let kf = self.kf;
         let holdover = (self.state == SyncState::Holdover).then(|| HoldoverStatus {
             elapsed_s: self

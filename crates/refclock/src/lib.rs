@@ -16,6 +16,7 @@ pub mod leapfile;
 pub mod pairing;
 mod phase_history;
 pub mod qerr;
+mod pulse_jitter;
 mod status;
 pub mod thermal;
 mod wander;

@@ -9,6 +9,7 @@ pub mod runner;
 pub mod scenario;
 pub mod sim_clock;
 pub mod targets;
+pub mod true_seconds;
 
 pub use oscillator::{Oscillator, OscillatorParams};
 pub use runner::{

@@ -1,0 +1,353 @@
+# The VM test's steps, sourced by run.sh once the guest and the feeder are
+# started. Every wait is a bounded poll that fails with a message; every step
+# adds one row to the results table printed at the end.
+#
+# "Served bad": an answer with LI != 3 and stratum < 16 whose offset from the
+# host (true time) is beyond BAD_OFFSET_US plus ntpdig's own "+/-" (half the
+# round trip plus the root dispersion: all that a client can know of it; on
+# a busy host, ntpdig's Python and QEMU's user-mode network add milliseconds,
+# not always symmetrically). Any one fails the run.
+
+BAD_OFFSET_US=${SKYTIME_VM_BAD_OFFSET_US:-5000}
+BOOT_TIMEOUT_S=${SKYTIME_VM_BOOT_TIMEOUT_S:-360}
+LOCK_TIMEOUT_S=${SKYTIME_VM_LOCK_TIMEOUT_S:-300}
+# +25 ppm in adjtimex units (ppm << 16).
+WRONG_FREQ=$((25 * 65536))
+
+rows=()
+failures=0
+# Probes run in command substitutions (subshells): they count in files.
+: >"$run/served_synced" >"$run/served_bad"
+
+# One table row: step, PASS/FAIL, host view, kernel view, note.
+row() {
+    rows+=("$1|$2|$3|$4|$5")
+    [[ $2 == PASS ]] || failures=$((failures + 1))
+    log "$2 $1: host[$3] kernel[$4] $5"
+}
+
+gssh() {
+    timeout 90 ssh -n -i "$vm/id_ed25519" -p "$ssh_port" -o BatchMode=yes -o ConnectTimeout=20 \
+        -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+        root@127.0.0.1 "$@"
+}
+
+# jfield JSON EXPR: evaluates a Python expression over j (the parsed JSON).
+jfield() {
+    python3 -c 'import json,sys; j=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null
+}
+
+# ntp_probe SAMPLES: asks the guest with ntpdig; counts answers served as
+# synchronised, and those that were wrong. Prints the JSON. The guest's
+# default rate limit (one request per 8 s, bursts of 8, all of them from
+# QEMU's 10.0.2.2) answers a faster client with KoD RATE or silence, so the
+# polls in wait_state keep to one per 8 s.
+ntp_probe() {
+    local out
+    date +%s >"$run/last_probe"
+    out=$(python3 "$here/ntp_probe.py" ntpdig "$ntp_port" "${1:-1}")
+    if [[ $(jfield "$out" 'j["ok"] and j["li"] != 3 and j["stratum"] < 16') == True ]]; then
+        echo "$out" >>"$run/served_synced"
+        if [[ $(jfield "$out" "j['max_excess_us'] > $BAD_OFFSET_US") == True ]]; then
+            echo "$out" >>"$run/served_bad"
+            log "SERVED BAD: $out"
+        fi
+    fi
+    echo "$out"
+}
+
+# host_view JSON: "stratum S LI L offset O us (jitter J us, N samples)".
+host_view() {
+    jfield "$1" '"no answer" if not j["ok"] else "stratum %d LI %d offset %+.0f +/- %.0f us (mean %+.0f sd %.0f, n=%d%s)" % (j["stratum"], j["li"], j["best_offset_us"], j["bound_us"], j["offset_us"], j["jitter_us"], j["samples"], "" if j["client"] == "ntpdig" else ", " + j["client"])'
+}
+
+# kernel_view: the guest kernel clock's state from adjtimex -p.
+kernel_view() {
+    gssh adjtimex -p 2>/dev/null | awk '
+        $1 == "status:" { st = $2 }
+        $1 == "maxerror:" { maxe = $2 }
+        $1 == "esterror:" { este = $2 }
+        $1 == "frequency:" { f = $2 }
+        END {
+            if (st == "") { print "adjtimex failed"; exit }
+            n = ""
+            split("PLL PPSFREQ PPSTIME FLL INS DEL UNSYNC FREQHOLD PPSSIGNAL PPSJITTER PPSWANDER PPSERROR CLOCKERR NANO", names, " ")
+            for (i = 1; i <= 14; i++) if (int(st / 2 ^ (i - 1)) % 2) n = n (n == "" ? "" : ",") names[i]
+            printf "status 0x%04x (%s) maxerror %d us esterror %d us freq %+.3f ppm", st, n, maxe, este, f / 65536
+        }'
+}
+
+kernel_unsync() { [[ $(kernel_view) == *UNSYNC* ]]; }
+
+guest_state() {
+    local j
+    j=$(gssh skytimectl status --json 2>/dev/null) || { echo "no-answer"; return; }
+    jfield "$j" 'j["state"]' || echo "unparsable"
+}
+
+# wait_state WANT TIMEOUT: polls skytimectl (and the served time) until the
+# daemon reports WANT; prints the seconds it took, or fails after TIMEOUT.
+wait_state() {
+    local want=$1 limit=$2 start=$SECONDS state
+    while ((SECONDS - start < limit)); do
+        state=$(guest_state)
+        if (($(date +%s) - $(cat "$run/last_probe" 2>/dev/null || echo 0) >= 8)); then
+            ntp_probe 1 >/dev/null
+        fi
+        if [[ $state == "$want" ]]; then
+            echo $((SECONDS - start))
+            return 0
+        fi
+        sleep 4
+    done
+    log "still '$state' after ${limit}s, wanted '$want'"
+    return 1
+}
+
+step_boot() {
+    local start=$SECONDS
+    until gssh true 2>/dev/null; do
+        if ((SECONDS - start > BOOT_TIMEOUT_S)); then
+            row boot FAIL "-" "-" "no ssh after ${BOOT_TIMEOUT_S}s; see $run/console.log"
+            return 1
+        fi
+        kill -0 "$qemu_pid" 2>/dev/null || { row boot FAIL "-" "-" "qemu exited: $(tail -3 "$run/qemu.log")"; return 1; }
+        sleep 5
+    done
+    local uname
+    uname=$(gssh uname -r)
+    # The guest is idle now: let QEMU's threads preempt the host's bulk work,
+    # so an interrupt reaches the guest without waiting for a time slice.
+    chrt -a -f -p 5 "$qemu_pid" || log "chrt on qemu failed: PPS latency will suffer"
+    row boot PASS "ssh after $((SECONDS - start))s" "$uname" "qemu -accel tcg"
+}
+
+step_devices() {
+    local out name a b
+    out=$(gssh 'cat /sys/class/pps/pps0/path; cat /sys/class/pps/pps0/name;
+        cat /sys/class/pps/pps0/assert; sleep 3; cat /sys/class/pps/pps0/assert;
+        stat -c "%G %a" /dev/pps0 /dev/ttyS1' 2>&1)
+    name=$(sed -n 2p <<<"$out")
+    a=$(sed -n 3p <<<"$out")
+    b=$(sed -n 4p <<<"$out")
+    if [[ $name == skytime-vm-pps && -n $a && $a != "$b" ]]; then
+        row "pps+uart devices" PASS "-" "pps0 assert ${a%%#*} -> ${b%%#*}" "$(sed -n 5,6p <<<"$out" | tr '\n' ' ')"
+    else
+        row "pps+uart devices" FAIL "-" "-" "$(tr '\n' ' ' <<<"$out")"
+    fi
+}
+
+step_install() {
+    local out user caps
+    out=$(gssh 'systemctl is-enabled skytimed; systemctl is-active skytimed;
+        ps -o user= -C skytimed; grep CapEff /proc/$(pidof skytimed)/status' 2>&1)
+    user=$(sed -n 3p <<<"$out")
+    caps=$(sed -n 4p <<<"$out" | awk '{print $2}')
+    # CAP_SYS_TIME (25) and CAP_NET_BIND_SERVICE (10), nothing else.
+    if [[ $(sed -n 1p <<<"$out") == enabled && $(sed -n 2p <<<"$out") == active &&
+        $user == skytime && $caps == 0000000002000400 ]]; then
+        row "installed unit" PASS "-" "user $user CapEff $caps" "dpkg -i, shipped unit + config"
+    else
+        row "installed unit" FAIL "-" "-" "$(tr '\n' ' ' <<<"$out")"
+    fi
+}
+
+step_security() {
+    local line exposure
+    line=$(gssh systemd-analyze security skytimed.service 2>&1 | grep -i "overall exposure")
+    exposure=$(grep -o '[0-9]\+\.[0-9]\+' <<<"$line" | head -1)
+    if [[ -n $exposure ]] && awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }'; then
+        row "systemd-analyze security" PASS "-" "exposure $exposure" "limit 2.0"
+    else
+        row "systemd-analyze security" FAIL "-" "${line:-no output}" "limit 2.0"
+    fi
+}
+
+# Cold start: no drift file, the clock stepped +0.4 s and its frequency set
+# +25 ppm off, then the shipped unit started.
+cold_lock_s=""
+step_cold_start() {
+    gssh 'systemctl stop skytimed && rm -f /var/lib/skytime/drift &&
+        adjtimex -f '"$WRONG_FREQ"' &&
+        date -s "@$(date +%s.%N | awk "{ printf \"%.6f\", \$1 + 0.4 }")" >/dev/null &&
+        systemctl start skytimed' ||
+        { row "cold start" FAIL "-" "-" "could not prepare the guest clock"; return 1; }
+    local before kview
+    before=$(ntp_probe 2)
+    kview=$(kernel_view)
+    if [[ $(jfield "$before" 'j["ok"] and j["li"] == 3 and j["stratum"] == 16') == True ]]; then
+        row "before lock" PASS "$(host_view "$before")" "$kview" "clock +0.4 s, freq +25 ppm"
+    else
+        row "before lock" FAIL "$(host_view "$before")" "$kview" "wanted LI=3 stratum 16"
+    fi
+    if cold_lock_s=$(wait_state locked "$LOCK_TIMEOUT_S"); then
+        row "cold lock" PASS "-" "-" "locked after ${cold_lock_s}s"
+    else
+        row "cold lock" FAIL "-" "-" "no lock in ${LOCK_TIMEOUT_S}s: $(gssh journalctl -u skytimed -n 5 --no-pager | tr '\n' ' ')"
+        return 1
+    fi
+}
+
+# pps_phase: the fraction of a second of 12 consecutive pulse timestamps
+# in the guest (its clock is locked, so this is the pulse's latency plus the
+# clock's error): mean, standard deviation and range.
+pps_phase() {
+    gssh 'for i in $(seq 12); do cat /sys/class/pps/pps0/assert; sleep 1; done' 2>/dev/null |
+        python3 -c '
+import statistics, sys
+f = sorted({l.split("#")[0] for l in sys.stdin if "#" in l})
+p = [((float("0." + x.split(".")[1]) + 0.5) % 1 - 0.5) * 1e6 for x in f]
+if len(p) < 2: print("pps phase: no pulses"); sys.exit()
+print("guest PPS phase %+.0f us sd %.0f us range %.0f us (n=%d)" % (statistics.fmean(p), statistics.pstdev(p), max(p) - min(p), len(p)))'
+}
+
+step_locked() {
+    sleep "${SKYTIME_VM_SETTLE_S:-30}"
+    local j c kview phase
+    phase=$(pps_phase)
+    j=$(ntp_probe 6)
+    c=$(python3 "$here/ntp_probe.py" chrony "$ntp_port")
+    kview=$(kernel_view)
+    local chrony_note
+    chrony_note=$(jfield "$c" '"chronyd -Q: %+.0f us" % j["offset_us"] if j["ok"] else "chronyd -Q: " + j["error"]')
+    if [[ $(jfield "$j" "j['ok'] and j['stratum'] == 1 and j['li'] == 0 and abs(j['best_offset_us']) - j['bound_us'] < $BAD_OFFSET_US") == True &&
+        $kview != *UNSYNC* && $kview != "adjtimex failed" ]]; then
+        row "locked" PASS "$(host_view "$j")" "$kview" "$chrony_note; $phase"
+    else
+        row "locked" FAIL "$(host_view "$j")" "$kview" "$chrony_note; $phase"
+    fi
+}
+
+step_pps_stops() {
+    touch "$run/control/pps-off"
+    local states state j kview t
+    # The state each second for 30 s, run-length encoded ("locked x2,
+    # holdover x5, unsynchronised x23").
+    states=$(gssh 'for i in $(seq 30); do skytimectl status --json | grep -o "\"state\": *\"[a-z]*\"" | grep -o "[a-z]*\"$" | tr -d "\""; sleep 1; done' 2>/dev/null |
+        uniq -c | awk '{ printf "%s%s x%d", (NR > 1 ? ", " : ""), $2, $1 }')
+    state=$(guest_state)
+    j=$(ntp_probe 2)
+    kview=$(kernel_view)
+    rm -f "$run/control/pps-off"
+    # Holdover first (the bound still holds), then, once the root dispersion
+    # passes holdover_max_root_dispersion_us, unsynchronised.
+    if [[ $states == *holdover* && ($state == holdover || $state == unsynchronised) ]]; then
+        row "PPS stopped 30s" PASS "$(host_view "$j")" "$kview" "states: $states"
+    else
+        row "PPS stopped 30s" FAIL "$(host_view "$j")" "$kview" "states: ${states:-none}; wanted holdover first"
+    fi
+    if t=$(wait_state locked "$LOCK_TIMEOUT_S"); then
+        j=$(ntp_probe 2)
+        row "PPS back" PASS "$(host_view "$j")" "$(kernel_view)" "locked again ${t}s after the pulse returned"
+    else
+        row "PPS back" FAIL "-" "$(kernel_view)" "no lock in ${LOCK_TIMEOUT_S}s"
+    fi
+}
+
+step_nmea_cut() {
+    touch "$run/control/nmea-off"
+    sleep 20
+    local state j
+    state=$(guest_state)
+    j=$(ntp_probe 3)
+    rm -f "$run/control/nmea-off"
+    row "NMEA cut 20s" PASS "$(host_view "$j")" "$(kernel_view)" "state $state (chardev closed)"
+    local t
+    if t=$(wait_state locked "$LOCK_TIMEOUT_S"); then
+        row "NMEA back" PASS "$(host_view "$(ntp_probe 3)")" "$(kernel_view)" "locked ${t}s after the stream returned"
+    else
+        row "NMEA back" FAIL "-" "$(kernel_view)" "no lock in ${LOCK_TIMEOUT_S}s: $(gssh journalctl -u skytimed -n 5 --no-pager | tr '\n' ' ')"
+    fi
+}
+
+step_restart() {
+    gssh systemctl restart skytimed || { row "systemctl restart" FAIL "-" "-" "restart failed"; return 1; }
+    local t drift
+    drift=$(gssh "journalctl -u skytimed -n 30 --no-pager | grep -c 'starting from the drift file'")
+    if t=$(wait_state locked "$LOCK_TIMEOUT_S") && ((drift > 0)); then
+        row "systemctl restart" PASS "$(host_view "$(ntp_probe 3)")" "$(kernel_view)" "drift file used, locked after ${t}s (cold: ${cold_lock_s}s)"
+    else
+        row "systemctl restart" FAIL "-" "$(kernel_view)" "drift file lines: $drift, lock: ${t:-none}"
+    fi
+}
+
+step_reboot() {
+    gssh 'systemctl reboot' >/dev/null 2>&1
+    sleep 10
+    local start=$SECONDS
+    until gssh true 2>/dev/null; do
+        if ((SECONDS - start > BOOT_TIMEOUT_S)); then
+            row "guest reboot" FAIL "-" "-" "no ssh after ${BOOT_TIMEOUT_S}s"
+            return 1
+        fi
+        sleep 5
+    done
+    local t drift
+    drift=$(gssh "journalctl -b -u skytimed --no-pager | grep -c 'starting from the drift file'")
+    if t=$(wait_state locked "$LOCK_TIMEOUT_S") && ((drift > 0)); then
+        row "guest reboot" PASS "$(host_view "$(ntp_probe 3)")" "$(kernel_view)" "drift file used, locked ${t}s after ssh came back (cold: ${cold_lock_s}s)"
+    else
+        row "guest reboot" FAIL "-" "$(kernel_view)" "drift file lines: $drift, lock: ${t:-none}"
+    fi
+}
+
+step_remove_purge() {
+    local out j
+    out=$(gssh 'dpkg -r skytime >/dev/null 2>&1; systemctl is-active skytimed; test -e /etc/skytime/skytime.toml && echo conffile-kept' 2>&1)
+    j=$(ntp_probe 1)
+    if [[ $(sed -n 1p <<<"$out") != active && $out == *conffile-kept* && $(jfield "$j" 'j["ok"]') == False ]]; then
+        row "dpkg -r" PASS "$(host_view "$j")" "-" "service $(sed -n 1p <<<"$out"), config kept"
+    else
+        row "dpkg -r" FAIL "$(host_view "$j")" "-" "$(tr '\n' ' ' <<<"$out")"
+    fi
+    out=$(gssh 'dpkg -P skytime >/dev/null 2>&1; dpkg-query -W -f="\${db:Status-Status}" skytime 2>/dev/null; echo;
+        ls -d /etc/skytime /var/lib/skytime /usr/bin/skytimed /usr/lib/systemd/system/skytimed.service /run/skytime 2>/dev/null' 2>&1)
+    if [[ $(sed -n 2,9p <<<"$out" | grep -c .) -eq 0 && $(sed -n 1p <<<"$out") != installed ]]; then
+        row "dpkg -P" PASS "-" "-" "status '$(sed -n 1p <<<"$out")', no files left"
+    else
+        row "dpkg -P" FAIL "-" "-" "left: $(tr '\n' ' ' <<<"$out")"
+    fi
+}
+
+print_table() {
+    local r
+    {
+        echo
+        echo "VM test (qemu-system-x86_64 -accel tcg, Debian bookworm, $(basename "$image"))"
+        printf '%-26s | %-4s | %-58s | %-s\n' step result "host (ntpdig: guest minus host)" "kernel (adjtimex in guest) | note"
+        printf '%s\n' "$(printf -- '-%.0s' {1..160})"
+        for r in "${rows[@]}"; do
+            IFS='|' read -r s res host kern note <<<"$r"
+            printf '%-26s | %-4s | %-58s | %s | %s\n' "$s" "$res" "$host" "$kern" "$note"
+        done
+        echo "host: $(grep 'pulse lateness' "$run/feeder.log" | tail -1 | sed 's/^feeder: //')"
+        echo "served synchronised: $served_synced answers, served_bad: $served_bad (|offset| - ntpdig's +/- > ${BAD_OFFSET_US} us)"
+        echo "stage time: $((SECONDS - stage_start)) s"
+    }
+}
+
+run_steps() {
+    if step_boot; then
+        step_devices
+        step_install
+        step_security
+        if step_cold_start; then
+            step_locked
+            step_pps_stops
+            step_nmea_cut
+            step_restart
+            step_reboot
+        fi
+        step_remove_purge
+    fi
+    local served_synced served_bad
+    served_synced=$(grep -c . "$run/served_synced")
+    served_bad=$(grep -c . "$run/served_bad")
+    ((served_bad == 0)) || row "never served wrong time" FAIL "-" "-" "$served_bad bad answers"
+    print_table
+    if ((failures > 0)); then
+        echo "vm: $failures step(s) FAILED" >&2
+        return 1
+    fi
+    echo "vm: all steps passed" >&2
+}
