@@ -22,6 +22,7 @@ pub mod clients;
 mod config;
 pub mod interleave;
 pub mod keys;
+mod nts;
 pub mod packet;
 pub mod precision;
 mod server;

@@ -7,9 +7,11 @@ use crate::clients::{ClientTable, RateLimit, Verdict};
 use crate::config::{AuthFailureAction, DenyAction, ServerConfig};
 use crate::interleave::TimestampMap;
 use crate::keys::{KeyStore, MAX_DIGEST_LEN};
+use crate::nts::{NtsCheck, NtsSeal, NtsServerState};
 use crate::packet::{
     CRYPTO_NAK_LEN, HEADER_LEN, Header, NtpShort, NtpTimestamp, mode, parse_framing, patch_transmit,
 };
+use skytime_nts::SharedCookieKeys;
 use skytime_timebase::{LeapChange, MonoNanos, UnixNanos};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -97,6 +99,12 @@ outcomes! {
     ServedInterleaved => "served_interleaved",
     /// Answered with a valid MAC (basic or interleaved).
     Authenticated => "authenticated",
+    /// An NTS request (valid cookie and authenticator) answered with fresh
+    /// cookies (basic or interleaved).
+    NtsAuthenticated => "nts",
+    /// An NTS cookie or authenticator refused: answered with an NTS NAK so
+    /// the client returns to NTS-KE.
+    NtsNak => "nts_nak",
     /// Bad MAC or unknown key: answered with a crypto-NAK.
     CryptoNak => "crypto_nak",
     /// Bad MAC or unknown key: dropped (`auth_failure_action = "ignore"`).
@@ -141,6 +149,7 @@ pub struct Reply {
     pub wants_kernel_tx: bool,
     stamp_transmit: bool,
     mac_key: Option<u32>,
+    nts: Option<NtsSeal>,
 }
 
 /// The server policy of one worker: its own client table and timestamp map,
@@ -156,6 +165,7 @@ pub struct Server {
     precision: i8,
     rng: u64,
     last_rx_key: NtpTimestamp,
+    nts: Option<NtsServerState>,
 }
 
 /// Smallest output buffer [`Server::handle`] accepts: a header and the longest MAC.
@@ -175,7 +185,14 @@ impl Server {
             precision,
             rng: seed(),
             last_rx_key: NtpTimestamp::ZERO,
+            nts: None,
         }
+    }
+
+    /// Serves NTS requests whose cookies these keys sealed.
+    pub fn with_nts(mut self, cookie_keys: SharedCookieKeys) -> Server {
+        self.nts = Some(NtsServerState::new(cookie_keys));
+        self
     }
 
     /// The client table, for the busiest-clients snapshot.
@@ -229,10 +246,25 @@ impl Server {
             };
         }
 
+        // NTS first: its fields are extension fields, never a legacy MAC.
+        let mut nts_request = None;
+        if let Some(nts) = &self.nts {
+            match nts.check(request) {
+                NtsCheck::Plain => {}
+                NtsCheck::Authentic { auth, unique_id } => nts_request = Some((auth, unique_id)),
+                NtsCheck::Nak { unique_id } => return self.nts_nak(&req, unique_id, out),
+                NtsCheck::Malformed => return ServerAction::Drop(Outcome::Malformed),
+            }
+        }
+
         // Authentication: a valid MAC earns a MAC'd reply with the same key.
         let mut mac_key = None;
-        let mut outcome = Outcome::Served;
-        if let Some(mac) = framing.mac {
+        let mut outcome = if nts_request.is_some() {
+            Outcome::NtsAuthenticated
+        } else {
+            Outcome::Served
+        };
+        if let Some(mac) = framing.mac.filter(|_| nts_request.is_none()) {
             if mac.digest.is_empty() {
                 // A crypto-NAK is something a server sends, never a request.
                 return ServerAction::Drop(Outcome::Malformed);
@@ -303,7 +335,15 @@ impl Server {
             transmit_ts,
         };
         header.write(out);
+        let mut nts = None;
+        if let (Some((auth, unique_id)), Some(state)) = (&nts_request, &mut self.nts) {
+            match state.write_reply(out, request.len(), unique_id, auth) {
+                Some(seal) => nts = Some(seal),
+                None => return ServerAction::Drop(Outcome::Malformed),
+            }
+        }
         let len = match (outcome, mac_key.and_then(|id| self.keys.get(id))) {
+            _ if nts.is_some() => nts.map_or(HEADER_LEN, |n| n.len()),
             (Outcome::CryptoNak, _) => {
                 out[HEADER_LEN..HEADER_LEN + CRYPTO_NAK_LEN].fill(0);
                 HEADER_LEN + CRYPTO_NAK_LEN
@@ -318,6 +358,7 @@ impl Server {
             wants_kernel_tx: looks_interleaved,
             stamp_transmit: saved_tx.is_none(),
             mac_key,
+            nts,
         })
     }
 
@@ -332,6 +373,9 @@ impl Server {
                 tx = NtpTimestamp(tx.0.wrapping_add(1));
             }
             patch_transmit(out, tx);
+        }
+        if let Some(nts) = &reply.nts {
+            nts.seal(out);
         }
         if let Some(key) = reply.mac_key.and_then(|id| self.keys.get(id)) {
             let mut digest = [0u8; MAX_DIGEST_LEN];
@@ -384,7 +428,23 @@ impl Server {
             wants_kernel_tx: false,
             stamp_transmit: false,
             mac_key: None,
+            nts: None,
         })
+    }
+
+    /// RFC 8915 §5.7: a KoD with kiss code NTSN and the request's Unique
+    /// Identifier, unauthenticated (the server has no usable key).
+    fn nts_nak(&mut self, req: &Header, unique_id: &[u8], out: &mut [u8]) -> ServerAction {
+        let ServerAction::Reply(mut reply) = self.kiss(req, *b"NTSN", Outcome::NtsNak, out) else {
+            return ServerAction::Drop(Outcome::Malformed);
+        };
+        match crate::nts::write_nak_fields(out, HEADER_LEN, unique_id) {
+            Some(len) => {
+                reply.len = len;
+                ServerAction::Reply(reply)
+            }
+            None => ServerAction::Drop(Outcome::Malformed),
+        }
     }
 
     fn next_random(&mut self) -> u64 {
@@ -414,3 +474,7 @@ fn seed() -> u64 {
 #[cfg(test)]
 #[path = "server_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "server_nts_tests.rs"]
+mod nts_tests;

@@ -38,7 +38,11 @@ pub struct CookieKey {
 
 impl std::fmt::Debug for CookieKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CookieKey({:08x}, created {})", self.id, self.created_unix_s)
+        write!(
+            f,
+            "CookieKey({:08x}, created {})",
+            self.id, self.created_unix_s
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 //! Authenticator fields of a request; write the reply's fields in two steps
 //! (cookies before the transmit timestamp is known, the authenticator after).
 
-use crate::aead::{self, NONCE_LEN, TAG_LEN};
+use crate::aead::{self, NONCE_LEN, SessionKey, TAG_LEN};
 use crate::cookie::{COOKIE_LEN, CookieError, CookieKeys, SessionKeys};
 
 /// Extension field types (RFC 8915 §7.5).
@@ -91,15 +91,11 @@ pub fn find_fields(packet: &[u8]) -> Result<Option<NtsFields<'_>>, NtsError> {
         }
         let body = &packet[pos + EF_HEADER_LEN..pos + len];
         match kind {
-            field_type::UNIQUE_IDENTIFIER => {
-                if unique_id.replace(body).is_some() {
-                    return Err(NtsError::Malformed("two Unique Identifiers"));
-                }
+            field_type::UNIQUE_IDENTIFIER if unique_id.replace(body).is_some() => {
+                return Err(NtsError::Malformed("two Unique Identifiers"));
             }
-            field_type::COOKIE => {
-                if cookie.replace(body).is_some() {
-                    return Err(NtsError::Malformed("two Cookies"));
-                }
+            field_type::COOKIE if cookie.replace(body).is_some() => {
+                return Err(NtsError::Malformed("two Cookies"));
             }
             field_type::COOKIE_PLACEHOLDER => placeholders += 1,
             field_type::AUTHENTICATOR => {
@@ -124,7 +120,9 @@ pub fn find_fields(packet: &[u8]) -> Result<Option<NtsFields<'_>>, NtsError> {
     }
     let unique_id = unique_id.ok_or(NtsError::Malformed("no Unique Identifier"))?;
     if unique_id.len() < MIN_UNIQUE_ID_LEN {
-        return Err(NtsError::Malformed("Unique Identifier shorter than 32 bytes"));
+        return Err(NtsError::Malformed(
+            "Unique Identifier shorter than 32 bytes",
+        ));
     }
     let cookie = cookie.ok_or(NtsError::Malformed("no Cookie"))?;
     let (auth_offset, auth_body) = auth.ok_or(NtsError::Malformed("no Authenticator"))?;
@@ -251,10 +249,15 @@ pub fn write_reply_fields(
 ) -> Option<PendingSeal> {
     let limit = request_len.min(out.len());
     let uid_end = HEADER_LEN + EF_HEADER_LEN + unique_id.len();
-    if uid_end + AUTH_OVERHEAD > limit || unique_id.len() % 4 != 0 {
+    if uid_end + AUTH_OVERHEAD > limit || !unique_id.len().is_multiple_of(4) {
         return None;
     }
-    write_ef_header(out, HEADER_LEN, field_type::UNIQUE_IDENTIFIER, EF_HEADER_LEN + unique_id.len());
+    write_ef_header(
+        out,
+        HEADER_LEN,
+        field_type::UNIQUE_IDENTIFIER,
+        EF_HEADER_LEN + unique_id.len(),
+    );
     out[HEADER_LEN + EF_HEADER_LEN..uid_end].copy_from_slice(unique_id);
     let room = (limit - uid_end - AUTH_OVERHEAD) / COOKIE_EF_LEN;
     let cookies = auth.cookies_wanted.min(room);
@@ -286,14 +289,14 @@ pub fn write_reply_fields(
 
 /// Encrypts the reply's cookies under the S2C key, authenticating every byte
 /// before the authenticator: the last step before the send.
-pub fn seal_reply(out: &mut [u8], pending: &PendingSeal, session: &SessionKeys) {
+pub fn seal_reply(out: &mut [u8], pending: &PendingSeal, s2c: &SessionKey) {
     let body = pending.auth_offset + EF_HEADER_LEN;
     let (associated, rest) = out.split_at_mut(pending.auth_offset);
     let rest = &mut rest[EF_HEADER_LEN..];
     let (nonce_and_tag, plaintext) = rest[4..].split_at_mut(NONCE_LEN + TAG_LEN);
     let (nonce, tag_out) = nonce_and_tag.split_at_mut(NONCE_LEN);
     let tag = aead::seal(
-        &session.s2c,
+        s2c,
         associated,
         nonce,
         &mut plaintext[..pending.plaintext_len],

@@ -34,7 +34,14 @@ fn header() -> [u8; 48] {
 }
 
 fn request(keys: &CookieKeys, placeholders: usize) -> Vec<u8> {
-    build_request(&header(), &[0xab; 32], &cookie_for(keys), placeholders, &session().c2s, &[9; NONCE_LEN])
+    build_request(
+        &header(),
+        &[0xab; 32],
+        &cookie_for(keys),
+        placeholders,
+        &session().c2s,
+        &[9; NONCE_LEN],
+    )
 }
 
 /// Runs the server side; the reply, or why there is none.
@@ -44,12 +51,19 @@ fn serve(packet: &[u8], keys: &CookieKeys) -> Result<Vec<u8>, NtsError> {
     let mut out = [0u8; 2048];
     out[..48].copy_from_slice(&packet[..48]);
     let mut counter = 0u8;
-    let pending = write_reply_fields(&mut out, packet.len(), fields.unique_id, &auth, keys, || {
-        counter += 1;
-        [counter; NONCE_LEN]
-    })
+    let pending = write_reply_fields(
+        &mut out,
+        packet.len(),
+        fields.unique_id,
+        &auth,
+        keys,
+        || {
+            counter += 1;
+            [counter; NONCE_LEN]
+        },
+    )
     .expect("fits");
-    seal_reply(&mut out, &pending, &auth.session);
+    seal_reply(&mut out, &pending, &auth.session.s2c);
     Ok(out[..pending.len].to_vec())
 }
 
@@ -59,11 +73,19 @@ fn a_request_earns_an_authentic_reply_with_one_cookie_per_slot() {
     for placeholders in [0, 1, 3, 7, 9] {
         let packet = request(&keys, placeholders);
         let reply = serve(&packet, &keys).expect("served");
-        assert_eq!(reply.len(), packet.len(), "no amplification, padded like chrony");
+        assert_eq!(
+            reply.len(),
+            packet.len(),
+            "no amplification, padded like chrony"
+        );
         let cookies = open_reply(&reply, &[0xab; 32], &session().s2c).expect("authentic");
         assert_eq!(cookies.len(), (1 + placeholders).min(MAX_COOKIES));
         for cookie in &cookies {
-            assert_eq!(keys.open(cookie), Ok(session()), "fresh cookies carry the same keys");
+            assert_eq!(
+                keys.open(cookie),
+                Ok(session()),
+                "fresh cookies carry the same keys"
+            );
             assert_ne!(cookie[..], cookie_for(&keys)[..], "and are fresh");
         }
     }
@@ -94,10 +116,16 @@ fn forged_replayed_or_foreign_requests_are_refused() {
         assert_eq!(serve(&forged, &keys), Err(expected), "offset {offset}");
     }
     // A cookie from a key this server never had, or rotated out: NAK.
-    assert_eq!(serve(&packet, &self::keys(2)), Err(NtsError::Cookie(CookieError::UnknownKey)));
+    assert_eq!(
+        serve(&packet, &self::keys(2)),
+        Err(NtsError::Cookie(CookieError::UnknownKey))
+    );
     let mut bad_cookie = packet.clone();
     bad_cookie[48 + 36 + 4 + 30] ^= 1;
-    assert_eq!(serve(&bad_cookie, &keys), Err(NtsError::Cookie(CookieError::Forged)));
+    assert_eq!(
+        serve(&bad_cookie, &keys),
+        Err(NtsError::Cookie(CookieError::Forged))
+    );
     assert!(serve(&bad_cookie, &keys).expect_err("nak").earns_nak());
 }
 
@@ -114,13 +142,21 @@ fn malformed_nts_requests_are_dropped_not_nakked() {
     auth_not_last.extend_from_slice(&[0x20, 0, 0, 16]);
     auth_not_last.extend_from_slice(&[0; 12]);
     let mut two_cookies = header().to_vec();
-    for (kind, body) in [(field_type::UNIQUE_IDENTIFIER, &uid[..]), (field_type::COOKIE, &cookie[..]), (field_type::COOKIE, &cookie[..])] {
+    for (kind, body) in [
+        (field_type::UNIQUE_IDENTIFIER, &uid[..]),
+        (field_type::COOKIE, &cookie[..]),
+        (field_type::COOKIE, &cookie[..]),
+    ] {
         two_cookies.extend_from_slice(&kind.to_be_bytes());
         two_cookies.extend_from_slice(&((4 + body.len()) as u16).to_be_bytes());
         two_cookies.extend_from_slice(body);
     }
     let mut bad_placeholder = header().to_vec();
-    for (kind, body) in [(field_type::UNIQUE_IDENTIFIER, &uid[..]), (field_type::COOKIE, &cookie[..]), (field_type::COOKIE_PLACEHOLDER, &[0u8; 20][..])] {
+    for (kind, body) in [
+        (field_type::UNIQUE_IDENTIFIER, &uid[..]),
+        (field_type::COOKIE, &cookie[..]),
+        (field_type::COOKIE_PLACEHOLDER, &[0u8; 20][..]),
+    ] {
         bad_placeholder.extend_from_slice(&kind.to_be_bytes());
         bad_placeholder.extend_from_slice(&((4 + body.len()) as u16).to_be_bytes());
         bad_placeholder.extend_from_slice(body);
@@ -148,11 +184,22 @@ fn a_reply_never_outgrows_a_request_that_asks_for_too_many_cookies() {
     let fields = find_fields(&packet).expect("ok").expect("nts");
     let auth = authenticate(&packet, &fields, &keys).expect("authentic");
     let mut out = [0u8; 300];
-    let pending = write_reply_fields(&mut out, packet.len(), fields.unique_id, &auth, &keys, || [1; NONCE_LEN]).expect("fits");
+    let pending = write_reply_fields(
+        &mut out,
+        packet.len(),
+        fields.unique_id,
+        &auth,
+        &keys,
+        || [1; NONCE_LEN],
+    )
+    .expect("fits");
     assert!(pending.len <= 300);
-    seal_reply(&mut out, &pending, &auth.session);
+    seal_reply(&mut out, &pending, &auth.session.s2c);
     let cookies = open_reply(&out[..pending.len], &[0xab; 32], &session().s2c).expect("authentic");
-    assert_eq!(cookies.len(), (300 - 48 - 36 - AUTH_OVERHEAD) / COOKIE_EF_LEN);
+    assert_eq!(
+        cookies.len(),
+        (300 - 48 - 36 - AUTH_OVERHEAD) / COOKIE_EF_LEN
+    );
 }
 
 proptest! {

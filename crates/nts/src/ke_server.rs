@@ -100,7 +100,9 @@ pub async fn serve(
         let stats = stats.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let ending = tokio::time::timeout(limits.timeout, exchange(stream, &acceptor, &keys, &limits)).await;
+            let ending =
+                tokio::time::timeout(limits.timeout, exchange(stream, &acceptor, &keys, &limits))
+                    .await;
             let counter = match &ending {
                 Ok(Ending::Session) => &stats.sessions,
                 Ok(Ending::ErrorSent(_)) => &stats.error_responses,
@@ -149,7 +151,8 @@ async fn exchange(
         Ok(req) if req.negotiated() => match session_keys(tls.get_ref().1) {
             Some(session) => {
                 let cookies = seal_cookies(keys, &session);
-                let response = record::success_response(&req, cookies.iter().map(|c| &c[..]), limits.ntp_port);
+                let response =
+                    record::success_response(&req, cookies.iter().map(|c| &c[..]), limits.ntp_port);
                 let _ = tls.write_all(&response).await;
                 let _ = tls.shutdown().await;
                 return Ending::Session;

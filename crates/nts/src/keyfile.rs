@@ -185,11 +185,18 @@ mod tests {
         let path = dir.join("keys");
         let keys = CookieKeys::new(vec![key(2, 20), key(1, 10)]).expect("keys");
         save(&path, &keys).expect("saves");
-        let mode = std::fs::metadata(&path).expect("exists").permissions().mode() & 0o777;
+        let mode = std::fs::metadata(&path)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(load(&path).expect("loads"), keys);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(matches!(load(&path), Err(KeyfileError::TooOpen { mode: 0o644, .. })));
+        assert!(matches!(
+            load(&path),
+            Err(KeyfileError::TooOpen { mode: 0o644, .. })
+        ));
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
@@ -202,7 +209,10 @@ mod tests {
             (format!("0000000a 5 {}", "ab".repeat(31)), "64 hex"),
             (format!("a 5 {}", "ab".repeat(32)), "8 hex"),
             (format!("0000000a x {}", "ab".repeat(32)), "Unix seconds"),
-            (format!("0000000a 5 {} extra", "ab".repeat(32)), "three fields"),
+            (
+                format!("0000000a 5 {} extra", "ab".repeat(32)),
+                "three fields",
+            ),
             (format!("{good}\n{good}"), "duplicate"),
             (format!("0000000a 5 {}", "zz".repeat(32)), "64 hex"),
         ] {
@@ -210,6 +220,9 @@ mod tests {
             assert!(message.contains(needle), "{message}");
             assert!(!message.contains("abab"), "{message}");
         }
-        assert!(matches!(parse("# nothing\n", path), Err(KeyfileError::Empty { .. })));
+        assert!(matches!(
+            parse("# nothing\n", path),
+            Err(KeyfileError::Empty { .. })
+        ));
     }
 }

@@ -35,7 +35,11 @@ impl Default for RotationPolicy {
 
 impl RotationPolicy {
     /// The ring after rotation at `now_unix_s`, or `None` if nothing is due.
-    pub fn rotate(&self, keys: &CookieKeys, now_unix_s: u64) -> Result<Option<CookieKeys>, getrandom::Error> {
+    pub fn rotate(
+        &self,
+        keys: &CookieKeys,
+        now_unix_s: u64,
+    ) -> Result<Option<CookieKeys>, getrandom::Error> {
         let age_s = now_unix_s.saturating_sub(keys.current().created_unix_s);
         if age_s < self.rotate_every.as_secs() {
             return Ok(None);
@@ -84,9 +88,17 @@ pub enum KeyringChange {
 impl Keyring {
     /// Opens the key file. A writer creates it when missing and rotates it if
     /// a key is due; a reader needs it to exist.
-    pub fn open(path: &Path, role: KeyRole, policy: RotationPolicy, now_unix_s: u64) -> Result<Keyring, KeyfileError> {
+    pub fn open(
+        path: &Path,
+        role: KeyRole,
+        policy: RotationPolicy,
+        now_unix_s: u64,
+    ) -> Result<Keyring, KeyfileError> {
         let keys = match (keyfile::load(path), role) {
-            (Ok(keys), KeyRole::Writer) => match policy.rotate(&keys, now_unix_s).map_err(KeyfileError::Random)? {
+            (Ok(keys), KeyRole::Writer) => match policy
+                .rotate(&keys, now_unix_s)
+                .map_err(KeyfileError::Random)?
+            {
                 Some(rotated) => {
                     keyfile::save(path, &rotated)?;
                     rotated
@@ -98,7 +110,9 @@ impl Keyring {
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
                 let first = CookieKey::generate(now_unix_s).map_err(KeyfileError::Random)?;
-                let keys = CookieKeys::new(vec![first]).ok_or(KeyfileError::Empty { path: path.to_owned() })?;
+                let keys = CookieKeys::new(vec![first]).ok_or(KeyfileError::Empty {
+                    path: path.to_owned(),
+                })?;
                 keyfile::save(path, &keys)?;
                 keys
             }
@@ -125,7 +139,11 @@ impl Keyring {
         match self.role {
             KeyRole::Writer => {
                 let current = self.shared.load();
-                let Some(rotated) = self.policy.rotate(&current, now_unix_s).map_err(KeyfileError::Random)? else {
+                let Some(rotated) = self
+                    .policy
+                    .rotate(&current, now_unix_s)
+                    .map_err(KeyfileError::Random)?
+                else {
                     return Ok(None);
                 };
                 keyfile::save(&self.path, &rotated)?;
@@ -159,11 +177,12 @@ fn modified(path: &Path) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cookie::{COOKIE_LEN, SessionKeys};
     use crate::aead::{NONCE_LEN, SessionKey};
+    use crate::cookie::{COOKIE_LEN, SessionKeys};
 
     fn temp_path(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("skytime-keyring-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("skytime-keyring-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         dir.join("cookie-keys")
@@ -181,22 +200,35 @@ mod tests {
 
     #[test]
     fn rotation_keeps_old_keys_for_a_while_then_drops_them() {
-        let policy = RotationPolicy { rotate_every: Duration::from_secs(100), keep: 3 };
-        let start = CookieKeys::new(vec![CookieKey::generate(1000).expect("random")]).expect("keys");
+        let policy = RotationPolicy {
+            rotate_every: Duration::from_secs(100),
+            keep: 3,
+        };
+        let start =
+            CookieKeys::new(vec![CookieKey::generate(1000).expect("random")]).expect("keys");
         let cookie = sealed(&start);
         assert_eq!(policy.rotate(&start, 1099).expect("random"), None);
         let second = policy.rotate(&start, 1100).expect("random").expect("due");
         let third = policy.rotate(&second, 1200).expect("random").expect("due");
-        assert!(third.open(&cookie).is_ok(), "a two-rotation-old cookie still opens");
+        assert!(
+            third.open(&cookie).is_ok(),
+            "a two-rotation-old cookie still opens"
+        );
         let fourth = policy.rotate(&third, 1300).expect("random").expect("due");
         assert_eq!(fourth.keys().len(), 3);
-        assert!(fourth.open(&cookie).is_err(), "a cookie from a dropped key is refused");
+        assert!(
+            fourth.open(&cookie).is_err(),
+            "a cookie from a dropped key is refused"
+        );
     }
 
     #[test]
     fn a_restarted_writer_keeps_its_keys_and_a_reader_follows_the_writer() {
         let path = temp_path("fleet");
-        let policy = RotationPolicy { rotate_every: Duration::from_secs(100), keep: 3 };
+        let policy = RotationPolicy {
+            rotate_every: Duration::from_secs(100),
+            keep: 3,
+        };
         let mut writer = Keyring::open(&path, KeyRole::Writer, policy, 1000).expect("creates");
         let cookie = sealed(&writer.shared().load());
         let restarted = Keyring::open(&path, KeyRole::Writer, policy, 1050).expect("loads");
@@ -206,14 +238,21 @@ mod tests {
         // The writer rotates; the reader picks the new key up (mtime may not
         // tick within the same second on every filesystem: force it).
         let change = writer.tick(1100).expect("rotates");
-        let Some(KeyringChange::Rotated(id)) = change else { panic!("{change:?}") };
+        let Some(KeyringChange::Rotated(id)) = change else {
+            panic!("{change:?}")
+        };
         reader.seen_modified = None;
-        assert_eq!(reader.tick(1101).expect("reloads"), Some(KeyringChange::Reloaded(id)));
+        assert_eq!(
+            reader.tick(1101).expect("reloads"),
+            Some(KeyringChange::Reloaded(id))
+        );
         let new_cookie = sealed(&writer.shared().load());
         assert!(reader.shared().load().open(&new_cookie).is_ok());
         assert!(reader.shared().load().open(&cookie).is_ok());
         // A reader never writes, and needs the file.
-        assert!(Keyring::open(&path.with_extension("missing"), KeyRole::Reader, policy, 0).is_err());
+        assert!(
+            Keyring::open(&path.with_extension("missing"), KeyRole::Reader, policy, 0).is_err()
+        );
         std::fs::remove_dir_all(path.parent().expect("dir")).expect("cleanup");
     }
 }

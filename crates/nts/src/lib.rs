@@ -16,11 +16,11 @@
 pub mod aead;
 pub mod cookie;
 pub mod ef;
+#[cfg(feature = "ke-server")]
+pub mod ke_server;
 pub mod keyfile;
 pub mod keyring;
 pub mod record;
-#[cfg(feature = "ke-server")]
-pub mod ke_server;
 #[cfg(feature = "ke-server")]
 pub mod tls;
 

@@ -118,15 +118,12 @@ pub fn decode_request(buf: &[u8]) -> Result<Option<KeRequest>, KeError> {
         match type_word & !CRITICAL {
             record_type::END_OF_MESSAGE => {
                 if !critical || !body.is_empty() {
-                    return Err(KeError::Bad(
-                        "End of Message must be critical and empty",
-                    ));
+                    return Err(KeError::Bad("End of Message must be critical and empty"));
                 }
                 if pos + RECORD_HEADER_LEN != buf.len() {
                     return Err(KeError::Bad("bytes after End of Message"));
                 }
-                let wants_ntpv4 =
-                    next_protocol.ok_or(KeError::Bad("no Next Protocol record"))?;
+                let wants_ntpv4 = next_protocol.ok_or(KeError::Bad("no Next Protocol record"))?;
                 let offers_aes_siv = match aead {
                     Some(offered) => offered,
                     None if wants_ntpv4 => {

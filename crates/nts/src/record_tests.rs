@@ -18,12 +18,17 @@ fn chrony_request() -> Vec<u8> {
 
 #[test]
 fn a_typical_request_negotiates_ntpv4_and_aes_siv() {
-    let req = decode_request(&chrony_request()).expect("valid").expect("complete");
+    let req = decode_request(&chrony_request())
+        .expect("valid")
+        .expect("complete");
     assert!(req.negotiated());
     let cookies = [[7u8; 100], [8u8; 100]];
     let response = success_response(&req, cookies.iter().map(|c| &c[..]), Some(1123));
     let records = split_records(&response).expect("ends with EoM");
-    let kinds: Vec<_> = records.iter().map(|r| (r.critical, r.kind, r.body.len())).collect();
+    let kinds: Vec<_> = records
+        .iter()
+        .map(|r| (r.critical, r.kind, r.body.len()))
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -76,20 +81,107 @@ fn broken_requests_are_refused_with_the_right_error_code() {
     let np = rec(true, record_type::NEXT_PROTOCOL, &[0, 0]);
     let aead = rec(false, record_type::AEAD_ALGORITHM, &[0, 15]);
     let cases: Vec<(Vec<u8>, ErrorCode, &str)> = vec![
-        ([np.clone(), aead.clone(), rec(true, 0x1234, &[1])].concat(), ErrorCode::UnrecognizedCriticalRecord, "unknown critical"),
-        ([aead.clone(), eom.clone()].concat(), ErrorCode::BadRequest, "no next protocol"),
-        ([np.clone(), eom.clone()].concat(), ErrorCode::BadRequest, "ntpv4 without aead"),
-        ([np.clone(), np.clone(), aead.clone(), eom.clone()].concat(), ErrorCode::BadRequest, "two next protocol"),
-        ([np.clone(), aead.clone(), aead.clone(), eom.clone()].concat(), ErrorCode::BadRequest, "two aead"),
-        ([rec(false, record_type::NEXT_PROTOCOL, &[0, 0]), aead.clone(), eom.clone()].concat(), ErrorCode::BadRequest, "non-critical next protocol"),
-        ([rec(true, record_type::NEXT_PROTOCOL, &[0]), aead.clone(), eom.clone()].concat(), ErrorCode::BadRequest, "odd list"),
-        ([np.clone(), aead.clone(), rec(true, record_type::END_OF_MESSAGE, &[0])].concat(), ErrorCode::BadRequest, "eom with body"),
-        ([np.clone(), aead.clone(), rec(false, record_type::END_OF_MESSAGE, &[])].concat(), ErrorCode::BadRequest, "non-critical eom"),
-        ([np.clone(), aead.clone(), eom.clone(), vec![0]].concat(), ErrorCode::BadRequest, "bytes after eom"),
-        ([np.clone(), aead.clone(), rec(true, record_type::NEW_COOKIE, &[1; 8]), eom.clone()].concat(), ErrorCode::BadRequest, "cookie in request"),
-        ([np.clone(), rec(false, record_type::AEAD_ALGORITHM, &[0; 200]), eom.clone()].concat(), ErrorCode::BadRequest, "list too long"),
-        ([np.clone(), aead.clone(), rec(false, 0x1234, &[0; 1100])].concat(), ErrorCode::BadRequest, "oversized record"),
-        (vec![0u8; MAX_REQUEST_LEN], ErrorCode::BadRequest, "never-ending junk"),
+        (
+            [np.clone(), aead.clone(), rec(true, 0x1234, &[1])].concat(),
+            ErrorCode::UnrecognizedCriticalRecord,
+            "unknown critical",
+        ),
+        (
+            [aead.clone(), eom.clone()].concat(),
+            ErrorCode::BadRequest,
+            "no next protocol",
+        ),
+        (
+            [np.clone(), eom.clone()].concat(),
+            ErrorCode::BadRequest,
+            "ntpv4 without aead",
+        ),
+        (
+            [np.clone(), np.clone(), aead.clone(), eom.clone()].concat(),
+            ErrorCode::BadRequest,
+            "two next protocol",
+        ),
+        (
+            [np.clone(), aead.clone(), aead.clone(), eom.clone()].concat(),
+            ErrorCode::BadRequest,
+            "two aead",
+        ),
+        (
+            [
+                rec(false, record_type::NEXT_PROTOCOL, &[0, 0]),
+                aead.clone(),
+                eom.clone(),
+            ]
+            .concat(),
+            ErrorCode::BadRequest,
+            "non-critical next protocol",
+        ),
+        (
+            [
+                rec(true, record_type::NEXT_PROTOCOL, &[0]),
+                aead.clone(),
+                eom.clone(),
+            ]
+            .concat(),
+            ErrorCode::BadRequest,
+            "odd list",
+        ),
+        (
+            [
+                np.clone(),
+                aead.clone(),
+                rec(true, record_type::END_OF_MESSAGE, &[0]),
+            ]
+            .concat(),
+            ErrorCode::BadRequest,
+            "eom with body",
+        ),
+        (
+            [
+                np.clone(),
+                aead.clone(),
+                rec(false, record_type::END_OF_MESSAGE, &[]),
+            ]
+            .concat(),
+            ErrorCode::BadRequest,
+            "non-critical eom",
+        ),
+        (
+            [np.clone(), aead.clone(), eom.clone(), vec![0]].concat(),
+            ErrorCode::BadRequest,
+            "bytes after eom",
+        ),
+        (
+            [
+                np.clone(),
+                aead.clone(),
+                rec(true, record_type::NEW_COOKIE, &[1; 8]),
+                eom.clone(),
+            ]
+            .concat(),
+            ErrorCode::BadRequest,
+            "cookie in request",
+        ),
+        (
+            [
+                np.clone(),
+                rec(false, record_type::AEAD_ALGORITHM, &[0; 200]),
+                eom.clone(),
+            ]
+            .concat(),
+            ErrorCode::BadRequest,
+            "list too long",
+        ),
+        (
+            [np.clone(), aead.clone(), rec(false, 0x1234, &[0; 1100])].concat(),
+            ErrorCode::BadRequest,
+            "oversized record",
+        ),
+        (
+            vec![0u8; MAX_REQUEST_LEN],
+            ErrorCode::BadRequest,
+            "never-ending junk",
+        ),
     ];
     for (bytes, code, what) in cases {
         let error = decode_request(&bytes).expect_err(what);
@@ -113,7 +205,12 @@ fn unknown_non_critical_records_and_suggestions_are_ignored() {
         rec(true, record_type::END_OF_MESSAGE, &[]),
     ]
     .concat();
-    assert!(decode_request(&request).expect("valid").expect("complete").negotiated());
+    assert!(
+        decode_request(&request)
+            .expect("valid")
+            .expect("complete")
+            .negotiated()
+    );
 }
 
 proptest! {

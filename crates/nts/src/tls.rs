@@ -100,7 +100,9 @@ pub fn load(cert: &Path, key: &Path) -> Result<(Arc<CertifiedKey>, CertificateIn
         .load_private_key(private)
         .map_err(|e| mismatch(e.to_string()))?;
     let certified = CertifiedKey::new(chain, signing);
-    certified.keys_match().map_err(|e| mismatch(e.to_string()))?;
+    certified
+        .keys_match()
+        .map_err(|e| mismatch(e.to_string()))?;
     let info = certificate_info(&certified.cert[0]).map_err(|problem| TlsError::Unparsable {
         path: cert.to_owned(),
         problem,
@@ -109,7 +111,8 @@ pub fn load(cert: &Path, key: &Path) -> Result<(Arc<CertifiedKey>, CertificateIn
 }
 
 fn certificate_info(der: &CertificateDer<'_>) -> Result<CertificateInfo, String> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| e.to_string())?;
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| e.to_string())?;
     Ok(CertificateInfo {
         subject: parsed.subject().to_string(),
         not_after_unix_s: parsed.validity().not_after.timestamp(),

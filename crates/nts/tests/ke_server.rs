@@ -31,7 +31,12 @@ impl Pki {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = ca_params.self_signed(&ca_key).expect("ca");
-        Pki { dir, ca_der: ca.der().clone(), ca_key, ca_params }
+        Pki {
+            dir,
+            ca_der: ca.der().clone(),
+            ca_key,
+            ca_params,
+        }
     }
 
     /// Writes a server certificate and key for `localhost`; returns their paths.
@@ -94,8 +99,20 @@ async fn start(cert: &Path, key: &Path, limits: KeLimits) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let stats = Arc::new(KeStats::default());
-    let task = tokio::spawn(ke_server::serve(listener, certs.clone(), keys.clone(), limits, stats.clone()));
-    Server { addr, stats, keys, certs, task }
+    let task = tokio::spawn(ke_server::serve(
+        listener,
+        certs.clone(),
+        keys.clone(),
+        limits,
+        stats.clone(),
+    ));
+    Server {
+        addr,
+        stats,
+        keys,
+        certs,
+        task,
+    }
 }
 
 fn request() -> Vec<u8> {
@@ -126,17 +143,33 @@ async fn exchange(client: &mut Client, request: &[u8]) -> Vec<u8> {
 async fn a_session_hands_out_eight_cookies_sealing_the_exported_keys() {
     let pki = Pki::new("session");
     let (cert, key) = pki.issue("server");
-    let server = start(&cert, &key, KeLimits { ntp_port: Some(11123), ..KeLimits::default() }).await;
-    let mut client = connect(&server, pki.client_config(&[b"ntske/1"], false)).await.expect("handshake");
+    let server = start(
+        &cert,
+        &key,
+        KeLimits {
+            ntp_port: Some(11123),
+            ..KeLimits::default()
+        },
+    )
+    .await;
+    let mut client = connect(&server, pki.client_config(&[b"ntske/1"], false))
+        .await
+        .expect("handshake");
     let expected = ke_server::client_session_keys(client.get_ref().1).expect("exporter");
     let response = exchange(&mut client, &request()).await;
     let records = record::split_records(&response).expect("complete response");
-    let cookies: Vec<_> = records.iter().filter(|r| r.kind == record_type::NEW_COOKIE).collect();
+    let cookies: Vec<_> = records
+        .iter()
+        .filter(|r| r.kind == record_type::NEW_COOKIE)
+        .collect();
     assert_eq!(cookies.len(), 8);
     for cookie in cookies {
         assert_eq!(server.keys.load().open(cookie.body), Ok(expected.clone()));
     }
-    let port = records.iter().find(|r| r.kind == record_type::NTPV4_PORT).expect("port");
+    let port = records
+        .iter()
+        .find(|r| r.kind == record_type::NTPV4_PORT)
+        .expect("port");
     assert_eq!(port.body, 11123u16.to_be_bytes());
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(server.stats.sessions.load(Ordering::Relaxed), 1);
@@ -147,8 +180,18 @@ async fn wrong_alpn_and_tls12_fail_the_handshake() {
     let pki = Pki::new("handshake");
     let (cert, key) = pki.issue("server");
     let server = start(&cert, &key, KeLimits::default()).await;
-    assert!(connect(&server, pki.client_config(&[b"http/1.1"], false)).await.is_err(), "wrong ALPN");
-    assert!(connect(&server, pki.client_config(&[b"ntske/1"], true)).await.is_err(), "TLS 1.2");
+    assert!(
+        connect(&server, pki.client_config(&[b"http/1.1"], false))
+            .await
+            .is_err(),
+        "wrong ALPN"
+    );
+    assert!(
+        connect(&server, pki.client_config(&[b"ntske/1"], true))
+            .await
+            .is_err(),
+        "TLS 1.2"
+    );
     // No ALPN at all: the handshake may pass, but no record is answered.
     if let Ok(mut client) = connect(&server, pki.client_config(&[], false)).await {
         assert!(exchange(&mut client, &request()).await.is_empty());
@@ -191,7 +234,11 @@ async fn bad_requests_get_an_error_record_and_truncated_ones_nothing() {
 async fn a_slowloris_is_cut_off_and_the_box_keeps_serving() {
     let pki = Pki::new("slowloris");
     let (cert, key) = pki.issue("server");
-    let limits = KeLimits { max_connections: 4, timeout: Duration::from_millis(400), ntp_port: None };
+    let limits = KeLimits {
+        max_connections: 4,
+        timeout: Duration::from_millis(400),
+        ntp_port: None,
+    };
     let server = start(&cert, &key, limits).await;
     // Four connections that never speak hold every slot...
     let mut idle = Vec::new();
@@ -200,16 +247,26 @@ async fn a_slowloris_is_cut_off_and_the_box_keeps_serving() {
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     // ...so a fifth is closed at once rather than queued without bound...
-    assert!(connect(&server, pki.client_config(&[b"ntske/1"], false)).await.is_err());
+    assert!(
+        connect(&server, pki.client_config(&[b"ntske/1"], false))
+            .await
+            .is_err()
+    );
     assert!(server.stats.refused_busy.load(Ordering::Relaxed) >= 1);
     // ...and once the deadline frees them, service resumes.
     tokio::time::sleep(Duration::from_millis(600)).await;
     for stream in &mut idle {
         let mut byte = [0u8; 1];
-        assert_eq!(stream.read(&mut byte).await.unwrap_or(0), 0, "closed by the server");
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap_or(0),
+            0,
+            "closed by the server"
+        );
     }
     assert_eq!(server.stats.timeouts.load(Ordering::Relaxed), 4);
-    let mut client = connect(&server, pki.client_config(&[b"ntske/1"], false)).await.expect("handshake");
+    let mut client = connect(&server, pki.client_config(&[b"ntske/1"], false))
+        .await
+        .expect("handshake");
     assert!(record::split_records(&exchange(&mut client, &request()).await).is_some());
 }
 
@@ -226,17 +283,25 @@ async fn a_swapped_certificate_serves_the_next_handshake_and_a_bad_one_is_refuse
     std::fs::copy(&new_key, &key).expect("swap key");
     server.certs.reload().expect("reloads");
     let mut fresh = connect(&server, config.clone()).await.expect("handshake");
-    assert_ne!(fresh.get_ref().1.peer_certificates().expect("cert")[0], first);
+    assert_ne!(
+        fresh.get_ref().1.peer_certificates().expect("cert")[0],
+        first
+    );
     assert!(record::split_records(&exchange(&mut fresh, &request()).await).is_some());
     // The connection opened before the swap still completes.
     let mut held = held;
     assert!(record::split_records(&exchange(&mut held, &request()).await).is_some());
     // A key that does not fit the certificate is refused, the old pair kept.
     let (_, stray_key) = pki.issue("stray");
-    assert!(matches!(tls::load(&cert, &stray_key), Err(TlsError::Mismatch { .. })));
+    assert!(matches!(
+        tls::load(&cert, &stray_key),
+        Err(TlsError::Mismatch { .. })
+    ));
     std::fs::copy(&stray_key, &key).expect("break key");
     assert!(server.certs.reload().is_err());
-    let mut after = connect(&server, config).await.expect("old pair still served");
+    let mut after = connect(&server, config)
+        .await
+        .expect("old pair still served");
     assert!(record::split_records(&exchange(&mut after, &request()).await).is_some());
     assert!(server.certs.info().days_left(0) > 365);
 }

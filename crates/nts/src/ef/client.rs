@@ -24,7 +24,11 @@ pub fn build_request(
     push_ef(&mut out, field_type::UNIQUE_IDENTIFIER, unique_id);
     push_ef(&mut out, field_type::COOKIE, cookie);
     for _ in 0..placeholders {
-        push_ef(&mut out, field_type::COOKIE_PLACEHOLDER, &vec![0; cookie.len()]);
+        push_ef(
+            &mut out,
+            field_type::COOKIE_PLACEHOLDER,
+            &vec![0; cookie.len()],
+        );
     }
     let auth_offset = out.len();
     let mut body = Vec::new();
@@ -39,7 +43,11 @@ pub fn build_request(
 
 /// Checks a reply's Unique Identifier and authenticator under `s2c` and
 /// returns the cookies it carries.
-pub fn open_reply(reply: &[u8], unique_id: &[u8], s2c: &SessionKey) -> Result<Vec<Vec<u8>>, &'static str> {
+pub fn open_reply(
+    reply: &[u8],
+    unique_id: &[u8],
+    s2c: &SessionKey,
+) -> Result<Vec<Vec<u8>>, &'static str> {
     let mut pos = HEADER_LEN;
     let mut echoed = false;
     while reply.len() - pos >= EF_HEADER_LEN {
@@ -55,7 +63,8 @@ pub fn open_reply(reply: &[u8], unique_id: &[u8], s2c: &SessionKey) -> Result<Ve
                 if !echoed {
                     return Err("Unique Identifier missing or different");
                 }
-                let (nonce, ciphertext) = split_authenticator(body).map_err(|_| "bad authenticator")?;
+                let (nonce, ciphertext) =
+                    split_authenticator(body).map_err(|_| "bad authenticator")?;
                 let mut tag = [0u8; TAG_LEN];
                 tag.copy_from_slice(&ciphertext[..TAG_LEN]);
                 let mut plaintext = ciphertext[TAG_LEN..].to_vec();
@@ -65,7 +74,8 @@ pub fn open_reply(reply: &[u8], unique_id: &[u8], s2c: &SessionKey) -> Result<Ve
                 let mut at = 0;
                 while plaintext.len() - at >= EF_HEADER_LEN {
                     let kind = u16::from_be_bytes([plaintext[at], plaintext[at + 1]]);
-                    let len = usize::from(u16::from_be_bytes([plaintext[at + 2], plaintext[at + 3]]));
+                    let len =
+                        usize::from(u16::from_be_bytes([plaintext[at + 2], plaintext[at + 3]]));
                     if len < EF_HEADER_LEN || at + len > plaintext.len() {
                         return Err("bad encrypted field");
                     }

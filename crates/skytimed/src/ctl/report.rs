@@ -90,8 +90,8 @@ pub fn fix_mode_code(mode: FixMode) -> u8 {
 pub fn outcome_group(o: Outcome) -> &'static str {
     match o {
         Outcome::Served | Outcome::ServedInterleaved => "served",
-        Outcome::Authenticated => "authenticated",
-        Outcome::CryptoNak | Outcome::AuthFailedIgnored => "auth_failed",
+        Outcome::Authenticated | Outcome::NtsAuthenticated => "authenticated",
+        Outcome::CryptoNak | Outcome::AuthFailedIgnored | Outcome::NtsNak => "auth_failed",
         Outcome::DeniedKod | Outcome::DeniedIgnored => "denied",
         Outcome::RateLimitedKod | Outcome::RateLimitedDropped => "rate_limited",
         Outcome::Malformed | Outcome::BadVersion | Outcome::DroppedMode => "malformed",
