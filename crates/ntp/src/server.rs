@@ -97,6 +97,9 @@ outcomes! {
     Served => "served",
     /// Answered in interleaved mode, unauthenticated.
     ServedInterleaved => "served_interleaved",
+    /// A symmetric-active request (w32time's default for a manual peer)
+    /// answered statelessly in symmetric passive mode, as chrony does.
+    ServedSymmetric => "served_symmetric",
     /// Answered with a valid MAC (basic or interleaved).
     Authenticated => "authenticated",
     /// An NTS request (valid cookie and authenticator) answered with fresh
@@ -121,7 +124,8 @@ outcomes! {
     Malformed => "malformed",
     /// Version 0 or 5 to 7: dropped.
     BadVersion => "bad_version",
-    /// Any mode but client (3), including control (6) and private (7): dropped.
+    /// Any mode but client (3) and symmetric active (1), including control (6)
+    /// and private (7): dropped.
     DroppedMode => "dropped_mode",
 }
 
@@ -221,7 +225,10 @@ impl Server {
         // NTPv1 had no mode field: its requests carry 0 there (as ntpd and
         // chrony, take them as client requests).
         let v1_request = req.version == 1 && req.mode == 0;
-        if req.mode != mode::CLIENT && !v1_request {
+        // A symmetric-active peer gets the same answer a client would, in
+        // mode 2, with no association: no state beyond what a client leaves.
+        let symmetric = req.mode == mode::SYMMETRIC_ACTIVE;
+        if req.mode != mode::CLIENT && !v1_request && !symmetric {
             return ServerAction::Drop(Outcome::DroppedMode);
         }
         let Ok(framing) = parse_framing(request) else {
@@ -248,7 +255,7 @@ impl Server {
 
         // NTS first: its fields are extension fields, never a legacy MAC.
         let mut nts_request = None;
-        if let Some(nts) = &self.nts {
+        if let Some(nts) = self.nts.as_ref().filter(|_| !symmetric) {
             match nts.check(request) {
                 NtsCheck::Plain => {}
                 NtsCheck::Authentic { auth, unique_id } => nts_request = Some((auth, unique_id)),
@@ -300,7 +307,10 @@ impl Server {
         }
         self.last_rx_key = rx_key;
 
-        let looks_interleaved = !req.origin_ts.is_zero() && req.receive_ts != req.transmit_ts;
+        // A symmetric peer's origin and receive fields are always set; its
+        // interleaved mode is not served.
+        let looks_interleaved =
+            !symmetric && !req.origin_ts.is_zero() && req.receive_ts != req.transmit_ts;
         let saved_tx = if looks_interleaved {
             self.timestamps.get(req.origin_ts)
         } else {
@@ -313,12 +323,15 @@ impl Server {
         if saved_tx.is_some() && outcome == Outcome::Served {
             outcome = Outcome::ServedInterleaved;
         }
+        if symmetric && outcome == Outcome::Served {
+            outcome = Outcome::ServedSymmetric;
+        }
 
         let synced = state.serves_synchronised();
         let header = Header {
             leap: if synced { leap_bits(state.leap) } else { 3 },
             version: req.version,
-            mode: mode::SERVER,
+            mode: reply_mode(req.mode),
             stratum: if synced { state.stratum } else { 16 },
             poll: req.poll,
             precision: self.precision,
@@ -412,7 +425,7 @@ impl Server {
         let header = Header {
             leap: 3,
             version: req.version,
-            mode: mode::SERVER,
+            mode: reply_mode(req.mode),
             stratum: 0,
             poll: req.poll,
             precision: self.precision,
@@ -458,6 +471,15 @@ impl Server {
     }
 }
 
+/// Mode 2 answers mode 1; everything else answered is a client request.
+fn reply_mode(request_mode: u8) -> u8 {
+    if request_mode == mode::SYMMETRIC_ACTIVE {
+        mode::SYMMETRIC_PASSIVE
+    } else {
+        mode::SERVER
+    }
+}
+
 fn leap_bits(leap: LeapChange) -> u8 {
     match leap {
         LeapChange::None => 0,
@@ -478,3 +500,7 @@ mod tests;
 #[cfg(test)]
 #[path = "server_nts_tests.rs"]
 mod nts_tests;
+
+#[cfg(test)]
+#[path = "server_symmetric_tests.rs"]
+mod symmetric_tests;

@@ -43,7 +43,7 @@ impl IoCounter {
     }
 }
 
-const N_OUTCOMES: usize = 14;
+const N_OUTCOMES: usize = 15;
 const N_IO: usize = 5;
 
 /// One worker's counters, on their own cache lines.

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod aead;
+pub mod config;
 pub mod cookie;
 pub mod ef;
 #[cfg(feature = "ke-server")]
@@ -25,5 +26,6 @@ pub mod record;
 pub mod tls;
 
 pub use aead::SessionKey;
+pub use config::{DEFAULT_KE_PORT, NtsConfig};
 pub use cookie::{COOKIE_LEN, CookieError, CookieKey, CookieKeys, SessionKeys};
 pub use keyring::{KeyRole, Keyring, RotationPolicy, SharedCookieKeys};

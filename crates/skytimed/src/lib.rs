@@ -8,6 +8,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod discipline;
 pub mod metrics;
+pub mod nts;
 pub mod paths;
 pub mod simulate;
 pub mod state;

@@ -30,6 +30,8 @@ pub struct Config {
     pub refclock: skytime_refclock::RefclockConfig,
     /// `[ntp]`: the server.
     pub ntp: skytime_ntp::ServerConfig,
+    /// `[nts]`: Network Time Security (off while no certificate is set).
+    pub nts: skytime_nts::NtsConfig,
     /// `[control]`: the operator socket.
     pub control: ControlConfig,
     /// `[metrics]`: the Prometheus endpoint.
@@ -146,6 +148,7 @@ impl Config {
             pps: skytime_pps::PpsConfig,
             refclock: skytime_refclock::RefclockConfig,
             ntp: skytime_ntp::ServerConfig,
+            nts: skytime_nts::NtsConfig,
             control: ControlConfig,
             metrics: Option<HttpEndpointConfig>,
             web: Option<HttpEndpointConfig>,
@@ -160,6 +163,7 @@ impl Config {
                     pps: c.pps,
                     refclock: c.refclock,
                     ntp: c.ntp,
+                    nts: c.nts,
                     control: c.control,
                     metrics: None,
                     web: None,
@@ -178,6 +182,7 @@ impl Config {
             pps: overlay.pps,
             refclock: overlay.refclock,
             ntp: overlay.ntp,
+            nts: overlay.nts,
             control: overlay.control,
             // A section that is present but leaves out `listen` gets the default port, not 0.
             metrics: merge_endpoint(text, "metrics", overlay.metrics, defaults.metrics),
@@ -225,6 +230,7 @@ impl Config {
         section("pps", self.pps.validate());
         section("refclock", self.refclock.validate());
         section("ntp", self.ntp.validate());
+        section("nts", self.nts.validate());
         section("alerts", self.alerts.validate());
         let mut own = Vec::new();
         if !self.control.socket.is_absolute() {

@@ -89,7 +89,7 @@ pub fn fix_mode_code(mode: FixMode) -> u8 {
 /// The group of `skytime_ntp_requests_total{outcome}` a server outcome counts in.
 pub fn outcome_group(o: Outcome) -> &'static str {
     match o {
-        Outcome::Served | Outcome::ServedInterleaved => "served",
+        Outcome::Served | Outcome::ServedInterleaved | Outcome::ServedSymmetric => "served",
         Outcome::Authenticated | Outcome::NtsAuthenticated => "authenticated",
         Outcome::CryptoNak | Outcome::AuthFailedIgnored | Outcome::NtsNak => "auth_failed",
         Outcome::DeniedKod | Outcome::DeniedIgnored => "denied",

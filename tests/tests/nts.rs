@@ -1,0 +1,224 @@
+//! NTS end to end: the real `skytimed --simulate` serving NTS to Debian's
+//! chrony 4.3 (`chronyd -x`, never touching the clock) across a certificate
+//! swap and a restart; and two skytimed instances sharing a cookie key file.
+
+use skytime_e2e::pki::TestCa;
+use skytime_e2e::{CHRONYD, ChronyClient, Daemon, TempDir, free_udp_port, ntpdata_field};
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free TCP port")
+}
+
+/// Writes a config serving NTS on `ke_port` with the given key file role.
+fn write_config(dir: &Path, name: &str, ke_port: u16, key_file: &Path, role: &str) -> String {
+    let config = dir.join(name);
+    fs::write(
+        &config,
+        format!(
+            "[ntp.ratelimit]\nenabled = false\n\n[nts]\ncertificate = \"{}\"\nprivate_key = \"{}\"\nke_listen = [\"127.0.0.1:{ke_port}\"]\ncookie_key_file = \"{}\"\ncookie_key_role = \"{role}\"\n",
+            dir.join("nts.crt").display(),
+            dir.join("nts.key").display(),
+            key_file.display(),
+        ),
+    )
+    .expect("write config");
+    config.display().to_string()
+}
+
+/// `skytimed --simulate` on a fixed NTP port (so a restart keeps it).
+fn start(ntp_port: u16, config: &str) -> Daemon {
+    let state = TempDir::new("nts-state");
+    let args: Vec<String> = [
+        "--simulate",
+        "--listen",
+        &format!("127.0.0.1:{ntp_port}"),
+        "--state-dir",
+        &state.path().display().to_string(),
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--web-listen",
+        "127.0.0.1:0",
+        "--config",
+        config,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut daemon = Daemon::spawn(&args, ntp_port, state).expect("start skytimed");
+    daemon
+        .wait_for_log("serving NTS-KE", Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e}"));
+    daemon
+}
+
+fn counter(ntpdata: &str, name: &str) -> u64 {
+    ntpdata_field(ntpdata, name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{ntpdata}"))
+}
+
+/// The authdata row of the server: (mode, KE attempts, NAKs, cookies, last KE age s).
+fn authdata_row(client: &ChronyClient) -> (String, Vec<String>) {
+    let text = client.chronyc(&["authdata"]);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("127.0.0.1"))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    (text, row)
+}
+
+/// Seconds from chrony's "Last" column (e.g. `12`, `3m`, `2h`).
+fn age_s(text: &str) -> u64 {
+    let (digits, unit): (String, String) = text.chars().partition(|c| c.is_ascii_digit());
+    let n: u64 = digits.parse().unwrap_or(0);
+    match unit.as_str() {
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => n,
+    }
+}
+
+/// Waits for the client's next poll to be sent and answered; returns
+/// (TX, RX) counters then.
+fn after_next_poll(client: &ChronyClient) -> (u64, u64) {
+    let before = counter(&client.ntpdata(), "Total TX");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let data = client.ntpdata();
+        if counter(&data, "Total TX") > before {
+            std::thread::sleep(Duration::from_millis(300));
+            let data = client.ntpdata();
+            return (counter(&data, "Total TX"), counter(&data, "Total RX"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chronyd stopped polling:\n{data}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn chrony_uses_nts_across_a_certificate_swap_and_a_restart_without_new_nts_ke() {
+    skytime_e2e::require_tool(CHRONYD);
+    let work = TempDir::new("nts-chrony");
+    let ca = TestCa::new().expect("CA");
+    let ca_file = work.path().join("ca.pem");
+    ca.write_ca(&ca_file).expect("write CA");
+    ca.issue_to(
+        &work.path().join("nts.crt"),
+        &work.path().join("nts.key"),
+        "skytime one",
+    )
+    .expect("issue");
+    let (ntp_port, ke_port) = (free_udp_port(), free_tcp_port());
+    let key_file = work.path().join("cookie-keys");
+    let config = write_config(work.path(), "skytime.toml", ke_port, &key_file, "writer");
+    let mut daemon = start(ntp_port, &config);
+    daemon
+        .wait_for_stratum_one(Duration::from_secs(45))
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let client = ChronyClient::start_with(
+        "nts-client",
+        &format!(
+            "server 127.0.0.1 port {ntp_port} nts ntsport {ke_port} minpoll 1 maxpoll 1 iburst"
+        ),
+        None,
+        &format!("ntstrustedcerts {}\n", ca_file.display()),
+    )
+    .expect("start chronyd -x");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sources = client.chronyc(&["sources"]);
+        let (authdata, row) = authdata_row(&client);
+        if sources
+            .lines()
+            .any(|l| l.starts_with("^*") && l.contains("127.0.0.1"))
+            && row.get(1).is_some_and(|m| m == "NTS")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chrony never selected skytime over NTS:\n{sources}\n{authdata}\n{}",
+            daemon.log_lines().join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (authdata, row) = authdata_row(&client);
+    eprintln!(
+        "--- chronyc -n authdata (selected)\n{authdata}--- chronyc -n sources\n{}",
+        client.chronyc(&["sources"])
+    );
+    // Columns: Name Mode KeyID Type KLen Last Atmp NAK Cook CLen.
+    assert_eq!(row[1], "NTS");
+    assert_eq!(row[4], "256", "AES-SIV-CMAC-256");
+    assert_eq!(row[9], "100", "cookie length");
+    let first_ke_age = age_s(&row[5]);
+
+    // 1. Certificate swap: renew in place, SIGHUP; clients notice nothing.
+    let (tx0, rx0) = after_next_poll(&client);
+    ca.issue_to(
+        &work.path().join("nts.crt"),
+        &work.path().join("nts.key"),
+        "skytime renewed",
+    )
+    .expect("renew");
+    // SAFETY: kill(2) on the PID of the daemon this test started.
+    unsafe { libc::kill(daemon.pid() as i32, libc::SIGHUP) };
+    daemon
+        .wait_for_log("NTS certificate reloaded", Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..3 {
+        after_next_poll(&client);
+    }
+    let (tx1, rx1) = after_next_poll(&client);
+    assert_eq!(
+        tx1 - tx0,
+        rx1 - rx0,
+        "a poll went unanswered across the certificate swap"
+    );
+
+    // 2. Restart right after a poll: the new process reads the same cookie
+    //    key file, so the client's cookies stay good.
+    let (tx2, rx2) = after_next_poll(&client);
+    daemon.terminate().expect("stop skytimed");
+    let restarted = start(ntp_port, &config);
+    for _ in 0..4 {
+        after_next_poll(&client);
+    }
+    let (tx3, rx3) = after_next_poll(&client);
+    assert_eq!(
+        tx3 - tx2,
+        rx3 - rx2,
+        "a poll went unanswered across the restart"
+    );
+
+    let (authdata, row) = authdata_row(&client);
+    let sources = client.chronyc(&["sources"]);
+    eprintln!(
+        "--- chronyc -n authdata (after swap and restart)\n{authdata}--- chronyc -n sources\n{sources}"
+    );
+    eprintln!("--- chronyc -n ntpdata\n{}", client.ntpdata());
+    assert_eq!(row[1], "NTS");
+    assert_eq!(row[7], "0", "no NTS NAK");
+    assert!(
+        age_s(&row[5]) > first_ke_age,
+        "the last NTS-KE is older than before: no new NTS-KE (was {first_ke_age} s, now {})",
+        row[5]
+    );
+    assert!(
+        restarted.log_lines().iter().all(|l| !l.contains("nts_nak")),
+        "{}",
+        restarted.log_lines().join("\n")
+    );
+}
