@@ -407,7 +407,18 @@ mod tests {
         let keyfile = std::env::temp_dir().join(format!("skytime-ref-keys-{}", std::process::id()));
         std::fs::write(&keyfile, "1 AES128 HEX:000102030405060708090a0b0c0d0e0f\n")
             .expect("write keyfile");
+        // And the NTS certificate and key must exist and match.
+        let nts_key = rcgen::KeyPair::generate().expect("key");
+        let nts_cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .and_then(|p| p.self_signed(&nts_key))
+            .expect("certificate");
+        let nts_cert_file = keyfile.with_extension("crt");
+        let nts_key_file = keyfile.with_extension("key");
+        std::fs::write(&nts_cert_file, nts_cert.pem()).expect("write certificate");
+        std::fs::write(&nts_key_file, nts_key.serialize_pem()).expect("write key");
         let reference = REFERENCE_CONFIG
+            .replace("/etc/skytime/nts.crt", &nts_cert_file.display().to_string())
+            .replace("/etc/skytime/nts.key", &nts_key_file.display().to_string())
             .replace("/etc/skytime/ntp.keys", &keyfile.display().to_string())
             .replace(
                 "\"2026-01-01\"",
@@ -434,6 +445,8 @@ mod tests {
             .join("\n");
         let result = Config::parse(&uncommented);
         let _ = std::fs::remove_file(&keyfile);
+        let _ = std::fs::remove_file(&nts_cert_file);
+        let _ = std::fs::remove_file(&nts_key_file);
         if let Err(problems) = result {
             panic!(
                 "{}",

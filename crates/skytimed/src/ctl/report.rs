@@ -56,6 +56,38 @@ pub fn rfc3339(t: UnixNanos) -> String {
         .unwrap_or_else(|| format!("{}ns", t.0))
 }
 
+/// NTS counters and certificate, when NTS is on. Certificate expiry is
+/// judged by the host's clock, as TLS peers judge it.
+fn nts_report(daemon: &DaemonState) -> Option<NtsReport> {
+    let nts = daemon.nts.get()?;
+    let (requests, naks) = daemon.ntp.get().map_or((0, 0), |n| {
+        let stats = n.stats();
+        (
+            stats.outcome(Outcome::NtsAuthenticated),
+            stats.outcome(Outcome::NtsNak),
+        )
+    });
+    let cert = nts.certificate();
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let ke = &nts.ke;
+    Some(NtsReport {
+        ke_listen: nts.ke_addrs.iter().map(|a| a.to_string()).collect(),
+        ke_sessions: ke.sessions.load(Ordering::Relaxed),
+        ke_error_responses: ke.error_responses.load(Ordering::Relaxed),
+        ke_failed_handshakes: ke.failed_handshakes.load(Ordering::Relaxed),
+        ke_timeouts: ke.timeouts.load(Ordering::Relaxed),
+        ke_refused_busy: ke.refused_busy.load(Ordering::Relaxed),
+        requests,
+        naks,
+        certificate_subject: cert.subject.clone(),
+        certificate_expires: rfc3339(UnixNanos::from_secs_nanos(cert.not_after_unix_s, 0)),
+        certificate_days_left: cert.days_left(now_s),
+        cookie_key_file: nts.cookie_key_file.display().to_string(),
+    })
+}
+
 /// A monotonic instant of the snapshot, on the disciplined realtime clock.
 fn mono_to_realtime(status: &Status, t: MonoNanos) -> UnixNanos {
     status.as_of.add_nanos(t.nanos_since(status.as_of_mono))
@@ -314,6 +346,7 @@ impl ReportContext {
                 unannounced_leap: d.unannounced_leap.map(|l| leap_name(l).to_string()),
             }),
             endpoints,
+            nts: nts_report(daemon),
         }
     }
 

@@ -97,7 +97,10 @@ function renderStatus(s) {
     ["Leap", s.leap.status + (s.leap.at ? " before " + s.leap.at : "")],
     ["Holdover", s.holdover ? duration(s.holdover.elapsed_s) + ", bound " + ns(s.holdover.bound_ns) + " of " + ns(s.holdover.limit_ns) : "no"],
     ["NTP requests", s.ntp.requests_per_second.toFixed(1) + "/s; served " + req.served + ", limited " + req.rate_limited + ", denied " + req.denied],
-  ]);
+  ].concat(s.nts ? [
+    ["NTS", s.nts.requests + " requests, " + s.nts.naks + " NAKs; NTS-KE " + s.nts.ke_sessions + " sessions on " + s.nts.ke_listen.join(", ")],
+    ["NTS certificate", s.nts.certificate_subject + ": expires " + s.nts.certificate_expires + " (" + s.nts.certificate_days_left + " days)"],
+  ] : []));
 
   const n = s.nmea;
   const delay = n.delay_median_ms !== null
