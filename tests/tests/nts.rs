@@ -222,3 +222,110 @@ fn chrony_uses_nts_across_a_certificate_swap_and_a_restart_without_new_nts_ke() 
         restarted.log_lines().join("\n")
     );
 }
+
+/// NTS-KE with a rustls client: (C2S/S2C keys, cookies).
+fn nts_ke(ca_pem: &str, ke_port: u16) -> (skytime_nts::SessionKeys, Vec<Vec<u8>>) {
+    use rustls::pki_types::pem::PemObject;
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA pem"))
+        .expect("root");
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .expect("TLS 1.3")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"ntske/1".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", ke_port)).expect("connect NTS-KE");
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut request = Vec::new();
+    use skytime_nts::record::{self, record_type};
+    record::write_record(&mut request, true, record_type::NEXT_PROTOCOL, &[0, 0]);
+    record::write_record(&mut request, true, record_type::AEAD_ALGORITHM, &[0, 15]);
+    record::write_record(&mut request, true, record_type::END_OF_MESSAGE, &[]);
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    tls.write_all(&request).expect("send request");
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response);
+    let keys = skytime_nts::ke_server::client_session_keys(&conn).expect("exporter");
+    let records = record::split_records(&response).expect("complete response");
+    let cookies = records
+        .iter()
+        .filter(|r| r.kind == record_type::NEW_COOKIE)
+        .map(|r| r.body.to_vec())
+        .collect();
+    (keys, cookies)
+}
+
+/// One NTS request over UDP; the cookies of an authentic reply.
+fn nts_query(
+    ntp_port: u16,
+    keys: &skytime_nts::SessionKeys,
+    cookie: &[u8],
+) -> Result<Vec<Vec<u8>>, String> {
+    let mut header = [0u8; 48];
+    header[0] = (4 << 3) | 3;
+    header[40..48].copy_from_slice(&0x0123_4567_89ab_cdefu64.to_be_bytes());
+    let unique_id = [0x5a; 32];
+    let request =
+        skytime_nts::ef::client::build_request(&header, &unique_id, cookie, 1, &keys.c2s, &[7; 16]);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    sock.send_to(&request, ("127.0.0.1", ntp_port))
+        .expect("send");
+    let mut buf = [0u8; 2048];
+    let (n, _) = sock
+        .recv_from(&mut buf)
+        .map_err(|e| format!("no reply: {e}"))?;
+    if &buf[12..16] == b"NTSN" {
+        return Err("NTS NAK".into());
+    }
+    skytime_nts::ef::client::open_reply(&buf[..n], &unique_id, &keys.s2c).map_err(str::to_string)
+}
+
+#[test]
+fn two_boxes_sharing_a_cookie_key_file_accept_each_others_cookies() {
+    let work = TempDir::new("nts-fleet");
+    let ca = TestCa::new().expect("CA");
+    ca.issue_to(
+        &work.path().join("nts.crt"),
+        &work.path().join("nts.key"),
+        "fleet",
+    )
+    .expect("issue");
+    let key_file = work.path().join("fleet-cookie-keys");
+    let (ntp_a, ke_a) = (free_udp_port(), free_tcp_port());
+    let writer = write_config(work.path(), "a.toml", ke_a, &key_file, "writer");
+    let _a = start(ntp_a, &writer);
+    // The reader starts from the file the writer created (shared storage).
+    let (ntp_b, ke_b) = (free_udp_port(), free_tcp_port());
+    let reader = write_config(work.path(), "b.toml", ke_b, &key_file, "reader");
+    let _b = start(ntp_b, &reader);
+    let stranger_keys = work.path().join("stranger-keys");
+    let (ntp_c, ke_c) = (free_udp_port(), free_tcp_port());
+    let stranger = write_config(work.path(), "c.toml", ke_c, &stranger_keys, "writer");
+    let _c = start(ntp_c, &stranger);
+
+    // A cookie from A's NTS-KE works at B, and the fresh cookie B returns
+    // works at A; and the other way round.
+    let (keys_a, cookies_a) = nts_ke(&ca.pem, ke_a);
+    assert_eq!(cookies_a.len(), 8);
+    let from_b = nts_query(ntp_b, &keys_a, &cookies_a[0]).expect("B accepts A's cookie");
+    assert_eq!(from_b.len(), 2, "the spent cookie and one placeholder");
+    nts_query(ntp_a, &keys_a, &from_b[0]).expect("A accepts the cookie B issued");
+    let (keys_b, cookies_b) = nts_ke(&ca.pem, ke_b);
+    nts_query(ntp_a, &keys_b, &cookies_b[0]).expect("A accepts B's NTS-KE cookie");
+    // A box with its own key file is no member: NTS NAK.
+    assert_eq!(
+        nts_query(ntp_c, &keys_a, &cookies_a[1]),
+        Err("NTS NAK".to_string())
+    );
+}

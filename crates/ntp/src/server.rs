@@ -258,7 +258,10 @@ impl Server {
         if let Some(nts) = self.nts.as_ref().filter(|_| !symmetric) {
             match nts.check(request) {
                 NtsCheck::Plain => {}
-                NtsCheck::Authentic { auth, unique_id } => nts_request = Some((auth, unique_id)),
+                NtsCheck::Authentic { auth, unique_id } => {
+                    self.clients.mark_nts(source);
+                    nts_request = Some((auth, unique_id));
+                }
                 NtsCheck::Nak { unique_id } => return self.nts_nak(&req, unique_id, out),
                 NtsCheck::Malformed => return ServerAction::Drop(Outcome::Malformed),
             }

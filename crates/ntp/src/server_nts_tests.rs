@@ -243,3 +243,37 @@ fn two_servers_sharing_cookie_keys_accept_each_others_cookies() {
     assert_eq!(outcome(action), Outcome::NtsAuthenticated);
     assert!(open_reply(&from_b, &UID, &session().s2c).is_ok());
 }
+
+#[test]
+fn the_client_table_tells_nts_clients_apart() {
+    let keys = ring(1);
+    let mut s = nts_server(ServerConfig::default(), &keys);
+    exchange(&mut s, &nts_request(&keys, &header(1, 0, 0), 0), T0);
+    let mut plain = [0u8; HEADER_LEN];
+    plain.copy_from_slice(&header(2, 0, 0));
+    let mut out = [0u8; 1024];
+    s.handle(
+        &plain,
+        "10.0.0.6".parse().expect("ip"),
+        UnixNanos(T0),
+        MonoNanos(T0),
+        &synced(),
+        &mut out,
+    );
+    let mut busiest = [crate::ClientSummary {
+        addr: "0.0.0.0".parse().expect("ip"),
+        requests: 0,
+        limited: 0,
+        nts: 0,
+        last_seen: MonoNanos(0),
+    }; 4];
+    let n = s.clients().busiest(&mut busiest);
+    let nts_of = |ip: &str| {
+        busiest[..n]
+            .iter()
+            .find(|c| c.addr.to_string() == ip)
+            .map(|c| c.nts)
+    };
+    assert_eq!(nts_of("10.0.0.5"), Some(1));
+    assert_eq!(nts_of("10.0.0.6"), Some(0));
+}

@@ -141,6 +141,7 @@ impl ServerStats {
                     Some(a) => {
                         a.requests += c.requests;
                         a.limited += c.limited;
+                        a.nts += c.nts;
                         a.last_seen = a.last_seen.max(c.last_seen);
                     }
                     None => all.push(c),

@@ -477,6 +477,7 @@ impl Buffers {
                     addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                     requests: 0,
                     limited: 0,
+                    nts: 0,
                     last_seen: MonoNanos(0),
                 };
                 BUSIEST

@@ -2,8 +2,9 @@
 //! under a server key so the server keeps no per-client state.
 //!
 //! Layout: key id (u32, big endian) ‖ nonce (16) ‖ AES-SIV-CMAC-256 of
-//! (C2S key ‖ S2C key) with the key id as associated data: 100 bytes, the
-//! same size and shape as chrony's. Encryption and decryption allocate nothing.
+//! (C2S key ‖ S2C key) with empty associated data: 100 bytes, byte for byte
+//! the layout chrony's NTS server uses, so a shared key could open either's
+//! cookies. Encryption and decryption allocate nothing.
 
 use crate::aead::{self, KEY_LEN, NONCE_LEN, SessionKey, TAG_LEN};
 
@@ -74,7 +75,9 @@ pub enum CookieError {
     Forged,
 }
 
-/// The keys a server accepts cookies from; the newest one seals new cookies.
+/// The keys a server accepts cookies from. The newest is a *future* key: held
+/// (so fleet readers have it a whole rotation before it is used) but not yet
+/// sealing; the one before it seals new cookies (chrony does the same).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CookieKeys {
     /// Oldest first; never empty.
@@ -96,10 +99,11 @@ impl CookieKeys {
         &self.keys
     }
 
-    /// The key that seals new cookies.
+    /// The key that seals new cookies: the second newest (the newest is the
+    /// future key), or the only one.
     pub fn current(&self) -> &CookieKey {
         // `new` refuses an empty ring.
-        &self.keys[self.keys.len() - 1]
+        &self.keys[self.keys.len().saturating_sub(2)]
     }
 
     /// Seals `session` into `out` under the current key with a fresh nonce.
@@ -112,7 +116,7 @@ impl CookieKeys {
         let (tag_out, body) = rest.split_at_mut(TAG_LEN);
         body[..KEY_LEN].copy_from_slice(session.c2s.bytes());
         body[KEY_LEN..].copy_from_slice(session.s2c.bytes());
-        let tag = aead::seal(&key.material, &key.id.to_be_bytes(), nonce, body);
+        let tag = aead::seal(&key.material, &[], nonce, body);
         tag_out.copy_from_slice(&tag);
     }
 
@@ -132,8 +136,7 @@ impl CookieKeys {
         tag.copy_from_slice(&cookie[4 + NONCE_LEN..4 + NONCE_LEN + TAG_LEN]);
         let mut body = [0u8; 2 * KEY_LEN];
         body.copy_from_slice(&cookie[4 + NONCE_LEN + TAG_LEN..]);
-        aead::open(&key.material, &cookie[..4], nonce, &mut body, &tag)
-            .map_err(|_| CookieError::Forged)?;
+        aead::open(&key.material, &[], nonce, &mut body, &tag).map_err(|_| CookieError::Forged)?;
         let mut c2s = [0u8; KEY_LEN];
         let mut s2c = [0u8; KEY_LEN];
         c2s.copy_from_slice(&body[..KEY_LEN]);
@@ -171,15 +174,21 @@ mod tests {
 
     #[test]
     fn a_sealed_cookie_opens_to_the_same_keys_under_any_held_key() {
-        let old = ring(&[7]);
-        let rotated = ring(&[7, 8]);
+        let old = ring(&[6, 7]);
+        let rotated = ring(&[6, 7, 8]);
         let mut cookie = [0u8; COOKIE_LEN];
         old.seal(&session(3), &[9; NONCE_LEN], &mut cookie);
+        assert_eq!(&cookie[..4], &6u32.to_be_bytes(), "7 is the future key");
         assert_eq!(rotated.open(&cookie), Ok(session(3)));
         rotated.seal(&session(5), &[1; NONCE_LEN], &mut cookie);
-        assert_eq!(&cookie[..4], &8u32.to_be_bytes());
+        assert_eq!(&cookie[..4], &7u32.to_be_bytes());
         assert_eq!(rotated.open(&cookie), Ok(session(5)));
-        assert_eq!(old.open(&cookie), Err(CookieError::UnknownKey));
+        assert_eq!(
+            old.open(&cookie),
+            Ok(session(5)),
+            "the old ring held the future key"
+        );
+        assert_eq!(ring(&[6]).open(&cookie), Err(CookieError::UnknownKey));
     }
 
     #[test]

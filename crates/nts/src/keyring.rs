@@ -40,7 +40,9 @@ impl RotationPolicy {
         keys: &CookieKeys,
         now_unix_s: u64,
     ) -> Result<Option<CookieKeys>, getrandom::Error> {
-        let age_s = now_unix_s.saturating_sub(keys.current().created_unix_s);
+        // The newest key's age: it was published as the future key then.
+        let newest = keys.keys().last().map_or(0, |k| k.created_unix_s);
+        let age_s = now_unix_s.saturating_sub(newest);
         if age_s < self.rotate_every.as_secs() {
             return Ok(None);
         }
@@ -109,8 +111,14 @@ impl Keyring {
             (Err(KeyfileError::Io { source, .. }), KeyRole::Writer)
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
+                // The current key and the future one.
                 let first = CookieKey::generate(now_unix_s).map_err(KeyfileError::Random)?;
-                let keys = CookieKeys::new(vec![first]).ok_or(KeyfileError::Empty {
+                let mut future = CookieKey::generate(now_unix_s).map_err(KeyfileError::Random)?;
+                while future.id == first.id {
+                    future = CookieKey::generate(now_unix_s).map_err(KeyfileError::Random)?;
+                }
+                future.created_unix_s = now_unix_s.saturating_add(1);
+                let keys = CookieKeys::new(vec![first, future]).ok_or(KeyfileError::Empty {
                     path: path.to_owned(),
                 })?;
                 keyfile::save(path, &keys)?;
@@ -237,13 +245,19 @@ mod tests {
         assert!(reader.shared().load().open(&cookie).is_ok());
         // The writer rotates; the reader picks the new key up (mtime may not
         // tick within the same second on every filesystem: force it).
-        let change = writer.tick(1100).expect("rotates");
+        // A reader already holds the key the writer starts sealing with: it
+        // was the future key.
+        let next_current = writer.shared().load().keys().last().map(|k| k.id);
+        let before_reload = reader.shared().load_full();
+        let change = writer.tick(1101).expect("rotates");
         let Some(KeyringChange::Rotated(id)) = change else {
             panic!("{change:?}")
         };
+        assert_eq!(Some(id), next_current);
+        assert!(before_reload.open(&sealed(&writer.shared().load())).is_ok());
         reader.seen_modified = None;
         assert_eq!(
-            reader.tick(1101).expect("reloads"),
+            reader.tick(1102).expect("reloads"),
             Some(KeyringChange::Reloaded(id))
         );
         let new_cookie = sealed(&writer.shared().load());

@@ -475,6 +475,9 @@ pub struct ClientReport {
     pub requests: u64,
     /// How many were over the rate limit (KoD RATE or dropped).
     pub limited: u64,
+    /// How many were NTS-authenticated (0: the client does not use NTS).
+    #[serde(default)]
+    pub nts: u64,
     /// Requests per second over the rate window.
     pub rate_per_s: f64,
     /// Seconds since its last request.

@@ -371,6 +371,7 @@ impl ReportContext {
                     address: c.addr.to_string(),
                     requests: c.requests,
                     limited: c.limited,
+                    nts: c.nts,
                     rate_per_s: rate,
                     last_seen_age_s: secs(now.nanos_since(c.last_seen)).max(0.0),
                 })
@@ -529,6 +530,7 @@ mod tests {
             addr: addr.parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0])),
             requests,
             limited: 0,
+            nts: 0,
             last_seen: MonoNanos(0),
         }
     }
