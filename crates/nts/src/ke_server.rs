@@ -174,6 +174,10 @@ async fn exchange(
 }
 
 /// The C2S and S2C keys both ends derive from the TLS session (RFC 8915 §5.1).
+pub fn server_session_keys(conn: &rustls::ServerConnection) -> Option<SessionKeys> {
+    session_keys(conn)
+}
+
 fn session_keys(conn: &rustls::ServerConnection) -> Option<SessionKeys> {
     Some(SessionKeys {
         c2s: SessionKey::from_bytes(export(conn, 0)?),
