@@ -192,6 +192,36 @@ mod tests {
     }
 
     #[test]
+    fn a_key_that_does_not_belong_to_the_certificate_is_reported() {
+        let dir = std::env::temp_dir().join(format!("skytime-nts-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let other = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .and_then(|p| p.self_signed(&key))
+            .expect("certificate");
+        let (cert_file, key_file, other_file) =
+            (dir.join("c.pem"), dir.join("k.pem"), dir.join("o.pem"));
+        std::fs::write(&cert_file, cert.pem()).expect("write");
+        std::fs::write(&key_file, key.serialize_pem()).expect("write");
+        std::fs::write(&other_file, other.serialize_pem()).expect("write");
+        let config = |key: &std::path::Path| NtsConfig {
+            certificate: Some(cert_file.clone()),
+            private_key: Some(key.to_path_buf()),
+            ..NtsConfig::default()
+        };
+        assert!(config(&key_file).validate().is_empty());
+        let problems = config(&other_file).validate();
+        assert!(
+            problems
+                .iter()
+                .any(|(k, m)| k == "certificate" && m.contains("does not fit")),
+            "{problems:?}"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
     fn half_configured_certificates_and_missing_files_are_reported() {
         let c: NtsConfig =
             toml::from_str(r#"certificate = "/nonexistent/nts.crt""#).expect("parses");

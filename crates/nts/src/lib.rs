@@ -7,8 +7,8 @@
 //! feature, the thin shells: certificate loading and live reload ([`tls`]) and
 //! the TLS 1.3 NTS-KE listener ([`ke_server`]).
 //!
-//! Tests: unit and property tests next to the code, `tests/ke_hostile.rs` for
-//! the listener against hostile clients; fuzzing (nightly):
+//! Tests: unit and property tests next to the code, `tests/ke_server.rs` for
+//! the listener against good and hostile clients; fuzzing (nightly):
 //! `cd crates/nts/fuzz && cargo fuzz run ke_records` / `ntp_fields`.
 
 #![warn(missing_docs)]
