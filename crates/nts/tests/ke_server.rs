@@ -279,9 +279,11 @@ async fn a_swapped_certificate_serves_the_next_handshake_and_a_bad_one_is_refuse
     let held = connect(&server, config.clone()).await.expect("handshake");
     let first = held.get_ref().1.peer_certificates().expect("cert")[0].clone();
     let (new_cert, new_key) = pki.issue("renewed");
+    assert_eq!(server.certs.reload_if_changed().expect("unchanged"), None);
     std::fs::copy(&new_cert, &cert).expect("swap cert");
     std::fs::copy(&new_key, &key).expect("swap key");
-    server.certs.reload().expect("reloads");
+    // What the daemon's 5 s poll does: the changed files are picked up.
+    assert!(server.certs.reload_if_changed().expect("reloads").is_some());
     let mut fresh = connect(&server, config.clone()).await.expect("handshake");
     assert_ne!(
         fresh.get_ref().1.peer_certificates().expect("cert")[0],
