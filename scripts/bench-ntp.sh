@@ -36,4 +36,7 @@ case " $* " in
     *" --rounds"*) ;;
     *) args+=(--rounds 2) ;;
 esac
+# NTS: CPU per NTS reply beside a plain one of the same policy (same run,
+# in process), and NTS-KE handshakes per second of server CPU on one core.
+"$target/release/ntpbench" nts-cost
 exec "$target/release/ntpbench" "${args[@]}" "$@"

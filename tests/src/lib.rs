@@ -4,6 +4,8 @@
 //! `skytime-ntp`'s integration tests use the same drivers against the server
 //! in-process (this crate depends on no skytime crate, so there is no cycle).
 
+pub mod pki;
+
 use anyhow::{Context, Result, anyhow, bail};
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -434,6 +436,17 @@ impl ChronyClient {
     /// Starts `chronyd -x` with one `server_line` (e.g. `server 127.0.0.1
     /// port P xleave`) and, when given, a keyfile with these contents.
     pub fn start(tag: &str, server_line: &str, keyfile: Option<&str>) -> Result<ChronyClient> {
+        Self::start_with(tag, server_line, keyfile, "")
+    }
+
+    /// As [`ChronyClient::start`], with extra configuration lines (e.g.
+    /// `ntstrustedcerts FILE`).
+    pub fn start_with(
+        tag: &str,
+        server_line: &str,
+        keyfile: Option<&str>,
+        extra_conf: &str,
+    ) -> Result<ChronyClient> {
         require_tool(CHRONYD);
         require_tool(CHRONYC);
         let dir = TempDir::new(tag);
@@ -447,6 +460,7 @@ impl ChronyClient {
             socket.display(),
             dir.path().join("chronyd.pid").display()
         );
+        conf.push_str(extra_conf);
         if let Some(keys) = keyfile {
             let path = dir.path().join("keys");
             fs::write(&path, keys).context("write the client keyfile")?;
@@ -471,11 +485,18 @@ impl ChronyClient {
 
     /// `chronyc ntpdata` now ("" if chronyc fails or hangs).
     pub fn ntpdata(&self) -> String {
+        self.chronyc(&["ntpdata"])
+    }
+
+    /// Any `chronyc -n` command (`authdata`, `sources`...): its output, or ""
+    /// if chronyc fails or hangs.
+    pub fn chronyc(&self, command: &[&str]) -> String {
         run_with_timeout(
             Command::new(CHRONYC)
                 .arg("-h")
                 .arg(&self.socket)
-                .args(["-n", "ntpdata"]),
+                .arg("-n")
+                .args(command),
             Duration::from_secs(5),
         )
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())

@@ -85,7 +85,7 @@ fn ntpdig_gets_stratum_one_and_hostile_datagrams_get_nothing() {
         request[..47].to_vec(),
         vec![0u8; 3000],
     ];
-    for (version, mode) in [(0u8, 3u8), (7, 3), (4, 6), (2, 7), (4, 1), (4, 4), (4, 5)] {
+    for (version, mode) in [(0u8, 3u8), (7, 3), (4, 6), (2, 7), (4, 2), (4, 4), (4, 5)] {
         let mut p = request.to_vec();
         p[0] = (version << 3) | mode;
         hostile.push(p);

@@ -44,6 +44,8 @@ pub struct ClientSummary {
     pub requests: u64,
     /// How many of them were over the rate limit.
     pub limited: u64,
+    /// How many were answered with NTS authentication (this client uses NTS).
+    pub nts: u64,
     /// When the last request arrived, on the monotonic clock.
     pub last_seen: MonoNanos,
 }
@@ -53,6 +55,7 @@ struct Slot {
     addr: u128,
     requests: u64,
     limited: u64,
+    nts: u64,
     /// GCRA theoretical arrival time: the request is allowed while
     /// `tat <= now + (burst - 1) * interval`.
     tat_ns: i64,
@@ -105,6 +108,7 @@ impl ClientTable {
                     addr: key,
                     requests: 0,
                     limited: 0,
+                    nts: 0,
                     tat_ns: now.0,
                     last_seen_ns: now.0,
                 };
@@ -124,6 +128,19 @@ impl ClientTable {
         } else {
             slot.limited += 1;
             Verdict::Limited
+        }
+    }
+
+    /// Counts an NTS-authenticated request of a client [`ClientTable::record`]
+    /// just saw, so operators can tell which clients use NTS.
+    pub fn mark_nts(&mut self, addr: IpAddr) {
+        let key = addr_key(addr);
+        let set = (self.hasher.hash_one(key) as usize & self.set_mask) * WAYS;
+        if let Some(slot) = self.slots[set..set + WAYS]
+            .iter_mut()
+            .find(|s| s.requests > 0 && s.addr == key)
+        {
+            slot.nts += 1;
         }
     }
 
@@ -159,6 +176,7 @@ fn summary(s: &Slot) -> ClientSummary {
         addr: canonical(IpAddr::V6(v6)),
         requests: s.requests,
         limited: s.limited,
+        nts: s.nts,
         last_seen: MonoNanos(s.last_seen_ns),
     }
 }
@@ -240,6 +258,7 @@ mod tests {
             addr: ip(0),
             requests: 0,
             limited: 0,
+            nts: 0,
             last_seen: MonoNanos(0),
         }; 5];
         let n = t.busiest(&mut out);

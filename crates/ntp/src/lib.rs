@@ -5,8 +5,9 @@
 //! [`ServerAction`], and a thin UDP shell ([`NtpServer`]) with one
 //! `SO_REUSEPORT` socket per worker, `recvmmsg`/`sendmmsg` batches and kernel
 //! timestamps. Access lists, a bounded per-client rate limit, symmetric-key
-//! authentication (chrony keyfiles, AES-CMAC, SHA1, MD5) and chrony's
-//! interleaved mode are all in the policy.
+//! authentication (chrony keyfiles, AES-CMAC, SHA1, MD5), NTS (RFC 8915, the
+//! extension fields through `skytime-nts`), chrony's interleaved mode and
+//! stateless answers to symmetric-active peers (w32time) are all in the policy.
 //!
 //! Tests: unit and property tests next to the code; `tests/chrony_client.rs`
 //! runs the server in-process against real `chronyd -x`/`-Q` clients (basic,
@@ -22,6 +23,7 @@ pub mod clients;
 mod config;
 pub mod interleave;
 pub mod keys;
+mod nts;
 pub mod packet;
 pub mod precision;
 mod server;

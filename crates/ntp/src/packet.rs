@@ -22,8 +22,11 @@ pub const MIN_EXTENSION_LEN: usize = 16;
 
 /// NTP modes this server cares about.
 pub mod mode {
-    /// Symmetric active (peer); never answered here.
+    /// Symmetric active (peer): what w32time sends to a manually configured
+    /// peer; answered statelessly in symmetric passive mode.
     pub const SYMMETRIC_ACTIVE: u8 = 1;
+    /// Symmetric passive: the stateless answer to symmetric active.
+    pub const SYMMETRIC_PASSIVE: u8 = 2;
     /// A client request.
     pub const CLIENT: u8 = 3;
     /// A server reply.

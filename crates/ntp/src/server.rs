@@ -7,9 +7,11 @@ use crate::clients::{ClientTable, RateLimit, Verdict};
 use crate::config::{AuthFailureAction, DenyAction, ServerConfig};
 use crate::interleave::TimestampMap;
 use crate::keys::{KeyStore, MAX_DIGEST_LEN};
+use crate::nts::{NtsCheck, NtsSeal, NtsServerState};
 use crate::packet::{
     CRYPTO_NAK_LEN, HEADER_LEN, Header, NtpShort, NtpTimestamp, mode, parse_framing, patch_transmit,
 };
+use skytime_nts::SharedCookieKeys;
 use skytime_timebase::{LeapChange, MonoNanos, UnixNanos};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -95,8 +97,17 @@ outcomes! {
     Served => "served",
     /// Answered in interleaved mode, unauthenticated.
     ServedInterleaved => "served_interleaved",
+    /// A symmetric-active request (w32time's default for a manual peer)
+    /// answered statelessly in symmetric passive mode, as chrony does.
+    ServedSymmetric => "served_symmetric",
     /// Answered with a valid MAC (basic or interleaved).
     Authenticated => "authenticated",
+    /// An NTS request (valid cookie and authenticator) answered with fresh
+    /// cookies (basic or interleaved).
+    NtsAuthenticated => "nts",
+    /// An NTS cookie or authenticator refused: answered with an NTS NAK so
+    /// the client returns to NTS-KE.
+    NtsNak => "nts_nak",
     /// Bad MAC or unknown key: answered with a crypto-NAK.
     CryptoNak => "crypto_nak",
     /// Bad MAC or unknown key: dropped (`auth_failure_action = "ignore"`).
@@ -113,7 +124,8 @@ outcomes! {
     Malformed => "malformed",
     /// Version 0 or 5 to 7: dropped.
     BadVersion => "bad_version",
-    /// Any mode but client (3), including control (6) and private (7): dropped.
+    /// Any mode but client (3) and symmetric active (1), including control (6)
+    /// and private (7): dropped.
     DroppedMode => "dropped_mode",
 }
 
@@ -141,6 +153,7 @@ pub struct Reply {
     pub wants_kernel_tx: bool,
     stamp_transmit: bool,
     mac_key: Option<u32>,
+    nts: Option<NtsSeal>,
 }
 
 /// The server policy of one worker: its own client table and timestamp map,
@@ -158,6 +171,7 @@ pub struct Server {
     precision: i8,
     rng: u64,
     last_rx_key: NtpTimestamp,
+    nts: Option<NtsServerState>,
 }
 
 /// Smallest output buffer [`Server::handle`] accepts: a header and the longest MAC.
@@ -178,7 +192,14 @@ impl Server {
             precision,
             rng: seed(),
             last_rx_key: NtpTimestamp::ZERO,
+            nts: None,
         }
+    }
+
+    /// Serves NTS requests whose cookies these keys sealed.
+    pub fn with_nts(mut self, cookie_keys: SharedCookieKeys) -> Server {
+        self.nts = Some(NtsServerState::new(cookie_keys));
+        self
     }
 
     /// The client table, for the busiest-clients snapshot.
@@ -207,7 +228,10 @@ impl Server {
         // NTPv1 had no mode field: its requests carry 0 there (as ntpd and
         // chrony, take them as client requests).
         let v1_request = req.version == 1 && req.mode == 0;
-        if req.mode != mode::CLIENT && !v1_request {
+        // A symmetric-active peer gets the same answer a client would, in
+        // mode 2, with no association: no state beyond what a client leaves.
+        let symmetric = req.mode == mode::SYMMETRIC_ACTIVE;
+        if req.mode != mode::CLIENT && !v1_request && !symmetric {
             return ServerAction::Drop(Outcome::DroppedMode);
         }
         let Ok(framing) = parse_framing(request) else {
@@ -236,10 +260,28 @@ impl Server {
             };
         }
 
+        // NTS first: its fields are extension fields, never a legacy MAC.
+        let mut nts_request = None;
+        if let Some(nts) = self.nts.as_ref().filter(|_| !symmetric) {
+            match nts.check(request) {
+                NtsCheck::Plain => {}
+                NtsCheck::Authentic { auth, unique_id } => {
+                    self.clients.mark_nts(source);
+                    nts_request = Some((auth, unique_id));
+                }
+                NtsCheck::Nak { unique_id } => return self.nts_nak(&req, unique_id, out),
+                NtsCheck::Malformed => return ServerAction::Drop(Outcome::Malformed),
+            }
+        }
+
         // Authentication: a valid MAC earns a MAC'd reply with the same key.
         let mut mac_key = None;
-        let mut outcome = Outcome::Served;
-        if let Some(mac) = framing.mac {
+        let mut outcome = if nts_request.is_some() {
+            Outcome::NtsAuthenticated
+        } else {
+            Outcome::Served
+        };
+        if let Some(mac) = framing.mac.filter(|_| nts_request.is_none()) {
             if mac.digest.is_empty() {
                 // A crypto-NAK is something a server sends, never a request.
                 return ServerAction::Drop(Outcome::Malformed);
@@ -275,7 +317,10 @@ impl Server {
         }
         self.last_rx_key = rx_key;
 
-        let looks_interleaved = !req.origin_ts.is_zero() && req.receive_ts != req.transmit_ts;
+        // A symmetric peer's origin and receive fields are always set; its
+        // interleaved mode is not served.
+        let looks_interleaved =
+            !symmetric && !req.origin_ts.is_zero() && req.receive_ts != req.transmit_ts;
         let saved_tx = if looks_interleaved {
             self.timestamps.get(req.origin_ts)
         } else {
@@ -288,12 +333,15 @@ impl Server {
         if saved_tx.is_some() && outcome == Outcome::Served {
             outcome = Outcome::ServedInterleaved;
         }
+        if symmetric && outcome == Outcome::Served {
+            outcome = Outcome::ServedSymmetric;
+        }
 
         let synced = state.serves_synchronised();
         let header = Header {
             leap: if synced { leap_bits(state.leap) } else { 3 },
             version: req.version,
-            mode: mode::SERVER,
+            mode: reply_mode(req.mode),
             stratum: if synced { state.stratum } else { 16 },
             poll: req.poll,
             precision: self.precision,
@@ -310,7 +358,15 @@ impl Server {
             transmit_ts,
         };
         header.write(out);
+        let mut nts = None;
+        if let (Some((auth, unique_id)), Some(state)) = (&nts_request, &mut self.nts) {
+            match state.write_reply(out, request.len(), unique_id, auth) {
+                Some(seal) => nts = Some(seal),
+                None => return ServerAction::Drop(Outcome::Malformed),
+            }
+        }
         let len = match (outcome, mac_key.and_then(|id| self.keys.get(id))) {
+            _ if nts.is_some() => nts.map_or(HEADER_LEN, |n| n.len()),
             (Outcome::CryptoNak, _) => {
                 out[HEADER_LEN..HEADER_LEN + CRYPTO_NAK_LEN].fill(0);
                 HEADER_LEN + CRYPTO_NAK_LEN
@@ -325,6 +381,7 @@ impl Server {
             wants_kernel_tx: looks_interleaved,
             stamp_transmit: saved_tx.is_none(),
             mac_key,
+            nts,
         })
     }
 
@@ -339,6 +396,9 @@ impl Server {
                 tx = NtpTimestamp(tx.0.wrapping_add(1));
             }
             patch_transmit(out, tx);
+        }
+        if let Some(nts) = &reply.nts {
+            nts.seal(out);
         }
         if let Some(key) = reply.mac_key.and_then(|id| self.keys.get(id)) {
             let mut digest = [0u8; MAX_DIGEST_LEN];
@@ -375,7 +435,7 @@ impl Server {
         let header = Header {
             leap: 3,
             version: req.version,
-            mode: mode::SERVER,
+            mode: reply_mode(req.mode),
             stratum: 0,
             poll: req.poll,
             precision: self.precision,
@@ -391,7 +451,23 @@ impl Server {
             wants_kernel_tx: false,
             stamp_transmit: false,
             mac_key: None,
+            nts: None,
         })
+    }
+
+    /// RFC 8915 §5.7: a KoD with kiss code NTSN and the request's Unique
+    /// Identifier, unauthenticated (the server has no usable key).
+    fn nts_nak(&mut self, req: &Header, unique_id: &[u8], out: &mut [u8]) -> ServerAction {
+        let ServerAction::Reply(mut reply) = self.kiss(req, *b"NTSN", Outcome::NtsNak, out) else {
+            return ServerAction::Drop(Outcome::Malformed);
+        };
+        match crate::nts::write_nak_fields(out, HEADER_LEN, unique_id) {
+            Some(len) => {
+                reply.len = len;
+                ServerAction::Reply(reply)
+            }
+            None => ServerAction::Drop(Outcome::Malformed),
+        }
     }
 
     fn next_random(&mut self) -> u64 {
@@ -402,6 +478,15 @@ impl Server {
         x ^= x << 17;
         self.rng = x;
         x
+    }
+}
+
+/// Mode 2 answers mode 1; everything else answered is a client request.
+fn reply_mode(request_mode: u8) -> u8 {
+    if request_mode == mode::SYMMETRIC_ACTIVE {
+        mode::SYMMETRIC_PASSIVE
+    } else {
+        mode::SERVER
     }
 }
 
@@ -421,3 +506,11 @@ fn seed() -> u64 {
 #[cfg(test)]
 #[path = "server_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "server_nts_tests.rs"]
+mod nts_tests;
+
+#[cfg(test)]
+#[path = "server_symmetric_tests.rs"]
+mod symmetric_tests;

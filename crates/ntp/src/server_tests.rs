@@ -198,7 +198,7 @@ fn hostile_packets_are_dropped_and_counted() {
     assert_eq!(drop(&mut s, &request(0, 1)), Outcome::BadVersion);
     assert_eq!(drop(&mut s, &request(5, 1)), Outcome::BadVersion);
     assert_eq!(drop(&mut s, &request(7, 1)), Outcome::BadVersion);
-    for m in [0, 1, 2, 4, 5, 6, 7] {
+    for m in [0, 2, 4, 5, 6, 7] {
         let mut p = request(4, 1);
         p[0] = (p[0] & !7) | m;
         assert_eq!(drop(&mut s, &p), Outcome::DroppedMode, "mode {m}");

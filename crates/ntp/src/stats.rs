@@ -43,7 +43,7 @@ impl IoCounter {
     }
 }
 
-const N_OUTCOMES: usize = 12;
+const N_OUTCOMES: usize = 15;
 const N_IO: usize = 5;
 
 /// One worker's counters, on their own cache lines.
@@ -141,6 +141,7 @@ impl ServerStats {
                     Some(a) => {
                         a.requests += c.requests;
                         a.limited += c.limited;
+                        a.nts += c.nts;
                         a.last_seen = a.last_seen.max(c.last_seen);
                     }
                     None => all.push(c),

@@ -10,10 +10,11 @@ use crate::clients::ClientSummary;
 use crate::config::ServerConfig;
 use crate::keys::KeyStore;
 use crate::packet::NtpTimestamp;
-use crate::server::{MIN_OUT_LEN, Outcome, Reply, Server, ServerAction, SystemState};
+use crate::server::{Outcome, Reply, Server, ServerAction, SystemState};
 use crate::stats::{IoCounter, ServerStats, WorkerCounters};
 use crate::{NtpError, precision};
 use arc_swap::ArcSwap;
+use skytime_nts::SharedCookieKeys;
 use skytime_timebase::{MonoNanos, TimeSource, UnixNanos};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::mem::{size_of, zeroed};
@@ -48,6 +49,7 @@ pub struct NtpServer {
     state: Arc<ArcSwap<SystemState>>,
     keys: Arc<KeyStore>,
     precision: i8,
+    nts: Option<SharedCookieKeys>,
 }
 
 struct BoundSocket {
@@ -123,7 +125,14 @@ impl NtpServer {
             state,
             keys: Arc::new(keys),
             precision,
+            nts: None,
         })
+    }
+
+    /// Serves NTS (RFC 8915) with cookies sealed under these keys.
+    pub fn with_nts(mut self, cookie_keys: SharedCookieKeys) -> Self {
+        self.nts = Some(cookie_keys);
+        self
     }
 
     /// The addresses actually bound (port 0 resolved), in `listen` order.
@@ -151,7 +160,11 @@ impl NtpServer {
         for (index, sockets) in self.sockets.into_iter().enumerate() {
             let worker = Worker {
                 index,
-                server: Server::new(&self.config, self.keys.clone(), self.precision),
+                server: match &self.nts {
+                    Some(keys) => Server::new(&self.config, self.keys.clone(), self.precision)
+                        .with_nts(keys.clone()),
+                    None => Server::new(&self.config, self.keys.clone(), self.precision),
+                },
                 sockets: sockets
                     .into_iter()
                     .map(|b| SocketState {
@@ -433,7 +446,8 @@ struct Buffers {
     addrs: Box<[libc::sockaddr_storage]>,
     rx_iov: Box<[libc::iovec]>,
     rx_msgs: Box<[libc::mmsghdr]>,
-    out: Box<[[u8; MIN_OUT_LEN]]>,
+    /// As large as a request: NTS replies are as long as their requests.
+    out: Box<[[u8; RX_BUF]]>,
     out_ctrl: Box<[[u64; CTRL_WORDS]]>,
     out_iov: Box<[libc::iovec]>,
     out_msgs: Box<[libc::mmsghdr]>,
@@ -453,7 +467,7 @@ impl Buffers {
             addrs: (0..n).map(|_| zero_addr()).collect(),
             rx_iov: (0..n).map(|_| zero_iov()).collect(),
             rx_msgs: (0..n).map(|_| zero_msg()).collect(),
-            out: vec![[0u8; MIN_OUT_LEN]; n].into_boxed_slice(),
+            out: vec![[0u8; RX_BUF]; n].into_boxed_slice(),
             out_ctrl: vec![[0u64; CTRL_WORDS]; n].into_boxed_slice(),
             out_iov: (0..n).map(|_| zero_iov()).collect(),
             out_msgs: (0..n).map(|_| zero_msg()).collect(),
@@ -463,6 +477,7 @@ impl Buffers {
                     addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                     requests: 0,
                     limited: 0,
+                    nts: 0,
                     last_seen: MonoNanos(0),
                 };
                 BUSIEST

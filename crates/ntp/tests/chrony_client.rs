@@ -204,7 +204,7 @@ fn hostile_datagrams_get_no_answer_and_the_server_keeps_serving() {
         client_request(7),
         vec![0u8; 4000],
     ];
-    for m in [1u8, 2, 4, 5, 6, 7] {
+    for m in [2u8, 4, 5, 6, 7] {
         let mut p = client_request(4);
         p[0] = (p[0] & !7) | m;
         hostile.push(p);

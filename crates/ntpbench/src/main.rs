@@ -10,6 +10,7 @@ mod compare;
 mod flood;
 mod hist;
 mod load;
+mod nts_cost;
 mod reflector;
 
 use anyhow::{Context, Result};
@@ -102,6 +103,16 @@ enum Cmd {
         /// Client sockets.
         #[arg(long, default_value_t = 64)]
         clients: usize,
+    },
+    /// CPU per NTS reply beside a plain one (same run), and NTS-KE
+    /// handshakes per second, in process on one core.
+    NtsCost {
+        /// Requests of each kind.
+        #[arg(long, default_value_t = 200_000)]
+        requests: u64,
+        /// NTS-KE handshakes.
+        #[arg(long, default_value_t = 300)]
+        handshakes: u32,
     },
     /// Bare recvmmsg/sendmmsg UDP reflector (runs until killed).
     Reflector {
@@ -197,6 +208,10 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
+        Cmd::NtsCost {
+            requests,
+            handshakes,
+        } => nts_cost::run(requests.min(10_000_000), handshakes.min(100_000)),
         Cmd::Reflector { listen, workers } => {
             loopback_only(listen)?;
             reflector::run(listen, workers)

@@ -39,6 +39,8 @@ pub enum AlertKind {
     OffsetWarning,
     /// |offset| over `offset_critical_ns` while locked.
     OffsetCritical,
+    /// The NTS certificate expires within `nts_certificate_warn_days` (or has).
+    NtsCertificateExpiring,
 }
 
 /// How urgent an alert is; matches the severities of the shipped Prometheus rules.
@@ -66,7 +68,7 @@ impl Severity {
 
 impl AlertKind {
     /// Every alert, in the order they are shown.
-    pub const ALL: [AlertKind; 9] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::Unsynchronised,
         AlertKind::PpsLost,
         AlertKind::OffsetCritical,
@@ -75,6 +77,7 @@ impl AlertKind {
         AlertKind::Holdover,
         AlertKind::FewSatellites,
         AlertKind::OffsetWarning,
+        AlertKind::NtsCertificateExpiring,
         AlertKind::LeapPending,
     ];
 
@@ -90,6 +93,7 @@ impl AlertKind {
             AlertKind::LeapPending => "leap_pending",
             AlertKind::OffsetWarning => "offset_warning",
             AlertKind::OffsetCritical => "offset_critical",
+            AlertKind::NtsCertificateExpiring => "nts_certificate_expiring",
         }
     }
 
@@ -119,6 +123,8 @@ pub struct AlertConfig {
     pub pps_lost_after_ms: u64,
     /// `nmea_lost` is raised after this long without receiver output, ms.
     pub nmea_lost_after_ms: u64,
+    /// `nts_certificate_expiring` is raised this many days before expiry.
+    pub nts_certificate_warn_days: u32,
 }
 
 impl Default for AlertConfig {
@@ -129,6 +135,7 @@ impl Default for AlertConfig {
             min_satellites: 4,
             pps_lost_after_ms: 3_000,
             nmea_lost_after_ms: 5_000,
+            nts_certificate_warn_days: 14,
         }
     }
 }
@@ -164,6 +171,12 @@ impl AlertConfig {
                     "{} is more than a receiver reports (at most 32)",
                     self.min_satellites
                 ),
+            ));
+        }
+        if !(1..=365).contains(&self.nts_certificate_warn_days) {
+            out.push((
+                "nts_certificate_warn_days".to_string(),
+                format!("{} is outside 1..=365", self.nts_certificate_warn_days),
             ));
         }
         for (key, v) in [
@@ -279,6 +292,8 @@ pub struct AlertInputs<'a> {
     pub started: MonoNanos,
     /// Whether the serial device is open (`None` when unknown).
     pub serial_connected: Option<bool>,
+    /// Days until the NTS certificate expires (`None`: NTS off).
+    pub nts_certificate_days_left: Option<i64>,
 }
 
 /// The outcome of one evaluation.
@@ -416,6 +431,19 @@ pub fn evaluate(
                 )),
                 Some(_) => Verdict::Off,
             },
+            AlertKind::NtsCertificateExpiring => match inputs.nts_certificate_days_left {
+                None => Verdict::Off,
+                Some(days) if days < 0 => Verdict::On(format!(
+                    "the NTS certificate expired {} day(s) ago: NTS clients cannot start new sessions",
+                    -days
+                )),
+                Some(days) if days < i64::from(config.nts_certificate_warn_days) => {
+                    Verdict::On(format!(
+                        "the NTS certificate expires in {days} day(s); renew it (reloaded on SIGHUP or when the file changes)"
+                    ))
+                }
+                Some(_) => Verdict::Off,
+            },
             AlertKind::LeapPending => match s.leap {
                 LeapChange::None => Verdict::Off,
                 change => Verdict::On(format!(
@@ -534,12 +562,20 @@ impl AlertTask {
             .get()
             .map(|c| c.connected.load(std::sync::atomic::Ordering::Relaxed));
         let previous = daemon.alerts.load();
+        let now_unix_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let nts_certificate_days_left = daemon
+            .nts
+            .get()
+            .map(|n| n.certificate().days_left(now_unix_s));
         let eval = evaluate(
             &AlertInputs {
                 status: &status,
                 now,
                 started: self.started,
                 serial_connected,
+                nts_certificate_days_left,
             },
             &self.config,
             &previous,
@@ -642,10 +678,42 @@ mod tests {
                 now: MonoNanos((now_s * S as f64) as i64),
                 started: MonoNanos(0),
                 serial_connected: Some(true),
+                nts_certificate_days_left: None,
             },
             &AlertConfig::default(),
             previous,
         )
+    }
+
+    #[test]
+    fn an_nts_certificate_near_or_past_expiry_raises_an_alert() {
+        let s = locked();
+        let at = |days: Option<i64>| {
+            evaluate(
+                &AlertInputs {
+                    status: &s,
+                    now: MonoNanos(100 * S),
+                    started: MonoNanos(0),
+                    serial_connected: Some(true),
+                    nts_certificate_days_left: days,
+                },
+                &AlertConfig::default(),
+                &ActiveAlerts::default(),
+            )
+            .active
+        };
+        assert!(!at(None).is_active(AlertKind::NtsCertificateExpiring));
+        assert!(!at(Some(30)).is_active(AlertKind::NtsCertificateExpiring));
+        let soon = at(Some(13));
+        let alert = soon.get(AlertKind::NtsCertificateExpiring).expect("raised");
+        assert!(alert.message.contains("13 day"), "{}", alert.message);
+        assert!(
+            at(Some(-2))
+                .get(AlertKind::NtsCertificateExpiring)
+                .expect("raised")
+                .message
+                .contains("expired")
+        );
     }
 
     fn names(a: &ActiveAlerts) -> Vec<&'static str> {
@@ -767,6 +835,7 @@ mod tests {
                 now: MonoNanos(100 * S),
                 started: MonoNanos(0),
                 serial_connected: Some(false),
+                nts_certificate_days_left: None,
             },
             &AlertConfig::default(),
             &ActiveAlerts::default(),
@@ -932,7 +1001,7 @@ mod tests {
         let mut names: Vec<&str> = AlertKind::ALL.iter().map(|k| k.name()).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), 9);
+        assert_eq!(names.len(), 10);
         // The names the shipped Prometheus rules use.
         let rules = include_str!("../../../monitoring/skytime-alerts.yml");
         for kind in AlertKind::ALL {
@@ -956,6 +1025,7 @@ mod tests {
             min_satellites: 40,
             pps_lost_after_ms: 10,
             nmea_lost_after_ms: 0,
+            nts_certificate_warn_days: 400,
         };
         let keys: Vec<String> = bad.validate().into_iter().map(|(k, _)| k).collect();
         for k in [
@@ -964,6 +1034,7 @@ mod tests {
             "min_satellites",
             "pps_lost_after_ms",
             "nmea_lost_after_ms",
+            "nts_certificate_warn_days",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} not reported: {keys:?}");
         }

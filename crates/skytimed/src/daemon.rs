@@ -148,6 +148,9 @@ fn resolve_config(cli: &Cli) -> Result<Resolved> {
     if let Some(lock) = &state_dir {
         config.refclock.drift_file = Some(lock.dir().join("drift"));
         config.control.socket = paths::control_socket_in(lock.dir());
+        if config.nts.cookie_key_file.is_none() {
+            config.nts.cookie_key_file = Some(crate::nts::cookie_key_file_in(lock.dir()));
+        }
     }
     if !cli.listen.is_empty() {
         config.ntp.listen = cli.listen.clone();
@@ -286,6 +289,11 @@ where
     let ntp_state = Arc::new(ArcSwap::from_pointee(SystemState::unsynchronised()));
     let ntp = NtpServer::bind(&config.ntp, Arc::clone(&time), Arc::clone(&ntp_state))?;
     let ntp_addrs = ntp.local_addrs();
+    let nts = crate::nts::NtsSetup::prepare(&config.nts, ntp_addrs.first().map(|a| a.port()))?;
+    let ntp = match &nts {
+        Some(nts) => ntp.with_nts(nts.cookie_keys()),
+        None => ntp,
+    };
 
     // 2. The discipline core, from the drift file if there is one.
     let drift = match &config.refclock.drift_file {
@@ -333,6 +341,10 @@ where
         .build()
         .context("cannot start the I/O runtime")?;
     let surfaces = crate::surfaces::start(&runtime, &config, Arc::clone(&daemon))?;
+    if let Some(nts) = nts {
+        let _ = daemon.nts.set(Arc::clone(&nts.status));
+        nts.start(&runtime)?;
+    }
 
     // 4. Threads.
     let stop = Arc::new(AtomicBool::new(false));

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod discipline;
 pub mod instance;
 pub mod metrics;
+pub mod nts;
 pub mod paths;
 pub mod simulate;
 pub mod state;

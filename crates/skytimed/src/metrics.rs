@@ -330,6 +330,45 @@ pub fn encode_report(r: &StatusReport, e: &mut DescriptorEncoder) -> Result<(), 
         &requests,
     )?;
 
+    if let Some(nts) = &r.nts {
+        counter(
+            e,
+            "nts_ke_sessions",
+            "NTS-KE sessions that handed out keys and cookies.",
+            nts.ke_sessions,
+        )?;
+        counter_family(
+            e,
+            "nts_ke_refused",
+            "NTS-KE connections that got no keys, by reason.",
+            "reason",
+            &[
+                ("error_record", nts.ke_error_responses),
+                ("handshake", nts.ke_failed_handshakes),
+                ("timeout", nts.ke_timeouts),
+                ("busy", nts.ke_refused_busy),
+            ],
+        )?;
+        counter(
+            e,
+            "nts_requests",
+            "NTP requests answered with NTS authentication and fresh cookies.",
+            nts.requests,
+        )?;
+        counter(
+            e,
+            "nts_naks",
+            "NTS NAKs sent (cookie or authenticator refused).",
+            nts.naks,
+        )?;
+        gauge(
+            e,
+            "nts_certificate_days_left",
+            "Whole days until the NTS certificate expires (negative once expired).",
+            nts.certificate_days_left as f64,
+        )?;
+    }
+
     let rejections: Vec<(&str, u64)> = r.rejections.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     counter_family(
         e,

@@ -55,6 +55,8 @@ pub struct DaemonState {
     pub ntp: OnceLock<Arc<skytime_ntp::ServerHandle>>,
     /// Serial reader counters (sentences, checksum errors, reopens).
     pub gnss: OnceLock<Arc<skytime_gnss::GnssCounters>>,
+    /// NTS counters and certificate, when NTS is on.
+    pub nts: OnceLock<Arc<crate::nts::NtsStatus>>,
     /// Kernel PPS counters, when on real hardware.
     pub pps: OnceLock<Arc<skytime_pps::PpsCounters>>,
     /// True under `--simulate`.
@@ -76,6 +78,7 @@ impl DaemonState {
             ntp: OnceLock::new(),
             gnss: OnceLock::new(),
             pps: OnceLock::new(),
+            nts: OnceLock::new(),
             simulated,
             started,
             alerts: ArcSwap::from_pointee(crate::alerts::ActiveAlerts::default()),

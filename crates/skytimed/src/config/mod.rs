@@ -30,6 +30,8 @@ pub struct Config {
     pub refclock: skytime_refclock::RefclockConfig,
     /// `[ntp]`: the server.
     pub ntp: skytime_ntp::ServerConfig,
+    /// `[nts]`: Network Time Security (off while no certificate is set).
+    pub nts: skytime_nts::NtsConfig,
     /// `[control]`: the operator socket.
     pub control: ControlConfig,
     /// `[metrics]`: the Prometheus endpoint.
@@ -146,6 +148,7 @@ impl Config {
             pps: skytime_pps::PpsConfig,
             refclock: skytime_refclock::RefclockConfig,
             ntp: skytime_ntp::ServerConfig,
+            nts: skytime_nts::NtsConfig,
             control: ControlConfig,
             metrics: Option<HttpEndpointConfig>,
             web: Option<HttpEndpointConfig>,
@@ -160,6 +163,7 @@ impl Config {
                     pps: c.pps,
                     refclock: c.refclock,
                     ntp: c.ntp,
+                    nts: c.nts,
                     control: c.control,
                     metrics: None,
                     web: None,
@@ -178,6 +182,7 @@ impl Config {
             pps: overlay.pps,
             refclock: overlay.refclock,
             ntp: overlay.ntp,
+            nts: overlay.nts,
             control: overlay.control,
             // A section that is present but leaves out `listen` gets the default port, not 0.
             metrics: merge_endpoint(text, "metrics", overlay.metrics, defaults.metrics),
@@ -225,6 +230,7 @@ impl Config {
         section("pps", self.pps.validate());
         section("refclock", self.refclock.validate());
         section("ntp", self.ntp.validate());
+        section("nts", self.nts.validate());
         section("alerts", self.alerts.validate());
         let mut own = Vec::new();
         if !self.control.socket.is_absolute() {
@@ -401,7 +407,18 @@ mod tests {
         let keyfile = std::env::temp_dir().join(format!("skytime-ref-keys-{}", std::process::id()));
         std::fs::write(&keyfile, "1 AES128 HEX:000102030405060708090a0b0c0d0e0f\n")
             .expect("write keyfile");
+        // And the NTS certificate and key must exist and match.
+        let nts_key = rcgen::KeyPair::generate().expect("key");
+        let nts_cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .and_then(|p| p.self_signed(&nts_key))
+            .expect("certificate");
+        let nts_cert_file = keyfile.with_extension("crt");
+        let nts_key_file = keyfile.with_extension("key");
+        std::fs::write(&nts_cert_file, nts_cert.pem()).expect("write certificate");
+        std::fs::write(&nts_key_file, nts_key.serialize_pem()).expect("write key");
         let reference = REFERENCE_CONFIG
+            .replace("/etc/skytime/nts.crt", &nts_cert_file.display().to_string())
+            .replace("/etc/skytime/nts.key", &nts_key_file.display().to_string())
             .replace("/etc/skytime/ntp.keys", &keyfile.display().to_string())
             .replace(
                 "\"2026-01-01\"",
@@ -428,6 +445,8 @@ mod tests {
             .join("\n");
         let result = Config::parse(&uncommented);
         let _ = std::fs::remove_file(&keyfile);
+        let _ = std::fs::remove_file(&nts_cert_file);
+        let _ = std::fs::remove_file(&nts_key_file);
         if let Err(problems) = result {
             panic!(
                 "{}",

@@ -174,6 +174,38 @@ pub struct StatusReport {
     pub label_disagreement: Option<LabelDisagreementReport>,
     /// Where the daemon serves.
     pub endpoints: EndpointsReport,
+    /// NTS, when a certificate is configured.
+    #[serde(default)]
+    pub nts: Option<NtsReport>,
+}
+
+/// NTS: the NTS-KE listener, authenticated requests, and the certificate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NtsReport {
+    /// NTS-KE addresses.
+    pub ke_listen: Vec<String>,
+    /// NTS-KE sessions that handed out keys and cookies.
+    pub ke_sessions: u64,
+    /// NTS-KE requests refused with an Error record.
+    pub ke_error_responses: u64,
+    /// TLS handshakes that failed (wrong version, ALPN, garbage).
+    pub ke_failed_handshakes: u64,
+    /// NTS-KE connections cut at the deadline.
+    pub ke_timeouts: u64,
+    /// NTS-KE connections closed at accept, all slots busy.
+    pub ke_refused_busy: u64,
+    /// NTP requests answered with NTS authentication and fresh cookies.
+    pub requests: u64,
+    /// NTS NAKs sent (cookie or authenticator refused).
+    pub naks: u64,
+    /// The served certificate's subject.
+    pub certificate_subject: String,
+    /// Its expiry (RFC 3339).
+    pub certificate_expires: String,
+    /// Whole days until then (negative once expired).
+    pub certificate_days_left: i64,
+    /// The cookie key file.
+    pub cookie_key_file: String,
 }
 
 /// Leap second status.
@@ -467,6 +499,9 @@ pub struct ClientReport {
     pub requests: u64,
     /// How many were over the rate limit (KoD RATE or dropped).
     pub limited: u64,
+    /// How many were NTS-authenticated (0: the client does not use NTS).
+    #[serde(default)]
+    pub nts: u64,
     /// Requests per second over the rate window.
     pub rate_per_s: f64,
     /// Seconds since its last request.

@@ -261,6 +261,29 @@ pub fn status(r: &StatusReport) -> String {
             req("auth_failed")
         ),
     );
+    if let Some(nts) = &r.nts {
+        row(
+            "NTS",
+            format!(
+                "{} requests, {} NAKs; NTS-KE {} sessions, {} refused, on {}",
+                nts.requests,
+                nts.naks,
+                nts.ke_sessions,
+                nts.ke_error_responses
+                    + nts.ke_failed_handshakes
+                    + nts.ke_timeouts
+                    + nts.ke_refused_busy,
+                nts.ke_listen.join(", ")
+            ),
+        );
+        row(
+            "NTS certificate",
+            format!(
+                "{}, expires {} ({} days)",
+                nts.certificate_subject, nts.certificate_expires, nts.certificate_days_left
+            ),
+        );
+    }
     if let Some(d) = &r.label_disagreement {
         let serving = if d.serving_suspended {
             "not serving as synchronised".to_string()
@@ -416,19 +439,20 @@ pub fn clients(r: &ClientsReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<39} {:>10} {:>9} {:>9} {:>7}",
-        "Address", "Requests", "KoD/drop", "Rate/s", "Last"
+        "{:<39} {:>10} {:>9} {:>9} {:>7} {:>4}",
+        "Address", "Requests", "KoD/drop", "Rate/s", "Last", "NTS"
     );
-    let _ = writeln!(out, "{}", "=".repeat(78));
+    let _ = writeln!(out, "{}", "=".repeat(83));
     for c in &r.clients {
         let _ = writeln!(
             out,
-            "{:<39} {:>10} {:>9} {:>9.2} {:>7}",
+            "{:<39} {:>10} {:>9} {:>9.2} {:>7} {:>4}",
             c.address,
             c.requests,
             c.limited,
             c.rate_per_s,
-            human_age(c.last_seen_age_s)
+            human_age(c.last_seen_age_s),
+            if c.nts > 0 { "yes" } else { "-" }
         );
     }
     if r.clients.is_empty() {

@@ -56,6 +56,38 @@ pub fn rfc3339(t: UnixNanos) -> String {
         .unwrap_or_else(|| format!("{}ns", t.0))
 }
 
+/// NTS counters and certificate, when NTS is on. Certificate expiry is
+/// judged by the host's clock, as TLS peers judge it.
+fn nts_report(daemon: &DaemonState) -> Option<NtsReport> {
+    let nts = daemon.nts.get()?;
+    let (requests, naks) = daemon.ntp.get().map_or((0, 0), |n| {
+        let stats = n.stats();
+        (
+            stats.outcome(Outcome::NtsAuthenticated),
+            stats.outcome(Outcome::NtsNak),
+        )
+    });
+    let cert = nts.certificate();
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let ke = &nts.ke;
+    Some(NtsReport {
+        ke_listen: nts.ke_addrs.iter().map(|a| a.to_string()).collect(),
+        ke_sessions: ke.sessions.load(Ordering::Relaxed),
+        ke_error_responses: ke.error_responses.load(Ordering::Relaxed),
+        ke_failed_handshakes: ke.failed_handshakes.load(Ordering::Relaxed),
+        ke_timeouts: ke.timeouts.load(Ordering::Relaxed),
+        ke_refused_busy: ke.refused_busy.load(Ordering::Relaxed),
+        requests,
+        naks,
+        certificate_subject: cert.subject.clone(),
+        certificate_expires: rfc3339(UnixNanos::from_secs_nanos(cert.not_after_unix_s, 0)),
+        certificate_days_left: cert.days_left(now_s),
+        cookie_key_file: nts.cookie_key_file.display().to_string(),
+    })
+}
+
 /// A monotonic instant of the snapshot, on the disciplined realtime clock.
 fn mono_to_realtime(status: &Status, t: MonoNanos) -> UnixNanos {
     status.as_of.add_nanos(t.nanos_since(status.as_of_mono))
@@ -89,9 +121,9 @@ pub fn fix_mode_code(mode: FixMode) -> u8 {
 /// The group of `skytime_ntp_requests_total{outcome}` a server outcome counts in.
 pub fn outcome_group(o: Outcome) -> &'static str {
     match o {
-        Outcome::Served | Outcome::ServedInterleaved => "served",
-        Outcome::Authenticated => "authenticated",
-        Outcome::CryptoNak | Outcome::AuthFailedIgnored => "auth_failed",
+        Outcome::Served | Outcome::ServedInterleaved | Outcome::ServedSymmetric => "served",
+        Outcome::Authenticated | Outcome::NtsAuthenticated => "authenticated",
+        Outcome::CryptoNak | Outcome::AuthFailedIgnored | Outcome::NtsNak => "auth_failed",
         Outcome::DeniedKod | Outcome::DeniedIgnored => "denied",
         Outcome::RateLimitedKod | Outcome::RateLimitedDropped => "rate_limited",
         Outcome::Malformed | Outcome::BadVersion | Outcome::DroppedMode => "malformed",
@@ -325,6 +357,7 @@ impl ReportContext {
                 unannounced_leap: d.unannounced_leap.map(|l| leap_name(l).to_string()),
             }),
             endpoints,
+            nts: nts_report(daemon),
         }
     }
 
@@ -349,6 +382,7 @@ impl ReportContext {
                     address: c.addr.to_string(),
                     requests: c.requests,
                     limited: c.limited,
+                    nts: c.nts,
                     rate_per_s: rate,
                     last_seen_age_s: secs(now.nanos_since(c.last_seen)).max(0.0),
                 })
@@ -507,6 +541,7 @@ mod tests {
             addr: addr.parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0])),
             requests,
             limited: 0,
+            nts: 0,
             last_seen: MonoNanos(0),
         }
     }

@@ -101,7 +101,10 @@ function renderStatus(s) {
       + (s.temperature.trusted ? " (used in holdover)" : " (not yet trusted)") + ", sensor " + s.temperature.sensor
       + (s.temperature.compensation_ppm !== null ? ", compensating " + s.temperature.compensation_ppm.toFixed(4) + " ppm" : "") : "no sensor"],
     ["NTP requests", s.ntp.requests_per_second.toFixed(1) + "/s; served " + req.served + ", limited " + req.rate_limited + ", denied " + req.denied],
-  ]);
+  ].concat(s.nts ? [
+    ["NTS", s.nts.requests + " requests, " + s.nts.naks + " NAKs; NTS-KE " + s.nts.ke_sessions + " sessions on " + s.nts.ke_listen.join(", ")],
+    ["NTS certificate", s.nts.certificate_subject + ": expires " + s.nts.certificate_expires + " (" + s.nts.certificate_days_left + " days)"],
+  ] : []));
 
   const n = s.nmea;
   const delay = n.delay_median_ms !== null
