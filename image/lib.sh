@@ -100,27 +100,16 @@ unpack_kernel_packages() {
     echo "$out"
 }
 
-# Debian's DTBs are built without __symbols__, so neither the Pi firmware nor
-# fdtoverlay can resolve an overlay's &gpio / &uart0. Adds exactly the labels
-# our overlays use, each checked to exist: $1 in, $2 out.
+# Debian's DTBs carry no __symbols__; the image's own firmware hook adds the
+# labels our overlays use. Runs that same hook on a copy: $1 in, $2 out.
 add_dtb_symbols() {
-    local in=$1 out=$2
-    cp "$in" "$out"
-    fdtput -c "$out" /__symbols__ 2>/dev/null || true
-    local label path
-    for label in gpio:/soc/gpio@7e200000 uart0:/soc/serial@7e201000 uart1:/soc/serial@7e215040; do
-        path=${label#*:}
-        fdtget -l "$out" "$path" >/dev/null 2>&1 || die "$(basename "$in"): no node $path"
-        # An overlay targets a node through its phandle; give one to a node
-        # that nothing referenced yet (the mini UART on a Pi 3, say).
-        if ! fdtget "$out" "$path" phandle >/dev/null 2>&1; then
-            local max
-            max=$(dtc -q -I dtb -O dts "$out" | sed -n 's/.*phandle = <\(0x[0-9a-f]*\)>.*/\1/p' |
-                sort -u | while read -r h; do echo $((h)); done | sort -n | tail -n1)
-            fdtput -t u "$out" "$path" phandle $((${max:-0} + 1))
-        fi
-        fdtput -t s "$out" /__symbols__ "${label%%:*}" "$path"
-    done
+    local in=$1 out=$2 dir
+    dir=$(mktemp -d)
+    cp "$in" "$dir/"
+    SKYTIME_OVERLAYS=/nonexistent sh "$image_dir/rootfs/usr/lib/skytime-image/update-firmware" "$dir" ||
+        die "adding __symbols__ to $(basename "$in") failed"
+    mv "$dir/$(basename "$in")" "$out"
+    rm -rf "$dir"
 }
 
 # Compiles image/overlays/*.dts into $1/*.dtbo.
