@@ -75,6 +75,7 @@ devices=(-chardev "socket,id=nmea,path=$run/nmea.sock,server=on,wait=off" -seria
 # uses GPIO 3): it makes /dev/pps0 through the image's own pps-gpio.ko.
 qemu-system-aarch64 "${machine[@]}" -machine dumpdtb="$run/virt.dtb" "${devices[@]}" >/dev/null 2>&1 ||
     fail "qemu-system-aarch64 could not dump the virt DTB"
+rm -f "$run/nmea.sock"
 pl061=$(fdtget -l "$run/virt.dtb" / | grep -m1 '^pl061@') || fail "no PL061 in the virt DTB"
 fdtput -c "$run/virt.dtb" /pps-gpio4
 fdtput -t s "$run/virt.dtb" /pps-gpio4 compatible pps-gpio
@@ -136,7 +137,7 @@ guest_wait() {
 check "multi-user reached" guest 'systemctl is-active multi-user.target'
 check "first boot ran and finished" guest 'test -e /var/lib/skytime-image/firstboot.done && systemctl is-active skytime-firstboot'
 check "host name from the FAT partition" guest 'test "$(hostname)" = skytime-test'
-check "static address from the FAT partition" guest 'ip -4 addr show | grep -q "inet 10.0.2.15/24" && test -e /etc/systemd/network/10-skytime-static.network'
+check "static address from the FAT partition" guest 'grep -q "^Address=10.0.2.15/24" /etc/systemd/network/10-skytime-static.network && hostname -I | grep -qw 10.0.2.15'
 # The root filesystem alone is larger than the whole image was only if it grew.
 check "root filesystem grew into the extra 512 MiB" guest "test \$(findmnt -bno SIZE /) -gt $size_before"
 check "first boot runs once (a second start is skipped by its condition)" \
