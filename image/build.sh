@@ -141,9 +141,14 @@ rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
 # The initramfs with MODULES=list; its post-update hooks (raspi-firmware's,
 # then ours) fill /boot/firmware: kernel, initrd, DTBs with symbols,
 # overlays, config.txt, cmdline.txt.
+# The hooks need /proc to see that they run in a chroot (ischroot), else they
+# insist on /boot/firmware being a mount point.
+mount -t proc proc "$root/proc"
+trap 'umount "$root/proc" 2>/dev/null || true' EXIT
 chroot "$root" update-initramfs -u -k "$abi" >&2
 chroot "$root" sh -c 'DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware '"$abi"' /boot/vmlinuz-'"$abi" >&2
 chroot "$root" /usr/lib/skytime-image/update-firmware /boot/firmware >&2
+umount "$root/proc"
 firmware=$root/boot/firmware
 grep -q '^dtoverlay=skytime-uart-gps' "$firmware/config.txt" || die "config.txt lacks our overlays"
 # The FAT partition is also the user's settings folder: a commented example.

@@ -32,7 +32,7 @@ fail() {
     exit 1
 }
 
-out=$("$image_dir/build.sh") || fail "image/build.sh failed"
+out=$("$image_dir/build.sh" | tail -n1) && [[ -d $out ]] || fail "image/build.sh failed"
 step "image: $out ($(du -h "$out/skytime-pi-arm64.img.zst" | cut -f1) compressed)"
 bash "$image_dir/check-static.sh" "$out/firmware" || fail "static checks"
 [[ ${SKYTIME_IMAGE_BOOT:-1} == 1 ]] || exit 0
