@@ -18,6 +18,8 @@
 #   SKYTIME_SKIP_FUZZ=1    skip the short fuzz runs
 #   SKYTIME_SKIP_README=1  skip running the READMEs' commands
 #   SKYTIME_SKIP_VM=1      skip the VM system test (tests/vm/run.sh)
+#   SKYTIME_SKIP_IMAGE=1   skip the Raspberry Pi image's static checks and
+#                          hat-detection test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -117,6 +119,19 @@ fi
 if [ -z "${SKYTIME_SKIP_CROSS:-}" ] && [ -x scripts/ci-cross.sh ]; then
     section "aarch64 cross-build, unit tests under qemu, .deb"
     bash scripts/ci-cross.sh
+fi
+
+# --- Raspberry Pi SD image ------------------------------------------------------
+# Static checks of what the image puts on a Pi (overlays on Debian's Pi DTBs,
+# pps-gpio.ko's vermagic; Debian's packages cached in target/image) and its
+# hat detection against a fake EEPROM, UART and PPS. The full build and QEMU
+# boot test is image/test.sh (root, ~30 min the first time).
+if [ -z "${SKYTIME_SKIP_IMAGE:-}" ]; then
+    section "Raspberry Pi image: static checks, hat detection"
+    command -v fdtoverlay >/dev/null || $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends device-tree-compiler
+    command -v aarch64-linux-gnu-gcc >/dev/null || $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc-aarch64-linux-gnu
+    bash image/check-static.sh
+    bash image/test-detect-hat.sh
 fi
 
 section "all passed in $(elapsed)"
