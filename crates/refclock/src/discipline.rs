@@ -739,17 +739,22 @@ impl<C: Clock> Refclock<C> {
         q
     }
 
+    /// How much noisier than learned the best filter of the bank finds the
+    /// pulses (never below 1): the guard assumes at least that.
+    fn bank_noise_scale(&self) -> f64 {
+        self.bank
+            .as_ref()
+            .map(|b| b.best_scale())
+            .unwrap_or(1.0)
+            .max(1.0)
+    }
+
     /// The noise the guard filter assumes: the learned noise times the safety
     /// factor, and never less random walk than the data allow.
     fn guard_noise(&self) -> NoiseParams {
         let q = self.noise_params();
         let scale = self.cfg.holdover_noise_safety_factor;
-        let best_scale = self
-            .bank
-            .as_ref()
-            .map(|b| b.best_scale())
-            .unwrap_or(1.0)
-            .max(1.0);
+        let best_scale = self.bank_noise_scale();
         NoiseParams {
             r: q.r,
             q_wfm: q.q_wfm * scale * best_scale,
@@ -766,12 +771,7 @@ impl<C: Clock> Refclock<C> {
     fn guard_noise_with(&self, q_rw_upper: f64) -> NoiseParams {
         let q = self.noise.params();
         let scale = self.cfg.holdover_noise_safety_factor;
-        let best_scale = self
-            .bank
-            .as_ref()
-            .map(|b| b.best_scale())
-            .unwrap_or(1.0)
-            .max(1.0);
+        let best_scale = self.bank_noise_scale();
         NoiseParams {
             r: q.r,
             q_wfm: q.q_wfm * scale * best_scale,
