@@ -51,8 +51,20 @@ commands_of() {
 }
 
 # Runs one documented command line; fails loudly with its output.
+# A command this check runs must be harmless on a developer's machine: one
+# that needs root or writes to a device (flashing a card, partitioning) is
+# refused here, never run; its block belongs under `sh appliance` or `sh suite`.
+refuse_dangerous() {
+    local file=$1 line=$2
+    if grep -Eq '(^|[;&|[:space:]])(sudo|dd|mkfs(\.[a-z0-9]+)?|sfdisk|fdisk|parted|wipefs|mke2fs)([[:space:]]|$)|of=/dev/|>[[:space:]]*/dev/sd' <<<"$line"; then
+        echo "FAILED: \`$line\` from $file needs root or writes a device: mark its block \`sh appliance\` or \`sh suite\`; it was not run" >&2
+        exit 1
+    fi
+}
+
 run_line() {
     local file=$1 line=$2
+    refuse_dangerous "$file" "$line"
     echo "\$ $line    ($file)"
     if ! (cd "$ROOT" && timeout "$COMMAND_TIMEOUT_S" bash -c "$line") >"$SCRATCH/out" 2>&1; then
         cat "$SCRATCH/out"
@@ -66,6 +78,7 @@ run_line() {
 # lines, stops it with SIGINT and checks its exit.
 run_daemon() {
     local file=$1 line=$2 while_running=$3
+    refuse_dangerous "$file" "$line"
     local runtime="$SCRATCH/runtime"
     mkdir -p "$runtime"
     echo "\$ $line    ($file; started, then stopped with SIGINT once locked)"
