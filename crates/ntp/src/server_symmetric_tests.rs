@@ -5,21 +5,7 @@
 use super::*;
 use crate::packet::{HEADER_LEN, Header, NtpShort, NtpTimestamp, mode};
 
-const T0: i64 = 1_750_000_000_000_000_000;
-
-fn synced() -> SystemState {
-    SystemState {
-        synchronised: true,
-        leap: LeapChange::None,
-        stratum: 1,
-        reference_id: *b"GPS\0",
-        root_delay_ns: 0.0,
-        root_dispersion_ns: 1_000.0,
-        dispersion_rate_ns_per_s: 15.0,
-        as_of: UnixNanos(T0),
-        reference_time: UnixNanos(T0 - 500_000_000),
-    }
-}
+use super::tests::{T0, synced};
 
 /// What w32time on a PDC emulator sends to `NtpServer=box,0x8` (symmetric
 /// active): NTPv3, its own (unsynchronised) stratum and clock fields, a poll

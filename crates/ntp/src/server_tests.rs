@@ -5,9 +5,10 @@ use crate::keys::{Key, MacAlgorithm};
 use crate::packet::{HEADER_LEN, Header, NtpTimestamp, mode};
 use proptest::prelude::*;
 
-const T0: i64 = 1_750_000_000_000_000_000;
+pub(super) const T0: i64 = 1_750_000_000_000_000_000;
 
-fn synced() -> SystemState {
+/// A locked stratum-1 state; shared with the other server test modules.
+pub(super) fn synced() -> SystemState {
     SystemState {
         synchronised: true,
         leap: LeapChange::None,
