@@ -83,6 +83,10 @@ pub struct RefclockConfig {
     /// The learned temperature coefficient is used in holdover once its
     /// one-sigma uncertainty is below this, ppm/K.
     pub temperature_trust_ppm_per_k: f64,
+    /// Correct each PPS edge by the quantisation error (qErr) a u-blox timing
+    /// receiver reports for it in UBX-TIM-TP, when the pairing is certain.
+    /// Off: the messages are still counted, no edge is corrected.
+    pub qerr_correction: bool,
 }
 
 impl Default for RefclockConfig {
@@ -111,6 +115,7 @@ impl Default for RefclockConfig {
             temperature_scale: 0.001,
             temperature_interval_ms: 2_000,
             temperature_trust_ppm_per_k: 0.01,
+            qerr_correction: true,
         }
     }
 }

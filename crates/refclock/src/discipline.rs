@@ -20,6 +20,7 @@ use crate::filter::{FilterBank, Kalman, NoiseLearner, NoiseParams};
 use crate::leapfile::{LeapTable, end_of_month_unix_s};
 use crate::pairing::{DelayLearner, Pairing};
 use crate::pulse_jitter::PulseJitter;
+use crate::qerr_correction::QerrCorrection;
 use crate::status::{
     HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
     PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,
@@ -27,7 +28,7 @@ use crate::status::{
 use crate::thermal::persist::ThermalRecord;
 use crate::thermal::{SensorReading, ThermalCompensator, ThermalStatus};
 use crate::wander::WanderTracker;
-use skytime_gnss::Epoch;
+use skytime_gnss::{Epoch, ReceiverReport};
 use skytime_pps::PpsEdge;
 use skytime_timebase::{Arrival, LeapChange, MonoNanos, UnixNanos, UtcSecond};
 use std::collections::VecDeque;
@@ -157,6 +158,8 @@ pub struct Refclock<C: Clock> {
     /// The temperature sensor, the coefficient learned from it, and the
     /// compensation of a holdover in progress.
     thermal: ThermalCompensator,
+    /// The receiver's qErr for each edge (TIM-TP), applied before the filter.
+    qerr: QerrCorrection,
     consecutive_good: u32,
     outlier_streak: u32,
     outlier_last_z: Option<f64>,
@@ -252,6 +255,7 @@ impl<C: Clock> Refclock<C> {
                 config.temperature_interval_ms as f64 / 1e3,
                 config.temperature_trust_ppm_per_k * 1e3,
             ),
+            qerr: QerrCorrection::new(config.qerr_correction),
             consecutive_good: 0,
             outlier_streak: 0,
             outlier_last_z: None,
@@ -313,6 +317,20 @@ impl<C: Clock> Refclock<C> {
     /// compensator's to detect; they never reach the clock.
     pub fn on_temperature(&mut self, at: MonoNanos, reading: &SensorReading) {
         self.thermal.on_reading(at, reading);
+    }
+
+    /// A receiver report besides the epochs: TIM-TP (qErr of the next
+    /// pulse) and survey-in progress, stamped with their arrival.
+    pub fn on_receiver_report(&mut self, report: &ReceiverReport) {
+        if let (ReceiverReport::TimePulse { arrival, .. }, Some(table)) =
+            (report, &self.leap_table)
+        {
+            // GPS time runs TAI − 19 s: a receiver reporting TIM-TP in GPS time pairs too.
+            let tai_minus_utc_s = table.tai_minus_utc_s(arrival.realtime.secs());
+            self.qerr
+                .set_gps_minus_utc_s((tai_minus_utc_s > 19).then_some(tai_minus_utc_s - 19));
+        }
+        self.qerr.on_report(report);
     }
 
     /// What the daemon should persist beside the drift file: the temperature
@@ -488,7 +506,9 @@ impl<C: Clock> Refclock<C> {
                 format!("pulse labelled {label}, leap at {l}")
             });
         }
-        let z = (stamp_c - label * NS_I) as f64;
+        // The receiver's quantisation error of this very pulse, when certain.
+        let q_err_ns = self.qerr.correction_ns(mono, label);
+        let z = (stamp_c - label * NS_I) as f64 + q_err_ns;
         self.measure(z, rec, label);
     }
 
@@ -1564,6 +1584,7 @@ impl<C: Clock> Refclock<C> {
             }),
             steps: self.steps,
             thermal: self.thermal_status(),
+            qerr: self.qerr.status(),
         }
     }
 

@@ -17,6 +17,7 @@ pub mod pairing;
 mod phase_history;
 mod pulse_jitter;
 pub mod qerr;
+mod qerr_correction;
 mod status;
 pub mod thermal;
 mod wander;
@@ -24,6 +25,7 @@ mod wander;
 pub use clock::{Clock, ClockError, SyncReport};
 pub use config::{RefclockConfig, ReferenceIdChoice};
 pub use discipline::Refclock;
+pub use qerr_correction::{QerrStatus, SurveyInStatus};
 pub use drift::{DriftError, DriftRecord};
 pub use status::{
     HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,

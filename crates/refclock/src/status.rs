@@ -380,6 +380,8 @@ pub struct Status {
     /// The temperature sensor and the learned coefficient (None: no sensor
     /// configured and none ever read).
     pub thermal: Option<crate::thermal::ThermalStatus>,
+    /// The qErr correction and survey-in (None: the receiver sends neither).
+    pub qerr: Option<crate::qerr_correction::QerrStatus>,
 }
 
 impl Status {

@@ -2,14 +2,20 @@
 //! time, prints each one's JSON summary, the targets of
 //! `scenarios/targets.toml` met or missed, and the wall time it took. A
 //! scenario with a temperature sensor (`[sensor] enabled = true`) is run a
-//! second time without it, and both are printed side by side.
+//! second time without it, and both are printed side by side. A scenario
+//! whose receiver sends UBX-TIM-TP (`[receiver] tim_tp = true`) is run with
+//! the qErr correction on and off: both summaries, the RMS ratio and a TDEV
+//! table of the clock's error at τ = 1 to 100 s.
 //!
 //! `cargo bench -p skytime-sim --bench scenarios [-- [--strict] [NAME_SUBSTRING]]`
 //!
 //! Figures are printed, not asserted: it exits 0 whatever the results, unless
 //! `--strict` is given, when a missed target makes it exit 1.
 
+use skytime_refclock::RefclockConfig;
 use skytime_sim::scenario::project_scenarios;
+use skytime_sim::tdev::{BENCH_TAUS_S, tdev_ns};
+use skytime_sim::{Scenario, ScenarioReport};
 use skytime_sim::targets::{Targets, load_targets};
 use std::path::Path;
 use std::process::ExitCode;
@@ -76,6 +82,9 @@ fn main() -> ExitCode {
                 Err(e) => eprintln!("error: {}: {e}", path.display()),
             }
         }
+        if scenario.receiver.tim_tp {
+            print_qerr_comparison(scenario);
+        }
         let verdicts = targets
             .get(&scenario.name)
             .unwrap_or(&default_targets)
@@ -124,4 +133,62 @@ fn sensor_line(r: &skytime_sim::ScenarioReport) -> String {
         r.rms_offset_ns,
         r.served_bad_s
     )
+}
+
+/// Runs `scenario` with `config` and returns its summary and the clock's
+/// error each second after the warm-up, ns.
+fn errors_after_warmup(
+    scenario: &Scenario,
+    config: &RefclockConfig,
+) -> Option<(ScenarioReport, Vec<f64>)> {
+    let mut trace = Vec::new();
+    let run = skytime_sim::run_scenario_with_config(scenario, config, None, &mut trace, true)
+        .ok()?;
+    let text = String::from_utf8(trace).ok()?;
+    let errors = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            let t_s: u64 = fields.next()?.parse().ok()?;
+            let error_ns: f64 = fields.nth(1)?.parse().ok()?;
+            (t_s >= scenario.warmup_s).then_some(error_ns)
+        })
+        .collect();
+    Some((run.report, errors))
+}
+
+/// The qErr correction on and off: both summaries, the RMS ratio, and TDEV.
+fn print_qerr_comparison(scenario: &Scenario) {
+    let on = skytime_sim::scenario_refclock_config(scenario);
+    let off = RefclockConfig {
+        qerr_correction: false,
+        ..on.clone()
+    };
+    let (Some((r_on, e_on)), Some((r_off, e_off))) = (
+        errors_after_warmup(scenario, &on),
+        errors_after_warmup(scenario, &off),
+    ) else {
+        eprintln!("error: {}: the qErr comparison did not run", scenario.name);
+        return;
+    };
+    let json = |r: &ScenarioReport| serde_json::to_string(r).unwrap_or_default();
+    println!("   qErr correction on:  {}", json(&r_on));
+    println!("   qErr correction off: {}", json(&r_off));
+    println!(
+        "   RMS offset with qErr / without: {:.1} / {:.1} ns = {:.1} % (acceptance: at most 25 %)",
+        r_on.rms_offset_ns,
+        r_off.rms_offset_ns,
+        100.0 * r_on.rms_offset_ns / r_off.rms_offset_ns
+    );
+    println!("   TDEV of the clock's error    tau_s   qErr on   qErr off   on < off");
+    for n in BENCH_TAUS_S {
+        let (Some(a), Some(b)) = (tdev_ns(&e_on, n), tdev_ns(&e_off, n)) else {
+            continue;
+        };
+        println!(
+            "                               {n:>5} {a:>8.3} ns {b:>8.3} ns   {}",
+            if a < b { "yes" } else { "NO" }
+        );
+    }
 }

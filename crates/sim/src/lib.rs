@@ -5,10 +5,12 @@
 pub mod hat;
 pub mod nmea_out;
 pub mod oscillator;
+pub mod receiver_timing;
 pub mod runner;
 pub mod scenario;
 pub mod sim_clock;
 pub mod targets;
+pub mod tdev;
 pub mod true_seconds;
 
 pub use oscillator::{Oscillator, OscillatorParams};

@@ -11,12 +11,14 @@
 
 use crate::nmea_out::{FixInfo, nmea_burst};
 use crate::oscillator::{Oscillator, OscillatorParams};
+use crate::receiver_timing::TimingReceiver;
 use crate::scenario::{LeapEvent, Scenario};
 use crate::sim_clock::SimClock;
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
-use rand_distr::{Distribution, Exp, StandardNormal};
+use rand_distr::{Distribution, Exp, StandardNormal, StandardUniform};
 use serde::Serialize;
+use skytime_gnss::ubx::messages::{encode_tim_svin, encode_tim_tp};
 use skytime_gnss::{Epoch, EpochAssembler, ParserConfig};
 use skytime_pps::PpsEdge;
 use skytime_refclock::thermal::persist::ThermalRecord;
@@ -73,6 +75,8 @@ pub struct RunDetails {
     pub spurious_sent: u64,
     /// NMEA bursts written (and flushed by the serial shell).
     pub bursts_sent: u64,
+    /// UBX-TIM-TP messages written (duplicates counted, dropped ones not).
+    pub tim_tp_sent: u64,
     /// Epochs the real parser produced from them.
     pub epochs_parsed: u64,
     /// Seconds spent in each state (acquiring, locked, holdover, unsynchronised).
@@ -139,6 +143,18 @@ impl ScenarioRun {
                 .map(|(t, flag, label)| format!("{flag:?} at {t:.1} s ({label})"))
                 .collect();
             lines.push(format!("clock leap flag: {}", changes.join(", ")));
+        }
+        if let Some(q) = d.final_status.as_ref().and_then(|st| st.qerr.as_ref()) {
+            lines.push(format!(
+                "qErr correction {}: {} TIM-TP sent, {} received; {} edges corrected, skipped {} (no message), {} (invalid), {} (uncertain)",
+                if q.enabled { "on" } else { "off" },
+                d.tim_tp_sent,
+                q.messages,
+                q.applied,
+                q.skipped_no_message,
+                q.skipped_invalid,
+                q.skipped_uncertain
+            ));
         }
         if let Some(st) = &d.final_status {
             lines.push(format!(
@@ -385,6 +401,12 @@ struct Sim<'a> {
     pps_this_s: u32,
     chunks_this_s: u32,
     sensor: Option<SensorSim>,
+    /// The receiver's time pulse: its quantisation and TIM-TP.
+    timing: TimingReceiver,
+    /// Drop, duplicate and delay draws for TIM-TP.
+    tim_tp_rng: Xoshiro256PlusPlus,
+    /// A TIM-TP held back to go out after the pulse it describes.
+    late_tim_tp: Vec<u8>,
 }
 
 /// The simulated temperature sensor: the box's temperature through a
@@ -468,6 +490,9 @@ impl<'a> Sim<'a> {
             pps_this_s: 0,
             chunks_this_s: 0,
             sensor,
+            timing: TimingReceiver::new(&s.receiver, rng(s.seed, 5)),
+            tim_tp_rng: rng(s.seed, 6),
+            late_tim_tp: Vec::new(),
         })
     }
 
@@ -530,9 +555,15 @@ impl<'a> Sim<'a> {
         // outage does not shift the noise of the seconds after it.
         let pps_z: f64 = StandardNormal.sample(&mut self.pps_rng);
         let nmea_z: f64 = StandardNormal.sample(&mut self.nmea_rng);
+        // This second's pulse leaves on the receiver's tick nearest the true second.
+        let pulse = self.timing.advance();
+        let mut uniform = || -> f64 { StandardUniform.sample(&mut self.tim_tp_rng) };
+        let (drop_u, duplicate_u, late_u) = (uniform(), uniform(), uniform());
 
         if !s.pps.outages.iter().any(|w| w.contains(tk)) {
-            let at = t0 + (s.pps.latency_ns + s.pps.jitter_ns * pps_z).round() as i64;
+            let at = t0
+                + (pulse.emitted_offset_ns + s.pps.latency_ns + s.pps.jitter_ns * pps_z).round()
+                    as i64;
             self.sequence = self.sequence.wrapping_add(1);
             let sequence = self.sequence;
             self.queue.push(
@@ -564,17 +595,16 @@ impl<'a> Sim<'a> {
             return;
         }
         let true_label = self.labels[k as usize];
-        let shown = match s
+        let shift_s = s
             .nmea
             .wrong_second
             .iter()
             .find(|w| tk >= w.from_s && tk < w.to_s)
-        {
-            Some(w) => {
-                UtcSecond::from_unix_secs(true_label.unix_secs() + w.offset_s).unwrap_or(true_label)
-            }
-            None => true_label,
+            .map_or(0, |w| w.offset_s);
+        let shifted = |label: UtcSecond| {
+            UtcSecond::from_unix_secs(label.unix_secs() + shift_s).unwrap_or(label)
         };
+        let shown = shifted(true_label);
         let fix = if s.nmea.invalid_fix.iter().any(|w| w.contains(tk)) {
             FixInfo::none()
         } else {
@@ -592,7 +622,36 @@ impl<'a> Sim<'a> {
             }
             None => LeapChange::None,
         };
-        let bytes = nmea_burst(shown, &fix, announce);
+        let mut bytes = nmea_burst(shown, &fix, announce);
+        // What a timing receiver adds after its NMEA: last second's late
+        // TIM-TP, this second's TIM-TP for the next pulse, survey-in progress.
+        bytes.append(&mut self.late_tim_tp);
+        if s.receiver.tim_tp {
+            let next_label = shifted(self.labels[k as usize + 1]);
+            let frame = encode_tim_tp(&TimingReceiver::tim_tp(
+                next_label,
+                self.timing.upcoming(),
+            ));
+            let r = &s.receiver;
+            if drop_u >= r.tim_tp_drop_probability {
+                let copies = if duplicate_u < r.tim_tp_duplicate_probability {
+                    2
+                } else {
+                    1
+                };
+                let out = if late_u < r.tim_tp_late_probability {
+                    &mut self.late_tim_tp
+                } else {
+                    &mut bytes
+                };
+                for _ in 0..copies {
+                    out.extend_from_slice(&frame);
+                }
+            }
+        }
+        if let Some(progress) = self.timing.survey_in(k) {
+            bytes.extend_from_slice(&encode_tim_svin(&progress));
+        }
         let delay_ms = (s.nmea.delay_ms + s.nmea.jitter_ms * nmea_z).clamp(0.0, 999.0);
         let duration_ns = bytes.len() as i64 * BYTE_NS;
         let mut end = t0 + (delay_ms * 1e6).round() as i64;
@@ -642,9 +701,13 @@ impl<'a> Sim<'a> {
                 }
                 Event::Bytes(bytes) => {
                     self.chunks_this_s += 1;
+                    self.details.tim_tp_sent += u64::from(is_tim_tp(&bytes));
                     self.assembler
                         .push(&bytes, self.clock.arrival(), &mut self.epochs);
                     self.deliver_epochs();
+                    for report in self.assembler.take_reports() {
+                        self.refclock.on_receiver_report(&report);
+                    }
                 }
                 Event::Flush => {
                     self.details.bursts_sent += 1;
@@ -793,6 +856,7 @@ fn empty_details() -> RunDetails {
         edges_sent: 0,
         spurious_sent: 0,
         bursts_sent: 0,
+        tim_tp_sent: 0,
         epochs_parsed: 0,
         seconds_in_state: [0; 4],
         served_s: 0,
@@ -804,6 +868,14 @@ fn empty_details() -> RunDetails {
         final_status: None,
         thermal_record: None,
     }
+}
+
+/// Whether a chunk is a UBX-TIM-TP frame.
+fn is_tim_tp(chunk: &[u8]) -> bool {
+    chunk.len() >= 4
+        && chunk[..2] == [0xB5, 0x62]
+        && chunk[2] == skytime_gnss::ubx::CLASS_TIM
+        && chunk[3] == skytime_gnss::ubx::ID_TIM_TP
 }
 
 /// Splits a burst into what a serial read returns: each NMEA sentence (up to

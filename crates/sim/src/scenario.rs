@@ -200,6 +200,40 @@ pub struct PpsSection {
     pub spurious_per_hour: f64,
 }
 
+/// `[receiver]`: the receiver's time pulse as a timing receiver (u-blox
+/// M8T/F9T) makes it: cut from its own clock's ticks (the sawtooth), with
+/// UBX-TIM-TP reporting each pulse's quantisation error before it, and
+/// survey-in progress. Empty: an exact pulse and NMEA only.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiverSection {
+    /// Frequency of the clock the pulse is cut from, Hz (48e6 on an M8T,
+    /// ±10.4 ns; 0: the pulse leaves exactly on the second).
+    pub timing_clock_hz: f64,
+    /// That clock's frequency error, ppb: how fast its ticks slide against
+    /// the true seconds, which sets the sawtooth's shape.
+    pub clock_offset_ppb: f64,
+    /// Standard deviation of that clock's frequency step each second, ppb.
+    pub clock_random_walk_ppb: f64,
+    /// Send UBX-TIM-TP (the next pulse's time and qErr) after each second's
+    /// NMEA, before the pulse it describes, as u-blox parts do.
+    pub tim_tp: bool,
+    /// Gaussian error of the reported qErr against the real one, ps.
+    pub q_err_noise_ps: f64,
+    /// Probability that a second's TIM-TP is not sent.
+    pub tim_tp_drop_probability: f64,
+    /// Probability that it is sent twice.
+    pub tim_tp_duplicate_probability: f64,
+    /// Probability that it is sent late: after the pulse it describes, with
+    /// the next second's output.
+    pub tim_tp_late_probability: f64,
+    /// Survey-in: send TIM-SVIN each second, finishing once this many
+    /// seconds have passed and `survey_in_accuracy_m` is reached (0: no survey-in).
+    pub survey_in_min_s: u64,
+    /// The accuracy survey-in must reach, m.
+    pub survey_in_accuracy_m: f64,
+}
+
 /// `[nmea]`: the receiver's serial output.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -287,6 +321,9 @@ pub struct Scenario {
     /// The receiver's serial output.
     #[serde(default)]
     pub nmea: NmeaSection,
+    /// The receiver's time pulse and timing messages (u-blox timing parts).
+    #[serde(default)]
+    pub receiver: ReceiverSection,
     /// An optional leap second.
     #[serde(default)]
     pub leap: LeapSection,
@@ -559,6 +596,49 @@ impl Scenario {
                 );
             }
         }
+        let r = &self.receiver;
+        if !finite_nonneg(r.timing_clock_hz)
+            || (r.timing_clock_hz > 0.0 && !(1e6..=1e10).contains(&r.timing_clock_hz))
+        {
+            bad(
+                "receiver.timing_clock_hz",
+                "must be 0 (exact pulse) or between 1e6 and 1e10".into(),
+            );
+        }
+        if !r.clock_offset_ppb.is_finite() || r.clock_offset_ppb.abs() > 100_000.0 {
+            bad(
+                "receiver.clock_offset_ppb",
+                "must be finite and within ±100000".into(),
+            );
+        }
+        for (key, v) in [
+            ("receiver.clock_random_walk_ppb", r.clock_random_walk_ppb),
+            ("receiver.q_err_noise_ps", r.q_err_noise_ps),
+        ] {
+            if !finite_nonneg(v) {
+                bad(key, "must be ≥ 0".into());
+            }
+        }
+        for (key, v) in [
+            ("receiver.tim_tp_drop_probability", r.tim_tp_drop_probability),
+            (
+                "receiver.tim_tp_duplicate_probability",
+                r.tim_tp_duplicate_probability,
+            ),
+            ("receiver.tim_tp_late_probability", r.tim_tp_late_probability),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                bad(key, "must be between 0 and 1".into());
+            }
+        }
+        if r.survey_in_min_s > 0
+            && !(r.survey_in_accuracy_m.is_finite() && r.survey_in_accuracy_m > 0.0)
+        {
+            bad(
+                "receiver.survey_in_accuracy_m",
+                "must be > 0 when survey_in_min_s is set".into(),
+            );
+        }
         match (&self.leap.insert_at_utc, &self.leap.delete_at_utc) {
             (Some(_), Some(_)) => bad(
                 "leap",
@@ -681,6 +761,17 @@ delay_ms = 350
 jitter_ms = 50
 outages = [ { from_s = 1, to_s = 2 } ]
 wrong_second = [ { from_s = 3, to_s = 4, offset_s = 1 } ]
+[receiver]
+timing_clock_hz = 48e6
+clock_offset_ppb = 150.3
+clock_random_walk_ppb = 0.05
+tim_tp = true
+q_err_noise_ps = 100
+tim_tp_drop_probability = 0.1
+tim_tp_duplicate_probability = 0.1
+tim_tp_late_probability = 0.1
+survey_in_min_s = 300
+survey_in_accuracy_m = 2.0
 [leap]
 insert_at_utc = "2016-12-31T23:59:60Z"
 "#;
@@ -707,6 +798,7 @@ insert_at_utc = "2016-12-31T23:59:60Z"
             ("ramp_s = 900", "ramp = 900"),
             ("offset_s = 1", "offset = 1"),
             ("[leap]", "[leap]\nwhen = 1"),
+            ("tim_tp = true", "timtp = true"),
         ] {
             let text = FULL.replacen(from, to, 1);
             let err = Scenario::parse(&text, "typo").expect_err(to);
@@ -734,7 +826,9 @@ insert_at_utc = "2016-12-31T23:59:60Z"
             .replace("warmup_s = 10", "warmup_s = 100")
             .replace("delay_ms = 350", "delay_ms = 1200")
             .replace("offset_s = 1", "offset_s = 0")
-            .replace("23:00:00Z", "23:00:00.5Z");
+            .replace("23:00:00Z", "23:00:00.5Z")
+            .replace("timing_clock_hz = 48e6", "timing_clock_hz = 5")
+            .replace("tim_tp_late_probability = 0.1", "tim_tp_late_probability = 2");
         let err = Scenario::parse(&text, "x").expect_err("invalid");
         let msg = err.to_string();
         for key in [
@@ -742,6 +836,8 @@ insert_at_utc = "2016-12-31T23:59:60Z"
             "nmea.delay_ms",
             "nmea.wrong_second[0].offset_s",
             "start_utc",
+            "receiver.timing_clock_hz",
+            "receiver.tim_tp_late_probability",
         ] {
             assert!(msg.contains(key), "{key} missing from {msg}");
         }

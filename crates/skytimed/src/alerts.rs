@@ -656,6 +656,7 @@ pub(crate) fn sample_locked_status() -> Status {
         label_disagreement: None,
         steps: 1,
         thermal: None,
+        qerr: None,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::paths;
 use crate::state::{DaemonState, Endpoints};
 use anyhow::{Context, Result, anyhow};
 use arc_swap::ArcSwap;
-use skytime_gnss::{GnssEvent, SerialReader};
+use skytime_gnss::{GnssEvent, ReceiverReport, SerialReader};
 use skytime_ntp::{NtpServer, SystemState};
 use skytime_pps::{PpsEvent, PpsSource, PpsThread, PpsThreadOptions};
 use skytime_refclock::{Clock, Refclock};
@@ -451,6 +451,16 @@ fn spawn_serial(serial: SerialReader, inputs: InputSender) -> Result<std::thread
             serial.run(|event| match event {
                 GnssEvent::Epoch(epoch) => {
                     if inputs.send(Input::Epoch(Box::new(epoch))) {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
+                    }
+                }
+                // Timing reports go to the discipline beside the epochs (qErr, survey-in).
+                GnssEvent::Report(
+                    report @ (ReceiverReport::TimePulse { .. } | ReceiverReport::SurveyIn(_)),
+                ) => {
+                    if inputs.send(Input::Report(report)) {
                         ControlFlow::Continue(())
                     } else {
                         ControlFlow::Break(())

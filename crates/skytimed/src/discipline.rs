@@ -7,7 +7,7 @@
 
 use crate::state::{DaemonState, HistoryPoint};
 use arc_swap::ArcSwap;
-use skytime_gnss::Epoch;
+use skytime_gnss::{Epoch, ReceiverReport};
 use skytime_ntp::SystemState;
 use skytime_pps::PpsEdge;
 use skytime_refclock::{Clock, Refclock, SensorReading, Status};
@@ -27,6 +27,8 @@ pub enum Input {
     Epoch(Box<Epoch>),
     /// One temperature sensor reading (stamped when the discipline takes it).
     Temperature(SensorReading),
+    /// A receiver timing report (TIM-TP qErr, survey-in), stamped on arrival.
+    Report(ReceiverReport),
 }
 
 /// How often the refclock is ticked when nothing arrives.
@@ -126,6 +128,7 @@ impl<C: Clock + 'static> Discipline<C> {
             match self.inputs.recv_timeout(TICK) {
                 Ok(Input::Pps(edge)) => self.refclock.on_pps(&edge),
                 Ok(Input::Epoch(epoch)) => self.refclock.on_epoch(&epoch),
+                Ok(Input::Report(report)) => self.refclock.on_receiver_report(&report),
                 Ok(Input::Temperature(reading)) => {
                     let at = self.refclock.clock().monotonic();
                     self.refclock.on_temperature(at, &reading);

@@ -217,6 +217,57 @@ pub fn encode_report(r: &StatusReport, e: &mut DescriptorEncoder) -> Result<(), 
             t.faults,
         )?;
     }
+    if let Some(q) = &r.qerr {
+        gauge(
+            e,
+            "qerr_correction_enabled",
+            "1 when PPS edges are corrected by the receiver's TIM-TP qErr.",
+            b(q.enabled),
+        )?;
+        counter(
+            e,
+            "qerr_messages",
+            "UBX-TIM-TP messages received.",
+            q.messages,
+        )?;
+        counter(
+            e,
+            "qerr_applied",
+            "PPS edges corrected by their TIM-TP qErr.",
+            q.applied,
+        )?;
+        counter_family(
+            e,
+            "qerr_skipped",
+            "PPS edges left uncorrected, by reason.",
+            "reason",
+            &[
+                ("no_message", q.skipped_no_message),
+                ("invalid", q.skipped_invalid),
+                ("uncertain", q.skipped_uncertain),
+            ],
+        )?;
+        if let Some(v) = &q.survey_in {
+            gauge(
+                e,
+                "survey_in_active",
+                "1 while the receiver's survey-in runs.",
+                b(v.active),
+            )?;
+            gauge(
+                e,
+                "survey_in_valid",
+                "1 once survey-in has finished and the position is held.",
+                b(v.valid),
+            )?;
+            gauge(
+                e,
+                "survey_in_accuracy_meters",
+                "Accuracy of the surveyed mean position, m.",
+                v.accuracy_m,
+            )?;
+        }
+    }
     counter(
         e,
         "clock_steps",

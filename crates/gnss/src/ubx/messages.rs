@@ -163,8 +163,8 @@ pub struct TimePulseReport {
     pub tow_ms: u32,
     /// Sub-millisecond part of it, ms · 2^-32.
     pub tow_sub_ms: u32,
-    /// Quantisation error of the pulse, ps (the pulse is late by this much
-    /// relative to the true time; subtract it from the edge's stamp).
+    /// Quantisation error of the pulse, ps: the ideal pulse minus the real
+    /// one (add it to the edge's stamp; A. Wallin's F9T measurement).
     pub q_err_ps: i32,
     /// Week number of the time base.
     pub week: u16,

@@ -156,6 +156,10 @@ pub struct StatusReport {
     /// The temperature sensor and the learned coefficient (None: no sensor).
     #[serde(default)]
     pub temperature: Option<TemperatureReport>,
+    /// The receiver's qErr (sawtooth) correction and survey-in (None: the
+    /// receiver sends neither TIM-TP nor survey-in reports).
+    #[serde(default)]
+    pub qerr: Option<QerrReport>,
     /// Clock steps made (start-up and re-acquisitions).
     pub steps: u32,
     /// The pulse source.
@@ -256,6 +260,42 @@ pub struct TemperatureReport {
     pub faults: u64,
     /// Frequency correction from temperature in force (holdover only), ppm.
     pub compensation_ppm: Option<f64>,
+}
+
+/// The qErr correction of PPS edges from UBX-TIM-TP, and survey-in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QerrReport {
+    /// Whether `[refclock] qerr_correction` is on.
+    pub enabled: bool,
+    /// TIM-TP messages received.
+    pub messages: u64,
+    /// Edges corrected.
+    pub applied: u64,
+    /// Edges left uncorrected: no message for their second (missing or late).
+    pub skipped_no_message: u64,
+    /// Edges left uncorrected: the receiver marked qErr invalid.
+    pub skipped_invalid: u64,
+    /// Edges left uncorrected: message not tied to UTC, or not a 1 PPS pulse.
+    pub skipped_uncertain: u64,
+    /// The last correction applied, ns.
+    pub last_correction_ns: Option<f64>,
+    /// Survey-in progress, once the receiver reports one.
+    pub survey_in: Option<SurveyInReport>,
+}
+
+/// A timing receiver's survey-in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SurveyInReport {
+    /// Still surveying.
+    pub active: bool,
+    /// Finished: the position is held fixed.
+    pub valid: bool,
+    /// Time surveyed, s.
+    pub duration_s: u32,
+    /// Positions averaged.
+    pub observations: u32,
+    /// Accuracy of the mean position, m.
+    pub accuracy_m: f64,
 }
 
 /// Holdover in progress.

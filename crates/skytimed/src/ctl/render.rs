@@ -188,6 +188,43 @@ pub fn status(r: &StatusReport) -> String {
             ),
         );
     }
+    if let Some(q) = &r.qerr {
+        let skipped = q.skipped_no_message + q.skipped_invalid + q.skipped_uncertain;
+        row(
+            "qErr",
+            format!(
+                "{}, {} TIM-TP, {} edges corrected, {} not ({} no message, {} invalid, {} uncertain){}",
+                if q.enabled { "on" } else { "off" },
+                q.messages,
+                q.applied,
+                skipped,
+                q.skipped_no_message,
+                q.skipped_invalid,
+                q.skipped_uncertain,
+                q.last_correction_ns
+                    .map(|c| format!(", last {c:+.3} ns"))
+                    .unwrap_or_default()
+            ),
+        );
+        if let Some(v) = &q.survey_in {
+            row(
+                "Survey-in",
+                format!(
+                    "{}, {} s, {} positions, accuracy {:.2} m",
+                    if v.valid {
+                        "done (position held)"
+                    } else if v.active {
+                        "in progress"
+                    } else {
+                        "stopped"
+                    },
+                    v.duration_s,
+                    v.observations,
+                    v.accuracy_m
+                ),
+            );
+        }
+    }
     row(
         "PPS",
         format!(

@@ -268,6 +268,22 @@ impl ReportContext {
                 faults: t.faults,
                 compensation_ppm: t.compensation_ppm,
             }),
+            qerr: s.qerr.as_ref().map(|q| QerrReport {
+                enabled: q.enabled,
+                messages: q.messages,
+                applied: q.applied,
+                skipped_no_message: q.skipped_no_message,
+                skipped_invalid: q.skipped_invalid,
+                skipped_uncertain: q.skipped_uncertain,
+                last_correction_ns: q.last_correction_ns,
+                survey_in: q.survey_in.map(|v| SurveyInReport {
+                    active: v.active,
+                    valid: v.valid,
+                    duration_s: v.duration_s,
+                    observations: v.observations,
+                    accuracy_m: v.accuracy_m,
+                }),
+            }),
             steps: s.steps,
             pps: PpsReport {
                 device: self.pps_device.clone(),
