@@ -322,8 +322,7 @@ impl<C: Clock> Refclock<C> {
     /// A receiver report besides the epochs: TIM-TP (qErr of the next
     /// pulse) and survey-in progress, stamped with their arrival.
     pub fn on_receiver_report(&mut self, report: &ReceiverReport) {
-        if let (ReceiverReport::TimePulse { arrival, .. }, Some(table)) =
-            (report, &self.leap_table)
+        if let (ReceiverReport::TimePulse { arrival, .. }, Some(table)) = (report, &self.leap_table)
         {
             // GPS time runs TAI − 19 s: a receiver reporting TIM-TP in GPS time pairs too.
             let tai_minus_utc_s = table.tai_minus_utc_s(arrival.realtime.secs());

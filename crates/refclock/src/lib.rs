@@ -25,8 +25,8 @@ mod wander;
 pub use clock::{Clock, ClockError, SyncReport};
 pub use config::{RefclockConfig, ReferenceIdChoice};
 pub use discipline::Refclock;
-pub use qerr_correction::{QerrStatus, SurveyInStatus};
 pub use drift::{DriftError, DriftRecord};
+pub use qerr_correction::{QerrStatus, SurveyInStatus};
 pub use status::{
     HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
     PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,

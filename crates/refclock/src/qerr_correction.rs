@@ -204,10 +204,7 @@ mod tests {
         // The next edge has no message of its own.
         assert_eq!(q.correction_ns(MonoNanos(2_000_000_000), LABEL + 1), 0.0);
         let st = q.status().expect("status after TIM-TP");
-        assert_eq!(
-            (st.messages, st.applied, st.skipped_no_message),
-            (1, 1, 1)
-        );
+        assert_eq!((st.messages, st.applied, st.skipped_no_message), (1, 1, 1));
         assert_eq!(st.last_correction_ns, Some(-7.25));
     }
 

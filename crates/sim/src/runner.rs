@@ -601,8 +601,10 @@ impl<'a> Sim<'a> {
             .iter()
             .find(|w| tk >= w.from_s && tk < w.to_s)
             .map_or(0, |w| w.offset_s);
-        let shifted = |label: UtcSecond| {
-            UtcSecond::from_unix_secs(label.unix_secs() + shift_s).unwrap_or(label)
+        // Rebuilt only when shifted: POSIX seconds cannot say 23:59:60.
+        let shifted = |label: UtcSecond| match shift_s {
+            0 => label,
+            _ => UtcSecond::from_unix_secs(label.unix_secs() + shift_s).unwrap_or(label),
         };
         let shown = shifted(true_label);
         let fix = if s.nmea.invalid_fix.iter().any(|w| w.contains(tk)) {
@@ -628,10 +630,7 @@ impl<'a> Sim<'a> {
         bytes.append(&mut self.late_tim_tp);
         if s.receiver.tim_tp {
             let next_label = shifted(self.labels[k as usize + 1]);
-            let frame = encode_tim_tp(&TimingReceiver::tim_tp(
-                next_label,
-                self.timing.upcoming(),
-            ));
+            let frame = encode_tim_tp(&TimingReceiver::tim_tp(next_label, self.timing.upcoming()));
             let r = &s.receiver;
             if drop_u >= r.tim_tp_drop_probability {
                 let copies = if duplicate_u < r.tim_tp_duplicate_probability {
@@ -1068,6 +1067,79 @@ mod tests {
             "{}",
             d.leap_announced_epochs
         );
+    }
+
+    /// An M8T-like receiver on hardware-timestamped PPS, with TIM-TP.
+    fn sawtooth(extra: &str) -> Scenario {
+        let mut s = scenario(&format!(
+            "[clock]\ninitial_offset_s = 0.0002\nfreq_random_walk_ppm = 0.00001\n\
+             [pps]\njitter_ns = 1\n[nmea]\ndelay_ms = 350\n\
+             [receiver]\ntiming_clock_hz = 48e6\nclock_offset_ppb = 125.2\n\
+             clock_random_walk_ppb = 0.01\ntim_tp = true\n{extra}"
+        ));
+        s.duration_s = 1500;
+        s.warmup_s = 300;
+        s
+    }
+
+    fn run_with_qerr(s: &Scenario, on: bool) -> ScenarioRun {
+        let config = RefclockConfig {
+            qerr_correction: on,
+            ..simulation_refclock_config()
+        };
+        run_scenario_with_config(s, &config, None, &mut std::io::sink(), false).expect("run")
+    }
+
+    #[test]
+    fn the_qerr_correction_removes_the_sawtooth_and_a_wrong_sign_would_double_it() {
+        let s = sawtooth("");
+        let on = run_with_qerr(&s, true);
+        let off = run_with_qerr(&s, false);
+        // With the sign reversed each edge would be off by twice its quantisation
+        // error, worse than no correction at all.
+        assert!(
+            on.report.rms_offset_ns < 0.25 * off.report.rms_offset_ns,
+            "on {} ns, off {} ns",
+            on.report.rms_offset_ns,
+            off.report.rms_offset_ns
+        );
+        let q = on
+            .details
+            .final_status
+            .as_ref()
+            .and_then(|st| st.qerr.clone())
+            .expect("qErr status");
+        assert!(q.enabled);
+        assert_eq!(q.messages, on.details.tim_tp_sent);
+        assert!(q.applied >= 1490, "{q:?}");
+        let q_off = off
+            .details
+            .final_status
+            .and_then(|st| st.qerr)
+            .expect("status");
+        assert_eq!((q_off.enabled, q_off.applied), (false, 0));
+    }
+
+    #[test]
+    fn dropped_duplicated_and_late_tim_tp_are_skipped_and_nothing_bad_is_served() {
+        let s = sawtooth(
+            "tim_tp_drop_probability = 0.2\ntim_tp_duplicate_probability = 0.2\n\
+             tim_tp_late_probability = 0.2\nsurvey_in_min_s = 100\nsurvey_in_accuracy_m = 2.0\n",
+        );
+        let run = run_with_qerr(&s, true);
+        assert_eq!(run.report.served_bad_s, 0);
+        let q = run
+            .details
+            .final_status
+            .and_then(|st| st.qerr)
+            .expect("qErr status");
+        // About 36 % of the edges have no message in time (dropped or late).
+        let edges = q.applied + q.skipped_no_message;
+        let missing = q.skipped_no_message as f64 / edges as f64;
+        assert!((0.28..0.44).contains(&missing), "{q:?}");
+        assert_eq!(q.skipped_invalid + q.skipped_uncertain, 0, "{q:?}");
+        let survey = q.survey_in.expect("survey-in reported");
+        assert!(survey.valid && !survey.active, "{survey:?}");
     }
 
     #[test]

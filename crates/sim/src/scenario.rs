@@ -620,12 +620,18 @@ impl Scenario {
             }
         }
         for (key, v) in [
-            ("receiver.tim_tp_drop_probability", r.tim_tp_drop_probability),
+            (
+                "receiver.tim_tp_drop_probability",
+                r.tim_tp_drop_probability,
+            ),
             (
                 "receiver.tim_tp_duplicate_probability",
                 r.tim_tp_duplicate_probability,
             ),
-            ("receiver.tim_tp_late_probability", r.tim_tp_late_probability),
+            (
+                "receiver.tim_tp_late_probability",
+                r.tim_tp_late_probability,
+            ),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 bad(key, "must be between 0 and 1".into());
@@ -828,7 +834,10 @@ insert_at_utc = "2016-12-31T23:59:60Z"
             .replace("offset_s = 1", "offset_s = 0")
             .replace("23:00:00Z", "23:00:00.5Z")
             .replace("timing_clock_hz = 48e6", "timing_clock_hz = 5")
-            .replace("tim_tp_late_probability = 0.1", "tim_tp_late_probability = 2");
+            .replace(
+                "tim_tp_late_probability = 0.1",
+                "tim_tp_late_probability = 2",
+            );
         let err = Scenario::parse(&text, "x").expect_err("invalid");
         let msg = err.to_string();
         for key in [

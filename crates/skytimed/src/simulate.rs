@@ -3,7 +3,8 @@
 //! the work) and prints the JSON summary as the last line of stdout.
 //! With a configuration, its `[refclock]` runs the discipline (files it would
 //! read or write on this host left out); its temperature sensor, configured
-//! or not, decides whether the scenario's `[sensor]` is read.
+//! or not, decides whether the scenario's `[sensor]` is read, and its
+//! `qerr_correction` whether a timing receiver's TIM-TP corrects the pulses.
 
 use anyhow::Context;
 use std::path::Path;
@@ -36,6 +37,16 @@ pub fn run(scenario: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
             "off"
         }
     );
+    if loaded.receiver.tim_tp {
+        eprintln!(
+            "qErr correction: {}",
+            if refclock.qerr_correction {
+                "on (each pulse corrected by its TIM-TP)"
+            } else {
+                "off ([refclock] qerr_correction = false)"
+            }
+        );
+    }
     let started = std::time::Instant::now();
     let run = skytime_sim::run_scenario_with_config(
         &loaded,
