@@ -497,6 +497,49 @@ mod tests {
     }
 
     #[test]
+    fn qerr_counts_and_survey_in_are_exported_when_reported() {
+        assert!(
+            !scrape_sample().contains("skytime_qerr"),
+            "no TIM-TP, no series"
+        );
+        let mut status = crate::alerts::sample_locked_status();
+        status.qerr = Some(skytime_refclock::QerrStatus {
+            enabled: true,
+            messages: 10,
+            applied: 7,
+            skipped_no_message: 2,
+            skipped_invalid: 1,
+            skipped_uncertain: 0,
+            last_correction_ns: Some(3.0),
+            survey_in: Some(skytime_refclock::SurveyInStatus {
+                active: true,
+                valid: false,
+                duration_s: 60,
+                observations: 60,
+                accuracy_m: 3.5,
+            }),
+        });
+        let ctx = Arc::new(ReportContext::new(
+            Arc::new(DaemonState::new(status, true, UnixNanos(0))),
+            MonoNanos(0),
+            "/dev/ttyAMA0".into(),
+            "/dev/pps0".into(),
+        ));
+        let text = scrape(&registry(ctx)).unwrap_or_else(|e| panic!("encode: {e}"));
+        for line in [
+            "skytime_qerr_correction_enabled 1.0",
+            "skytime_qerr_messages_total 10",
+            "skytime_qerr_applied_total 7",
+            "skytime_qerr_skipped_total{reason=\"no_message\"} 2",
+            "skytime_qerr_skipped_total{reason=\"invalid\"} 1",
+            "skytime_survey_in_active 1.0",
+            "skytime_survey_in_accuracy_meters 3.5",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
     fn every_metric_the_alert_rules_use_is_exported() {
         let text = scrape_sample();
         let rules = include_str!("../../../monitoring/skytime-alerts.yml");

@@ -508,6 +508,7 @@ pub fn clients(r: &ClientsReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ctl::protocol::{QerrReport, SurveyInReport};
     use crate::ctl::report::{ReportContext, sources_from};
     use crate::state::DaemonState;
     use skytime_timebase::{MonoNanos, UnixNanos};
@@ -568,6 +569,41 @@ mod tests {
         );
         assert!(text.contains("3D, 7 satellites used, 8 visible"), "{text}");
         assert!(text.contains("Leap status     : Normal"), "{text}");
+    }
+
+    #[test]
+    fn qerr_and_survey_in_are_shown_once_the_receiver_reports_them() {
+        assert!(!status(&report()).contains("qErr"), "no TIM-TP, no line");
+        let mut r = report();
+        r.qerr = Some(QerrReport {
+            enabled: true,
+            messages: 100,
+            applied: 90,
+            skipped_no_message: 8,
+            skipped_invalid: 1,
+            skipped_uncertain: 1,
+            last_correction_ns: Some(-4.25),
+            survey_in: Some(SurveyInReport {
+                active: false,
+                valid: true,
+                duration_s: 600,
+                observations: 598,
+                accuracy_m: 1.2,
+            }),
+        });
+        let text = status(&r);
+        assert!(
+            text.contains(
+                "qErr            : on, 100 TIM-TP, 90 edges corrected, 10 not (8 no message, 1 invalid, 1 uncertain), last -4.250 ns"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Survey-in       : done (position held), 600 s, 598 positions, accuracy 1.20 m"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
