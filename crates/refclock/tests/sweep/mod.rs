@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 use skytime_sim::holdover_digest::digest_trace;
+// The example prints medians; the test does not.
+#[allow(unused_imports)]
 pub use skytime_sim::holdover_digest::median;
 use skytime_sim::{Scenario, run_scenario_traced};
 use std::path::{Path, PathBuf};
