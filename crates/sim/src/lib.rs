@@ -14,8 +14,8 @@ pub mod true_seconds;
 
 pub use oscillator::{Oscillator, OscillatorParams};
 pub use runner::{
-    RunDetails, ScenarioReport, ScenarioRun, run_scenario, run_scenario_traced,
-    run_scenario_with_config, scenario_refclock_config,
+    RunDetails, ScenarioReport, ScenarioRun, SimSettings, run_scenario, run_scenario_traced,
+    run_scenario_with_config, run_scenario_with_settings, scenario_refclock_config,
 };
 pub use scenario::{Scenario, ScenarioError};
 pub use sim_clock::SimClock;
