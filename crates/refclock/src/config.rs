@@ -87,6 +87,11 @@ pub struct RefclockConfig {
     /// receiver reports for it in UBX-TIM-TP, when the pairing is certain.
     /// Off: the messages are still counted, no edge is corrected.
     pub qerr_correction: bool,
+    /// Standard deviations a temperature-compensated holdover's bound
+    /// covers: fewer than `error_bound_sigmas`, since its random walk is
+    /// already an upper bound from the data and the fixed allowances are
+    /// independent of it; a worst-case guard still holds it up.
+    pub temperature_bound_sigmas: f64,
 }
 
 impl Default for RefclockConfig {
@@ -116,6 +121,7 @@ impl Default for RefclockConfig {
             temperature_interval_ms: 2_000,
             temperature_trust_ppm_per_k: 0.01,
             qerr_correction: true,
+            temperature_bound_sigmas: 3.0,
         }
     }
 }
@@ -289,6 +295,12 @@ impl RefclockConfig {
                 format!("must be positive, not {}", self.temperature_trust_ppm_per_k),
             );
         }
+        if !(self.temperature_bound_sigmas.is_finite() && self.temperature_bound_sigmas >= 1.0) {
+            bad(
+                "temperature_bound_sigmas",
+                format!("must be at least 1, not {}", self.temperature_bound_sigmas),
+            );
+        }
         errs
     }
 }
@@ -317,6 +329,7 @@ mod tests {
             temperature_scale = 0
             temperature_interval_ms = 5
             temperature_trust_ppm_per_k = -1
+            temperature_bound_sigmas = 0.5
             "#,
         )
         .expect("parses");
@@ -331,6 +344,7 @@ mod tests {
             "temperature_scale",
             "temperature_interval_ms",
             "temperature_trust_ppm_per_k",
+            "temperature_bound_sigmas",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} not reported in {keys:?}");
         }

@@ -781,9 +781,9 @@ impl<C: Clock> Refclock<C> {
         }
     }
 
-    /// The guard's noise when temperature is compensated: the largest random
-    /// walk `q_rw_upper` (ppb²/s) that the phase left unexplained by the
-    /// temperature model allows. The safety factor guards the plain noise
+    /// The noise a temperature-compensated holdover is predicted with: the
+    /// largest random walk `q_rw_upper` (ppb²/s) that the phase left
+    /// unexplained by the temperature model allows. The safety factor guards the plain noise
     /// model against temperature it cannot see; here temperature is modelled,
     /// its uncertainty and unexplained wander are bounded apart, and the
     /// random walk is already an upper bound.
@@ -1452,33 +1452,46 @@ impl<C: Clock> Refclock<C> {
     /// at `mono`: the filter's prediction with the learned noise (inflated
     /// by the holdover safety factor) or, if more, what a repeat of the worst
     /// frequency wander seen lately would cost over the time since the last
-    /// pulse; |offset| and the systematic allowances.
+    /// pulse; |offset| and the systematic allowances. A temperature-compensated
+    /// holdover gets a prediction interval instead (see
+    /// [`Refclock::compensated_growth`]).
     fn error_bound(&self, mono: MonoNanos) -> (f64, f64, f64) {
-        let (Some(k), Some(s)) = (&self.guard, &self.last_sample) else {
+        let (Some(guard), Some(s)) = (&self.guard, &self.last_sample) else {
             return (MAX_DISPERSION_NS, 0.0, MAX_DISPERSION_NS);
         };
         let dt = (mono.nanos_since(s.mono) as f64 / NS).max(0.0);
-        // A temperature-compensated holdover: the filter sees the
-        // compensation's phase as the oscillator's own doing, and the
-        // oscillator's random walk is its own, not the temperature's.
         let coast = self.thermal.coast().copied();
-        let q = match (coast, self.thermal.residual_random_walk_upper()) {
-            (Some(c), Some(q_rw)) if !c.faulted => self.guard_noise_with(q_rw),
-            _ => self.guard_noise(),
-        };
         let comp = coast.map_or(0.0, |c| c.comp_ns(mono));
         let applied = self.applied_at(mono) - s.applied_ns + comp;
-        let p0 = k.predicted(dt, applied, &q, 1.0);
-        let p1 = k.predicted(dt + 1.0, applied + self.free_frequency(), &q, 1.0);
         let fixed = self.cfg.pps_systematic_uncertainty_ns + self.cfg.clock_precision_ns;
+        // A temperature-compensated holdover whose unexplained random walk
+        // is known: the filter in charge, whose frequency the holdover runs
+        // on, predicts with that random walk (the oscillator's own, not the
+        // temperature's), and the bound is a prediction interval.
+        let tight = match (coast, self.thermal.residual_random_walk_upper(), &self.kf) {
+            (Some(c), Some(q_rw), Some(kf)) if !c.faulted => Some((c, q_rw, kf)),
+            _ => None,
+        };
+        if let Some((c, q_rw, kf)) = tight {
+            let q = self.guard_noise_with(q_rw);
+            let p0 = kf.predicted(dt, applied, &q, 1.0);
+            let p1 = kf.predicted(dt + 1.0, applied + self.free_frequency(), &q, 1.0);
+            let b0 = p0.x.abs() + self.compensated_growth(&p0, &c, dt, mono, fixed) + self.doubt_ns;
+            let b1 = p1.x.abs()
+                + self.compensated_growth(&p1, &c, dt + 1.0, mono, fixed)
+                + self.doubt_ns;
+            return (b0.min(MAX_DISPERSION_NS), (b1 - b0).max(0.0), p0.pxx.sqrt());
+        }
+        let q = self.guard_noise();
+        let p0 = guard.predicted(dt, applied, &q, 1.0);
+        let p1 = guard.predicted(dt + 1.0, applied + self.free_frequency(), &q, 1.0);
         let n = self.cfg.error_bound_sigmas;
         // The noise model's bound, or what a repeat of the worst frequency
         // wander seen lately would cost (a temperature ramp that the noise
         // model has already forgotten), whichever is more.
         let r = self.noise_params().r;
-        // With a trusted temperature model: what the model left unexplained
-        // lately, plus the coefficients' own uncertainty over this holdover.
-        // A sensor lost during the holdover brings the plain wander back.
+        // A sensor lost during the holdover brings the plain wander back,
+        // beside the compensation's uncertainty so far.
         let growth = |p: &Kalman, t: f64| match coast {
             Some(c) if !c.faulted => {
                 (n * p.pxx.sqrt()).max(self.thermal.residual_bound_ns(t)) + n * c.sigma_ns(mono)
@@ -1494,6 +1507,27 @@ impl<C: Clock> Refclock<C> {
         let b0 = p0.x.abs() + growth(&p0, dt) + fixed + self.doubt_ns;
         let b1 = p1.x.abs() + growth(&p1, dt + 1.0) + fixed + self.doubt_ns;
         (b0.min(MAX_DISPERSION_NS), (b1 - b0).max(0.0), p0.pxx.sqrt())
+    }
+
+    /// How far a temperature-compensated holdover may have strayed after
+    /// `t_s` s, |predicted offset| aside: `temperature_bound_sigmas` of the
+    /// prediction (state, upper-bounded random walk and the coefficients'
+    /// uncertainty, independent, so in quadrature), never less than the
+    /// unexplained wander of the last day would cost (the guard against a
+    /// model contradicted by what it missed: a heater it cannot see), and
+    /// the fixed allowances (independent of the oscillator) in quadrature.
+    fn compensated_growth(
+        &self,
+        p: &Kalman,
+        c: &crate::thermal::Coast,
+        t_s: f64,
+        mono: MonoNanos,
+        fixed_ns: f64,
+    ) -> f64 {
+        let k = self.cfg.temperature_bound_sigmas;
+        let sigma = (p.pxx + c.sigma_ns(mono).powi(2)).sqrt();
+        let random = (k * sigma).max(self.thermal.residual_bound_ns(t_s));
+        (random * random + fixed_ns * fixed_ns).sqrt()
     }
 
     /// (stratum, reference id) to serve now.

@@ -102,3 +102,39 @@ lag_s = 30
     assert_eq!(kept.served_bad_s, 0);
     assert_eq!(forgotten.served_bad_s, 0);
 }
+
+/// The compensated holdover's bound is a prediction interval of
+/// `temperature_bound_sigmas`: fewer sigmas, a tighter bound, still honest
+/// on the ramp. A heater the sensor cannot see never makes it dishonest,
+/// whatever the sigmas (the unexplained wander of the last day, or the
+/// model's distrust, holds the bound up): even at one sigma nothing is
+/// served wrong.
+#[test]
+fn the_compensated_bound_follows_its_sigmas_and_the_wander_guard_holds_it_up() {
+    use skytime_sim::holdover_digest::digest_trace;
+    let peak = |name: &str, sigmas: f64| {
+        let s = project_scenario(name);
+        let config = skytime_refclock::RefclockConfig {
+            temperature_bound_sigmas: sigmas,
+            ..skytime_sim::scenario_refclock_config(&s)
+        };
+        let mut trace = Vec::new();
+        let run = run_scenario_with_config(&s, &config, None, &mut trace, true)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let d = digest_trace(&String::from_utf8_lossy(&trace));
+        eprintln!(
+            "{name} at {sigmas} sigmas: {d:?}, served_bad_s {}",
+            run.report.served_bad_s
+        );
+        (d.peak_bound_ns, run.report.served_bad_s)
+    };
+    let (tight, bad_tight) = peak("rc-holdover-ramp", 3.0);
+    let (wide, bad_wide) = peak("rc-holdover-ramp", 5.0);
+    assert!(
+        tight < 0.8 * wide,
+        "3 sigmas {tight} ns, 5 sigmas {wide} ns"
+    );
+    assert_eq!((bad_tight, bad_wide), (0, 0));
+    let (_, bad_heater) = peak("rc-thermal-hidden-heater", 1.0);
+    assert_eq!(bad_heater, 0, "the hidden heater served wrong at one sigma");
+}

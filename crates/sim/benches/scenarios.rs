@@ -2,10 +2,13 @@
 //! time, prints each one's JSON summary, the targets of
 //! `scenarios/targets.toml` met or missed, and the wall time it took. A
 //! scenario with a temperature sensor (`[sensor] enabled = true`) is run a
-//! second time without it, and both are printed side by side. A scenario
-//! whose receiver sends UBX-TIM-TP (`[receiver] tim_tp = true`) is run with
-//! the qErr correction on and off: both summaries, the RMS ratio and a TDEV
-//! table of the clock's error at τ = 1 to 100 s.
+//! second time without it, and both are printed side by side, with how
+//! tight its holdover bound is over a sweep of seeds: per seed, the bound as
+//! the outage ends over the holdover's largest true |error|, and the median,
+//! with and without the sensor (`SKYTIME_BENCH_SEEDS`, default 20; 0 skips).
+//! A scenario whose receiver sends UBX-TIM-TP (`[receiver] tim_tp = true`) is
+//! run with the qErr correction on and off: both summaries, the RMS ratio and
+//! a TDEV table of the clock's error at τ = 1 to 100 s.
 //!
 //! `cargo bench -p skytime-sim --bench scenarios [-- [--strict] [NAME_SUBSTRING]]`
 //!
@@ -13,6 +16,7 @@
 //! `--strict` is given, when a missed target makes it exit 1.
 
 use skytime_refclock::RefclockConfig;
+use skytime_sim::holdover_digest::{digest_trace, median};
 use skytime_sim::scenario::project_scenarios;
 use skytime_sim::targets::{Targets, load_targets};
 use skytime_sim::tdev::{BENCH_TAUS_S, tdev_ns};
@@ -25,6 +29,10 @@ fn main() -> ExitCode {
     // cargo passes `--bench`; anything else not starting with `-` filters by name.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let strict = std::env::args().any(|a| a == "--strict");
+    let seeds: u64 = std::env::var("SKYTIME_BENCH_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let scenarios = match project_scenarios(&dir) {
         Ok(s) => s,
@@ -80,6 +88,11 @@ fn main() -> ExitCode {
                     println!("   without the sensor: {}", sensor_line(&r.report));
                 }
                 Err(e) => eprintln!("error: {}: {e}", path.display()),
+            }
+            if run.report.holdover_max_abs_offset_ns.is_some() {
+                for sensor in [true, false] {
+                    println!("   {}", tightness_line(scenario, seeds, sensor));
+                }
             }
         }
         if scenario.receiver.tim_tp {
@@ -191,4 +204,32 @@ fn print_qerr_comparison(scenario: &Scenario) {
             if a < b { "yes" } else { "NO" }
         );
     }
+}
+
+/// The holdover bound's tightness over seeds 1..=`seeds`: per seed, the
+/// bound as the longest outage ends over that holdover's largest true
+/// |error| (below 1 would be served wrong), and the median.
+fn tightness_line(scenario: &Scenario, seeds: u64, sensor: bool) -> String {
+    let mut ratios = Vec::new();
+    let mut served_bad_s = 0;
+    for seed in 1..=seeds {
+        let mut s = scenario.clone();
+        s.seed = seed;
+        s.sensor.enabled = sensor;
+        let mut trace = Vec::new();
+        match skytime_sim::run_scenario_traced(&s, &mut trace, true) {
+            Ok(run) => {
+                served_bad_s += run.report.served_bad_s;
+                ratios.push(digest_trace(&String::from_utf8_lossy(&trace)).peak_ratio);
+            }
+            Err(e) => return format!("seed {seed}: {e}"),
+        }
+    }
+    let each: Vec<String> = ratios.iter().map(|r| format!("{r:.1}")).collect();
+    format!(
+        "bound/|error| {} the sensor, seeds 1-{seeds}: median {:.1}, served_bad_s {served_bad_s} [{}]",
+        if sensor { "with   " } else { "without" },
+        median(&ratios),
+        each.join(" ")
+    )
 }

@@ -3,6 +3,7 @@
 //! second) or in real time through a pseudo-terminal (`skytimed --simulate`).
 
 pub mod hat;
+pub mod holdover_digest;
 pub mod nmea_out;
 pub mod oscillator;
 pub mod receiver_timing;
@@ -15,8 +16,8 @@ pub mod true_seconds;
 
 pub use oscillator::{Oscillator, OscillatorParams};
 pub use runner::{
-    RunDetails, ScenarioReport, ScenarioRun, run_scenario, run_scenario_traced,
-    run_scenario_with_config, scenario_refclock_config,
+    RunDetails, ScenarioReport, ScenarioRun, SimSettings, run_scenario, run_scenario_traced,
+    run_scenario_with_config, run_scenario_with_settings, scenario_refclock_config,
 };
 pub use scenario::{Scenario, ScenarioError};
 pub use sim_clock::SimClock;

@@ -419,7 +419,8 @@ struct SensorSim {
 }
 
 impl<'a> Sim<'a> {
-    fn new(s: &'a Scenario, config: &RefclockConfig) -> Option<Self> {
+    fn new(s: &'a Scenario, settings: &SimSettings) -> Option<Self> {
+        let config = &settings.refclock;
         let start_unix = s.start_unix_nanos()?;
         let first = UtcSecond::from_unix_secs(start_unix.secs())?;
         let leap = s.leap_event();
@@ -447,14 +448,17 @@ impl<'a> Sim<'a> {
             last_s: 0.0,
             last_c: None,
         });
-        let parser_config = ParserConfig::default();
-        // Scenario dates may predate the build (a 2016 leap second): put the
-        // GPS week-rollover pivot just before the start, as a replay does.
-        let pivot = first
-            .date()
-            .checked_sub_days(chrono::Days::new(30))
-            .unwrap_or(first.date());
-        let assembler = EpochAssembler::with_pivot(&parser_config, pivot);
+        let parser_config = &settings.gnss;
+        // Scenario dates may predate the build (a 2016 leap second): unless
+        // the configuration names one, put the GPS week-rollover pivot just
+        // before the start, as a replay does.
+        let pivot = parser_config.rollover_pivot.unwrap_or_else(|| {
+            first
+                .date()
+                .checked_sub_days(chrono::Days::new(30))
+                .unwrap_or(first.date())
+        });
+        let assembler = EpochAssembler::with_pivot(parser_config, pivot);
 
         let mut spurious_rng = rng(s.seed, 3);
         let rate_per_s = s.pps.spurious_per_hour / 3600.0;
@@ -812,10 +816,20 @@ pub fn run_scenario_traced(
     )
 }
 
-/// Runs a scenario with the given refclock settings (a real configuration's
-/// `[refclock]`: its temperature sensor, if any, reads the scenario's
-/// `[sensor]` profile), starting from a thermal record kept by an earlier
-/// run if given (a restart); otherwise as [`run_scenario_traced`].
+/// What a simulated run takes from a configuration file: its `[refclock]`
+/// (a temperature sensor, if any, reads the scenario's `[sensor]` profile)
+/// and its `[gnss]` parser settings. (`[pps]` names only a device and an
+/// edge, which a simulated hat has no use for.)
+#[derive(Clone, Debug, Default)]
+pub struct SimSettings {
+    pub refclock: RefclockConfig,
+    /// The receiver parser's settings (`[gnss]`); a rollover pivot left
+    /// unset is put just before the scenario's start.
+    pub gnss: ParserConfig,
+}
+
+/// Runs a scenario with the given refclock settings and the default parser
+/// (see [`run_scenario_with_settings`]).
 pub fn run_scenario_with_config(
     scenario: &Scenario,
     config: &RefclockConfig,
@@ -823,7 +837,24 @@ pub fn run_scenario_with_config(
     out: &mut dyn Write,
     trace: bool,
 ) -> std::io::Result<ScenarioRun> {
-    let Some(mut sim) = Sim::new(scenario, config) else {
+    let settings = SimSettings {
+        refclock: config.clone(),
+        gnss: ParserConfig::default(),
+    };
+    run_scenario_with_settings(scenario, &settings, restored, out, trace)
+}
+
+/// Runs a scenario with the settings of a configuration file, starting
+/// from a thermal record kept by an earlier run if given (a restart);
+/// otherwise as [`run_scenario_traced`].
+pub fn run_scenario_with_settings(
+    scenario: &Scenario,
+    settings: &SimSettings,
+    restored: Option<&ThermalRecord>,
+    out: &mut dyn Write,
+    trace: bool,
+) -> std::io::Result<ScenarioRun> {
+    let Some(mut sim) = Sim::new(scenario, settings) else {
         // Only a Scenario built in code, without validation, gets here.
         return Ok(ScenarioRun {
             report: invalid_scenario_report(scenario),
@@ -909,6 +940,34 @@ mod tests {
         Scenario::parse(&text, "test").unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A configuration's `[gnss]` reaches the simulated receiver's parser:
+    /// a rollover pivot years after the scenario moves its dates 1024 weeks
+    /// on (what a live box with that setting would believe).
+    #[test]
+    fn the_gnss_settings_reach_the_parser() {
+        let s = scenario("");
+        let run = |gnss: ParserConfig| {
+            let settings = SimSettings {
+                refclock: simulation_refclock_config(),
+                gnss,
+            };
+            run_scenario_with_settings(&s, &settings, None, &mut std::io::sink(), false)
+                .expect("runs")
+                .report
+        };
+        let plain = run(ParserConfig::default());
+        let pivoted = run(ParserConfig {
+            rollover_pivot: chrono::NaiveDate::from_ymd_opt(2030, 1, 1),
+            ..ParserConfig::default()
+        });
+        assert!(plain.max_abs_offset_ns < 1e6, "{plain:?}");
+        let weeks_1024_ns = 1024.0 * 7.0 * 86_400.0 * 1e9;
+        assert!(
+            (pivoted.max_abs_offset_ns - weeks_1024_ns).abs() < 1e9,
+            "{pivoted:?}"
+        );
+    }
+
     fn drain(sim: &mut Sim<'_>) -> Vec<(i64, Event)> {
         let mut v = Vec::new();
         while let Some(e) = sim.queue.pop_before(i64::MAX) {
@@ -937,7 +996,14 @@ mod tests {
     #[test]
     fn pulse_and_burst_happen_when_the_scenario_says() {
         let s = scenario("[pps]\nlatency_ns = 3000\n[nmea]\ndelay_ms = 400\n");
-        let mut sim = Sim::new(&s, &simulation_refclock_config()).expect("sim");
+        let mut sim = Sim::new(
+            &s,
+            &SimSettings {
+                refclock: simulation_refclock_config(),
+                ..SimSettings::default()
+            },
+        )
+        .expect("sim");
         sim.schedule_second(5);
         let events = drain(&mut sim);
         let t5 = 5 * NANOS_PER_SEC;
@@ -983,7 +1049,14 @@ mod tests {
     fn a_burst_never_overlaps_the_previous_one() {
         // 900 ms late then (jitter) early: the line is serial, so the second burst waits.
         let s = scenario("[nmea]\ndelay_ms = 990\n");
-        let mut sim = Sim::new(&s, &simulation_refclock_config()).expect("sim");
+        let mut sim = Sim::new(
+            &s,
+            &SimSettings {
+                refclock: simulation_refclock_config(),
+                ..SimSettings::default()
+            },
+        )
+        .expect("sim");
         sim.schedule_second(0);
         let prev_end = sim.burst_end_prev_ns;
         let s2 = scenario("[nmea]\ndelay_ms = 0\n");

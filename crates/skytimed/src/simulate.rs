@@ -2,9 +2,10 @@
 //! simulated time against the real parser and discipline (`skytime_sim` does
 //! the work) and prints the JSON summary as the last line of stdout.
 //! With a configuration, its `[refclock]` runs the discipline (files it would
-//! read or write on this host left out); its temperature sensor, configured
-//! or not, decides whether the scenario's `[sensor]` is read, and its
-//! `qerr_correction` whether a timing receiver's TIM-TP corrects the pulses.
+//! read or write on this host left out) and its `[gnss]` the receiver parser;
+//! its temperature sensor, configured or not, decides whether the scenario's
+//! `[sensor]` is read, and its `qerr_correction` whether a timing receiver's
+//! TIM-TP corrects the pulses.
 
 use anyhow::Context;
 use std::path::Path;
@@ -18,17 +19,24 @@ pub const EXIT_SERVED_BAD: u8 = 3;
 /// diagnostics go to stderr.
 pub fn run(scenario: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let loaded = skytime_sim::Scenario::load(scenario)?;
-    let refclock = match config {
+    let settings = match config {
         Some(path) => {
             let c = crate::config::Config::load(path)?;
-            skytime_refclock::RefclockConfig {
-                drift_file: None,
-                leap_seconds_file: None,
-                ..c.refclock
+            skytime_sim::SimSettings {
+                refclock: skytime_refclock::RefclockConfig {
+                    drift_file: None,
+                    leap_seconds_file: None,
+                    ..c.refclock
+                },
+                gnss: c.gnss.parser(),
             }
         }
-        None => skytime_sim::scenario_refclock_config(&loaded),
+        None => skytime_sim::SimSettings {
+            refclock: skytime_sim::scenario_refclock_config(&loaded),
+            ..skytime_sim::SimSettings::default()
+        },
     };
+    let refclock = &settings.refclock;
     eprintln!(
         "temperature sensor: {}",
         if refclock.temperature_sensor.is_some() {
@@ -48,9 +56,9 @@ pub fn run(scenario: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
         );
     }
     let started = std::time::Instant::now();
-    let run = skytime_sim::run_scenario_with_config(
+    let run = skytime_sim::run_scenario_with_settings(
         &loaded,
-        &refclock,
+        &settings,
         None,
         &mut std::io::sink(),
         false,

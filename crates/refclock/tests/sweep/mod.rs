@@ -5,6 +5,10 @@
 //! (prints the table) and the `sim_scenarios` test (asserts the honesty).
 #![allow(dead_code)]
 
+use skytime_sim::holdover_digest::digest_trace;
+// The example prints medians; the test does not.
+#[allow(unused_imports)]
+pub use skytime_sim::holdover_digest::median;
 use skytime_sim::{Scenario, run_scenario_traced};
 use std::path::{Path, PathBuf};
 
@@ -93,83 +97,17 @@ pub fn run_with(name: &str, seed: u64, sensor: Option<bool>) -> Result<SeedResul
     }
     let mut trace = Vec::new();
     let run = run_scenario_traced(&scenario, &mut trace, true).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&trace);
-    let mut out = SeedResult {
+    let d = digest_trace(&String::from_utf8_lossy(&trace));
+    Ok(SeedResult {
         seed,
         served_bad_s: run.report.served_bad_s,
-        coast_min_ratio: f64::INFINITY,
-        return_min_ratio: f64::INFINITY,
-        peak_ratio: f64::NAN,
-        ..SeedResult::default()
-    };
-    // One holdover episode's served seconds: (second, |error|, bound).
-    let mut episode: Vec<(u64, f64, f64)> = Vec::new();
-    let mut longest = 0usize;
-    let mut close = |ep: &mut Vec<(u64, f64, f64)>, out: &mut SeedResult| {
-        if ep.is_empty() {
-            return;
-        }
-        // The bound grows while coasting and collapses when pulses return.
-        let peak = ep
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.2.total_cmp(&b.1.2))
-            .map_or(0, |(i, _)| i);
-        for (i, &(t, err, bound)) in ep.iter().enumerate() {
-            let ratio = bound / err.max(1.0);
-            if i <= peak && ratio < out.coast_min_ratio {
-                out.coast_min_ratio = ratio;
-                out.coast_min_at_s = t;
-            }
-            if i > peak {
-                out.return_min_ratio = out.return_min_ratio.min(ratio);
-            }
-        }
-        if ep.len() > longest {
-            longest = ep.len();
-            let max_err = ep.iter().fold(0.0f64, |m, e| m.max(e.1));
-            out.peak_bound_ns = ep[peak].2;
-            out.peak_ratio = ep[peak].2 / max_err.max(1.0);
-        }
-        ep.clear();
-    };
-    for line in text.lines().skip(1) {
-        let cols: Vec<&str> = line.split(',').collect();
-        if cols.len() < 6 {
-            continue;
-        }
-        let t: u64 = cols[0].parse().unwrap_or(0);
-        let err: f64 = cols[2].parse().unwrap_or(f64::NAN);
-        let holdover = cols[3] == "holdover";
-        let serving = cols[4] == "1";
-        let bound: f64 = cols[5].parse().unwrap_or(f64::NAN);
-        if !holdover {
-            close(&mut episode, &mut out);
-            continue;
-        }
-        out.holdover_s += 1;
-        if !serving {
-            continue;
-        }
-        out.holdover_served_s += 1;
-        out.holdover_max_err_ns = out.holdover_max_err_ns.max(err.abs());
-        episode.push((t, err.abs(), bound));
-    }
-    close(&mut episode, &mut out);
-    Ok(out)
-}
-
-/// Median of `v` (NaNs dropped); NaN when empty.
-pub fn median(v: &[f64]) -> f64 {
-    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        0.5 * (v[m - 1] + v[m])
-    }
+        holdover_s: d.holdover_s,
+        holdover_served_s: d.holdover_served_s,
+        holdover_max_err_ns: d.holdover_max_err_ns,
+        peak_bound_ns: d.peak_bound_ns,
+        peak_ratio: d.peak_ratio,
+        coast_min_ratio: d.coast_min_ratio,
+        coast_min_at_s: d.coast_min_at_s,
+        return_min_ratio: d.return_min_ratio,
+    })
 }
