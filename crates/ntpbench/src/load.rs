@@ -144,9 +144,8 @@ impl Clients {
         let rx_stop = stop.clone();
         let rx_fds = fds.clone();
         let rx_nts = self.nts.clone();
-        let receiver = std::thread::spawn(move || {
-            receive(&rx_fds, start_cookie, &rx_stop, rx_nts.as_deref())
-        });
+        let receiver =
+            std::thread::spawn(move || receive(&rx_fds, start_cookie, &rx_stop, rx_nts.as_deref()));
         let mut result = send(&fds, spec.rate_per_s, spec.duration, self.nts.as_deref());
         std::thread::sleep(spec.drain);
         stop.store(true, Ordering::Relaxed);

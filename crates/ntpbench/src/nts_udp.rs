@@ -4,7 +4,7 @@
 //! the server's CPU per plain reply beside its CPU per NTS reply that
 //! authenticated, and their ratio. Printed, never asserted.
 
-use crate::compare::{Server, Scratch, spawn};
+use crate::compare::{Scratch, Server, spawn};
 use crate::load::{Clients, LoadResult, LoadSpec};
 use crate::nts_session::NtsSession;
 use anyhow::{Context, Result};
