@@ -1,6 +1,7 @@
 //! NTS end to end: the real `skytimed --simulate` serving NTS to Debian's
 //! chrony 4.3 (`chronyd -x`, never touching the clock) across a certificate
-//! swap and a restart; and two skytimed instances sharing a cookie key file.
+//! swap and a restart; two skytimed instances sharing a cookie key file;
+//! and a mixed fleet: a chrony NTS server and a skytimed reading its `ntskeys`.
 
 use skytime_e2e::pki::TestCa;
 use skytime_e2e::{CHRONYD, ChronyClient, Daemon, TempDir, free_udp_port, ntpdata_field};
@@ -328,4 +329,57 @@ fn two_boxes_sharing_a_cookie_key_file_accept_each_others_cookies() {
         nts_query(ntp_c, &keys_a, &cookies_a[1]),
         Err("NTS NAK".to_string())
     );
+}
+
+#[test]
+fn a_chrony_server_and_a_skytime_box_reading_its_key_file_accept_each_others_cookies() {
+    skytime_e2e::require_tool(CHRONYD);
+    let work = TempDir::new("nts-mixed-fleet");
+    let ca = TestCa::new().expect("CA");
+    ca.issue_to(
+        &work.path().join("nts.crt"),
+        &work.path().join("nts.key"),
+        "mixed fleet",
+    )
+    .expect("issue");
+    // chronyd -x (never touches the clock) as an NTS server that rotates its
+    // own keys and dumps them to ntsdumpdir.
+    let dump = work.path().join("chrony-dump");
+    fs::create_dir_all(&dump).expect("dump dir");
+    let (ntp_chrony, ke_chrony) = (free_udp_port(), free_tcp_port());
+    let _chrony = ChronyClient::start_with(
+        "nts-chrony-server",
+        &format!("port {ntp_chrony}\nbindaddress 127.0.0.1\nallow 127.0.0.0/8\nlocal stratum 1"),
+        None,
+        &format!(
+            "ntsport {ke_chrony}\nntsserverkey {}\nntsservercert {}\nntsdumpdir {}\n",
+            work.path().join("nts.key").display(),
+            work.path().join("nts.crt").display(),
+            dump.display()
+        ),
+    )
+    .expect("start chronyd -x");
+    let key_file = dump.join("ntskeys");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !key_file.exists() {
+        assert!(Instant::now() < deadline, "chronyd wrote no ntskeys");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // skytimed follows chrony's key file as a fleet reader.
+    let (ntp_sky, ke_sky) = (free_udp_port(), free_tcp_port());
+    let config = write_config(work.path(), "reader.toml", ke_sky, &key_file, "reader");
+    let _sky = start(ntp_sky, &config);
+
+    // chrony's NTS-KE cookie works at skytime, and the fresh cookie skytime
+    // returns works at chrony.
+    let (keys_c, cookies_c) = nts_ke(&ca.pem, ke_chrony);
+    assert_eq!(cookies_c.len(), 8, "chrony hands out 8 cookies");
+    let from_sky =
+        nts_query(ntp_sky, &keys_c, &cookies_c[0]).expect("skytime accepts chrony's cookie");
+    nts_query(ntp_chrony, &keys_c, &from_sky[0]).expect("chrony accepts the cookie skytime issued");
+    // skytime's NTS-KE cookie works at chrony, and chrony's reply cookie at skytime.
+    let (keys_s, cookies_s) = nts_ke(&ca.pem, ke_sky);
+    let from_chrony =
+        nts_query(ntp_chrony, &keys_s, &cookies_s[0]).expect("chrony accepts skytime's cookie");
+    nts_query(ntp_sky, &keys_s, &from_chrony[0]).expect("skytime accepts chrony's reply cookie");
 }

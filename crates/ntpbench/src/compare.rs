@@ -55,17 +55,17 @@ impl Drop for Server {
     }
 }
 
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(PathBuf);
 
 impl Scratch {
-    fn new(tag: &str) -> Result<Scratch> {
+    pub(crate) fn new(tag: &str) -> Result<Scratch> {
         let dir =
             std::env::temp_dir().join(format!("skytime-ntpbench-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         Ok(Scratch(dir))
     }
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -76,11 +76,11 @@ impl Drop for Scratch {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn spawn(
+pub(crate) fn spawn(
     name: &str,
     workers: usize,
     cmd: &mut Command,

@@ -5,6 +5,7 @@
 //! timestamp, so response times are matched without any per-packet state.
 
 use crate::hist::Histogram;
+use crate::nts_session::{MAX_REQUEST_LEN, NtsSession};
 use anyhow::{Context, Result};
 use skytime_timebase::{HostClock, TimeSource};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant};
 /// batch) is at most a few microseconds early for the last packet.
 const SEND_BATCH: usize = 16;
 const RECV_BATCH: usize = 64;
+/// Bytes read of each reply: a whole NTS reply (as long as its request).
+const RECV_LEN: usize = 512;
 
 /// One bounded load run.
 #[derive(Clone, Debug)]
@@ -44,6 +47,9 @@ pub struct LoadResult {
     pub kods: u64,
     /// Replies flagged unsynchronised (LI=3), which are still replies.
     pub unsynchronised: u64,
+    /// NTS replies whose Unique Identifier and authenticator checked out
+    /// (zero for plain requests).
+    pub nts_authentic: u64,
     /// Request-to-reply time: batch cookie to kernel receive timestamp.
     pub response_ns: Histogram,
     /// The server's own T3 - T2 from the reply fields.
@@ -70,19 +76,25 @@ impl LoadResult {
 /// The client sockets, reused across runs so the server sees the same clients.
 pub struct Clients {
     sockets: Vec<Socket>,
+    nts: Option<Arc<NtsSession>>,
 }
 
 impl Clients {
     /// `n` sockets connected to `target`, IPv4 ones each from a different
     /// 127.1.x.y address (the whole 127/8 is local on Linux).
     pub fn open(target: SocketAddr, n: usize) -> Result<Clients> {
+        Clients::open_from(target, n, 1)
+    }
+
+    /// Like [`Clients::open`], from 127.`net`.x.y sources.
+    pub fn open_from(target: SocketAddr, n: usize, net: u8) -> Result<Clients> {
         let mut sockets = Vec::with_capacity(n);
         for i in 0..n {
             let local: SocketAddr = match target.ip() {
                 IpAddr::V4(_) => {
                     let i = i as u32;
                     SocketAddr::from((
-                        Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250) as u8 + 1),
+                        Ipv4Addr::new(127, net, (i / 250) as u8, (i % 250) as u8 + 1),
                         0,
                     ))
                 }
@@ -103,7 +115,14 @@ impl Clients {
             enable_rx_timestamps(&s).context("SO_TIMESTAMPNS")?;
             sockets.push(s);
         }
-        Ok(Clients { sockets })
+        Ok(Clients { sockets, nts: None })
+    }
+
+    /// Sends NTS requests of `session` instead of plain ones, and counts the
+    /// replies that authenticate.
+    pub fn with_nts(mut self, session: Arc<NtsSession>) -> Clients {
+        self.nts = Some(session);
+        self
     }
 
     /// Sends one request and waits up to `timeout` for any reply: "is it up?".
@@ -124,14 +143,17 @@ impl Clients {
         let fds: Vec<i32> = self.sockets.iter().map(|s| s.as_raw_fd()).collect();
         let rx_stop = stop.clone();
         let rx_fds = fds.clone();
-        let receiver = std::thread::spawn(move || receive(&rx_fds, start_cookie, &rx_stop));
-        let mut result = send(&fds, spec.rate_per_s, spec.duration);
+        let rx_nts = self.nts.clone();
+        let receiver =
+            std::thread::spawn(move || receive(&rx_fds, start_cookie, &rx_stop, rx_nts.as_deref()));
+        let mut result = send(&fds, spec.rate_per_s, spec.duration, self.nts.as_deref());
         std::thread::sleep(spec.drain);
         stop.store(true, Ordering::Relaxed);
         let rx = receiver.join().unwrap_or_default();
         result.received = rx.received;
         result.kods = rx.kods;
         result.unsynchronised = rx.unsynchronised;
+        result.nts_authentic = rx.nts_authentic;
         result.response_ns = rx.response_ns;
         result.t3_minus_t2_ns = rx.t3_minus_t2_ns;
         result
@@ -171,8 +193,9 @@ fn request(cookie: u64) -> [u8; 48] {
     p
 }
 
-fn send(fds: &[i32], rate: u64, duration: Duration) -> LoadResult {
-    let mut packets = [[0u8; 48]; SEND_BATCH];
+fn send(fds: &[i32], rate: u64, duration: Duration, nts: Option<&NtsSession>) -> LoadResult {
+    let mut packets = [[0u8; MAX_REQUEST_LEN]; SEND_BATCH];
+    let mut nonce_counter = 0u64;
     // SAFETY: plain C structs, all-zero valid.
     let mut iov: [libc::iovec; SEND_BATCH] = unsafe { zeroed() };
     let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { zeroed() };
@@ -202,10 +225,20 @@ fn send(fds: &[i32], rate: u64, duration: Duration) -> LoadResult {
             let n = (deficit as usize).min(SEND_BATCH);
             let cookie = realtime_ns();
             for k in 0..n {
-                packets[k] = request(cookie + k as u64);
+                let header = request(cookie + k as u64);
+                let len = match nts {
+                    None => {
+                        packets[k][..48].copy_from_slice(&header);
+                        48
+                    }
+                    Some(session) => {
+                        nonce_counter += 1;
+                        session.write_request(&header, nonce_counter, &mut packets[k])
+                    }
+                };
                 iov[k] = libc::iovec {
                     iov_base: packets[k].as_mut_ptr().cast(),
-                    iov_len: 48,
+                    iov_len: len,
                 };
                 msgs[k].msg_hdr.msg_iov = &mut iov[k];
                 msgs[k].msg_hdr.msg_iovlen = 1;
@@ -231,6 +264,7 @@ struct RxResult {
     received: u64,
     kods: u64,
     unsynchronised: u64,
+    nts_authentic: u64,
     response_ns: Histogram,
     t3_minus_t2_ns: Histogram,
 }
@@ -240,7 +274,12 @@ fn ntp_diff_ns(later: u64, earlier: u64) -> i64 {
     ((d as i128 * 1_000_000_000) >> 32) as i64
 }
 
-fn receive(fds: &[i32], start_cookie: u64, stop: &AtomicBool) -> RxResult {
+fn receive(
+    fds: &[i32],
+    start_cookie: u64,
+    stop: &AtomicBool,
+    nts: Option<&NtsSession>,
+) -> RxResult {
     let mut out = RxResult::default();
     // SAFETY: plain syscalls on fds we own; buffers below are live for each call.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -255,7 +294,7 @@ fn receive(fds: &[i32], start_cookie: u64, stop: &AtomicBool) -> RxResult {
         // SAFETY: ev is a live epoll_event.
         unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) };
     }
-    let mut bufs = vec![[0u8; 128]; RECV_BATCH];
+    let mut bufs = vec![[0u8; RECV_LEN]; RECV_BATCH];
     let mut ctrl = vec![[0u64; 16]; RECV_BATCH];
     // SAFETY: plain C structs, all-zero valid.
     let mut iov: Vec<libc::iovec> = (0..RECV_BATCH).map(|_| unsafe { zeroed() }).collect();
@@ -278,7 +317,7 @@ fn receive(fds: &[i32], start_cookie: u64, stop: &AtomicBool) -> RxResult {
                 for j in 0..RECV_BATCH {
                     iov[j] = libc::iovec {
                         iov_base: bufs[j].as_mut_ptr().cast(),
-                        iov_len: 128,
+                        iov_len: RECV_LEN,
                     };
                     let h = &mut msgs[j].msg_hdr;
                     h.msg_name = std::ptr::null_mut();
@@ -323,6 +362,11 @@ fn receive(fds: &[i32], start_cookie: u64, stop: &AtomicBool) -> RxResult {
                     if b[1] == 0 {
                         out.kods += 1;
                         continue;
+                    }
+                    if let Some(session) = nts
+                        && session.reply_is_authentic(&b[..len.min(RECV_LEN)])
+                    {
+                        out.nts_authentic += 1;
                     }
                     if b[0] >> 6 == 3 {
                         out.unsynchronised += 1;

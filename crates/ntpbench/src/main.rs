@@ -11,6 +11,8 @@ mod flood;
 mod hist;
 mod load;
 mod nts_cost;
+mod nts_session;
+mod nts_udp;
 mod reflector;
 
 use anyhow::{Context, Result};
@@ -114,6 +116,26 @@ enum Cmd {
         #[arg(long, default_value_t = 300)]
         handshakes: u32,
     },
+    /// Server CPU per NTS reply beside a plain one over UDP (same server,
+    /// same rate, alternating runs), at a fixed rate and at a 256-source load.
+    NtsUdp {
+        /// Rate of the fixed-load shape (64 sources); 100k/s where the load
+        /// generator and one server core can reach it.
+        #[arg(long, default_value_t = 50_000)]
+        rate: u64,
+        /// Rate of the 256-source shape.
+        #[arg(long, default_value_t = 25_600)]
+        steady_rate: u64,
+        /// Length of each run.
+        #[arg(long, default_value_t = 3000)]
+        run_ms: u64,
+        /// Plain/NTS run pairs per shape.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Server port on 127.0.0.1 (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Bare recvmmsg/sendmmsg UDP reflector (runs until killed).
     Reflector {
         #[arg(long)]
@@ -127,6 +149,9 @@ enum Cmd {
         listen: SocketAddr,
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Serve NTS too, with the cookie keys of this key file.
+        #[arg(long)]
+        nts_key_file: Option<PathBuf>,
     },
 }
 
@@ -212,11 +237,38 @@ fn main() -> Result<()> {
             requests,
             handshakes,
         } => nts_cost::run(requests.min(10_000_000), handshakes.min(100_000)),
+        Cmd::NtsUdp {
+            rate,
+            steady_rate,
+            run_ms,
+            rounds,
+            port,
+        } => nts_udp::run(&nts_udp::NtsUdpArgs {
+            shapes: vec![
+                nts_udp::Shape {
+                    name: "fixed, 64 sources".into(),
+                    sources: 64,
+                    rate_per_s: rate.clamp(1, 1_000_000),
+                },
+                nts_udp::Shape {
+                    name: "steady, 256 sources".into(),
+                    sources: 256,
+                    rate_per_s: steady_rate.clamp(1, 1_000_000),
+                },
+            ],
+            run: Duration::from_millis(run_ms.clamp(100, 30_000)),
+            rounds: rounds.clamp(1, 10),
+            port,
+        }),
         Cmd::Reflector { listen, workers } => {
             loopback_only(listen)?;
             reflector::run(listen, workers)
         }
-        Cmd::Serve { listen, workers } => {
+        Cmd::Serve {
+            listen,
+            workers,
+            nts_key_file,
+        } => {
             loopback_only(listen)?;
             let mut config = ServerConfig {
                 listen: vec![listen],
@@ -236,12 +288,16 @@ fn main() -> Result<()> {
                 as_of: now,
                 reference_time: now,
             };
-            let server = NtpServer::bind(
+            let mut server = NtpServer::bind(
                 &config,
                 Arc::new(HostClock),
                 Arc::new(ArcSwap::from_pointee(state)),
             )
             .context("bind")?;
+            if let Some(path) = nts_key_file {
+                let keys = skytime_nts::keyfile::load(&path).context("NTS cookie key file")?;
+                server = server.with_nts(Arc::new(ArcSwap::from_pointee(keys)));
+            }
             let _handle = server.spawn().context("spawn")?;
             loop {
                 std::thread::sleep(Duration::from_secs(3600));

@@ -6,7 +6,7 @@
 //! the layout chrony's NTS server uses, so a shared key could open either's
 //! cookies. Encryption and decryption allocate nothing.
 
-use crate::aead::{self, KEY_LEN, NONCE_LEN, SessionKey, TAG_LEN};
+use crate::aead::{KEY_LEN, NONCE_LEN, SessionKey, SivKey, TAG_LEN};
 
 /// Bytes of one cookie.
 pub const COOKIE_LEN: usize = 4 + NONCE_LEN + TAG_LEN + 2 * KEY_LEN;
@@ -78,10 +78,30 @@ pub enum CookieError {
 /// The keys a server accepts cookies from. The newest is a *future* key: held
 /// (so fleet readers have it a whole rotation before it is used) but not yet
 /// sealing; the one before it seals new cookies (chrony does the same).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Each key's AES schedules are expanded once, here, not per cookie.
+#[derive(Clone)]
 pub struct CookieKeys {
     /// Oldest first; never empty.
     keys: Vec<CookieKey>,
+    /// `keys[i]` expanded, same order.
+    expanded: Vec<SivKey>,
+}
+
+impl PartialEq for CookieKeys {
+    fn eq(&self, other: &Self) -> bool {
+        // The expanded keys follow from the keys.
+        self.keys == other.keys
+    }
+}
+
+impl Eq for CookieKeys {}
+
+impl std::fmt::Debug for CookieKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieKeys")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CookieKeys {
@@ -91,7 +111,8 @@ impl CookieKeys {
             return None;
         }
         keys.sort_by_key(|k| k.created_unix_s);
-        Some(CookieKeys { keys })
+        let expanded = keys.iter().map(|k| SivKey::new(&k.material)).collect();
+        Some(CookieKeys { keys, expanded })
     }
 
     /// The keys, oldest first.
@@ -103,12 +124,17 @@ impl CookieKeys {
     /// future key), or the only one.
     pub fn current(&self) -> &CookieKey {
         // `new` refuses an empty ring.
-        &self.keys[self.keys.len().saturating_sub(2)]
+        &self.keys[self.current_index()]
+    }
+
+    fn current_index(&self) -> usize {
+        self.keys.len().saturating_sub(2)
     }
 
     /// Seals `session` into `out` under the current key with a fresh nonce.
     pub fn seal(&self, session: &SessionKeys, nonce: &[u8; NONCE_LEN], out: &mut [u8; COOKIE_LEN]) {
-        let key = self.current();
+        let index = self.current_index();
+        let key = &self.keys[index];
         let (id, rest) = out.split_at_mut(4);
         id.copy_from_slice(&key.id.to_be_bytes());
         let (nonce_out, rest) = rest.split_at_mut(NONCE_LEN);
@@ -116,7 +142,7 @@ impl CookieKeys {
         let (tag_out, body) = rest.split_at_mut(TAG_LEN);
         body[..KEY_LEN].copy_from_slice(session.c2s.bytes());
         body[KEY_LEN..].copy_from_slice(session.s2c.bytes());
-        let tag = aead::seal(&key.material, &[], nonce, body);
+        let tag = self.expanded[index].seal(&[], nonce, body);
         tag_out.copy_from_slice(&tag);
     }
 
@@ -126,17 +152,19 @@ impl CookieKeys {
             return Err(CookieError::WrongLength);
         }
         let id = u32::from_be_bytes([cookie[0], cookie[1], cookie[2], cookie[3]]);
-        let key = self
+        let index = self
             .keys
             .iter()
-            .find(|k| k.id == id)
+            .position(|k| k.id == id)
             .ok_or(CookieError::UnknownKey)?;
         let nonce = &cookie[4..4 + NONCE_LEN];
         let mut tag = [0u8; TAG_LEN];
         tag.copy_from_slice(&cookie[4 + NONCE_LEN..4 + NONCE_LEN + TAG_LEN]);
         let mut body = [0u8; 2 * KEY_LEN];
         body.copy_from_slice(&cookie[4 + NONCE_LEN + TAG_LEN..]);
-        aead::open(&key.material, &[], nonce, &mut body, &tag).map_err(|_| CookieError::Forged)?;
+        self.expanded[index]
+            .open(&[], nonce, &mut body, &tag)
+            .map_err(|_| CookieError::Forged)?;
         let mut c2s = [0u8; KEY_LEN];
         let mut s2c = [0u8; KEY_LEN];
         c2s.copy_from_slice(&body[..KEY_LEN]);

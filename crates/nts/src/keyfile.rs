@@ -49,13 +49,24 @@ pub enum KeyfileError {
         /// Its permission bits.
         mode: u32,
     },
+    /// A writer was given chrony's key file: chronyd writes it, and would
+    /// not read skytime's format back.
+    #[error("cookie key file {} is chrony's (ntsdumpdir); chronyd rotates it: set cookie_key_role = \"reader\"", path.display())]
+    WrittenByChrony {
+        /// The file.
+        path: PathBuf,
+    },
     /// The system's random source failed.
     #[error("no randomness for a new cookie key: {0}")]
     Random(getrandom::Error),
 }
 
 /// Parses key file text; `path` only names the file in errors.
+/// A chrony `ntskeys` file (see [`crate::chrony_keyfile`]) is read too.
 pub fn parse(text: &str, path: &Path) -> Result<CookieKeys, KeyfileError> {
+    if crate::chrony_keyfile::is_chrony_format(text) {
+        return crate::chrony_keyfile::parse(text, path);
+    }
     let mut keys = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();

@@ -96,6 +96,14 @@ impl Keyring {
         policy: RotationPolicy,
         now_unix_s: u64,
     ) -> Result<Keyring, KeyfileError> {
+        if role == KeyRole::Writer
+            && std::fs::read_to_string(path)
+                .is_ok_and(|text| crate::chrony_keyfile::is_chrony_format(&text))
+        {
+            return Err(KeyfileError::WrittenByChrony {
+                path: path.to_owned(),
+            });
+        }
         let keys = match (keyfile::load(path), role) {
             (Ok(keys), KeyRole::Writer) => match policy
                 .rotate(&keys, now_unix_s)

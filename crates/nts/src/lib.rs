@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod aead;
+pub mod chrony_keyfile;
 pub mod config;
 pub mod cookie;
 pub mod ef;
