@@ -178,6 +178,8 @@ pub struct Refclock<C: Clock> {
     last_step: Option<(MonoNanos, i64)>,
 
     leap_table: Option<LeapTable>,
+    /// TAI−UTC last given to the clock.
+    tai_set_s: Option<i32>,
     rx_leap: LeapChange,
     rx_leap_count: u32,
     rx_leap_absent: u32,
@@ -268,6 +270,7 @@ impl<C: Clock> Refclock<C> {
             steps: 0,
             last_step: None,
             leap_table,
+            tai_set_s: None,
             rx_leap: LeapChange::None,
             rx_leap_count: 0,
             rx_leap_absent: 0,
@@ -1354,6 +1357,7 @@ impl<C: Clock> Refclock<C> {
             .as_ref()
             .and_then(|t| t.leap_at_end_of_month(now_s));
         let file = file_view.filter(|(c, _)| *c != LeapChange::None);
+        self.update_tai_offset(now_s);
         self.compare_leap_sources(receiver, file_view.map(|(c, _)| c), end);
         let pending = match (receiver, file) {
             (Some(c), _) => (c, Some(end), Some(LeapSource::Receiver)),
@@ -1382,6 +1386,25 @@ impl<C: Clock> Refclock<C> {
                 }
                 Err(e) => warn!(error = %e, "could not set the leap flag"),
             }
+        }
+    }
+
+    /// Gives the clock TAI−UTC from an unexpired leap-seconds file, once and
+    /// again whenever the table's value changes (after the kernel's own +1
+    /// at an inserted leap, setting the same value again is harmless).
+    fn update_tai_offset(&mut self, now_s: i64) {
+        let Some(table) = self.leap_table.as_ref().filter(|t| !t.is_expired(now_s)) else {
+            return;
+        };
+        let tai = table.tai_minus_utc_s(now_s);
+        if self.tai_set_s == Some(tai) {
+            return;
+        }
+        // Tried once per value: a refusal is logged, not repeated every second.
+        self.tai_set_s = Some(tai);
+        match self.clock.set_tai_offset_s(tai) {
+            Ok(()) => info!(tai_minus_utc_s = tai, "TAI offset set on the clock"),
+            Err(e) => warn!(error = %e, tai_minus_utc_s = tai, "could not set the TAI offset"),
         }
     }
 

@@ -701,7 +701,15 @@ fn leap_seconds_file_announces_what_a_silent_receiver_does_not() {
         tick_ms: 100,
         ..World::default()
     };
-    let (obs, rc) = w.run(&cfg, 2400);
+    let mut tai_before = None;
+    let (obs, rc) = w.run_with(&cfg, None, 2400, |o, rc| {
+        if o.t_s == 1700 {
+            tai_before = rc.clock().tai_s();
+        }
+    });
+    // The clock's TAI offset comes from the file, and moves at the leap.
+    assert_eq!(tai_before, Some(36));
+    assert_eq!(rc.clock().tai_s(), Some(37));
     let before = &obs[1700].status;
     assert_eq!(before.leap, LeapChange::Insert);
     assert_eq!(before.leap_source, Some(crate::LeapSource::LeapFile));
