@@ -54,6 +54,10 @@ const OUTLIER_STREAK_RESET: u32 = 4;
 /// Consecutive pulses that must agree with each other but not with the
 /// current train before the train is abandoned for them.
 const TRAIN_SWITCH: u32 = 3;
+/// Second differences of the pulses' phase the noise learner needs before
+/// the interval check narrows to the learned noise; until then it keeps the
+/// tolerance it has before any filter runs.
+const NOISE_LEARNED_SAMPLES: f64 = 8.0;
 /// Pairings that must agree before the whole seconds of the clock are known.
 const CONSENSUS_PAIRINGS: usize = 3;
 /// Consecutive epochs announcing a leap before it is believed.
@@ -522,8 +526,16 @@ impl<C: Clock> Refclock<C> {
                 let frac = err - (err / NS).round() * NS;
                 (frac.abs() <= base_tol + tol_per_s * n as f64).then_some(n)
             };
+        // A drift-file start knows the frequency to 1 ppm, but nothing yet of
+        // the pulses' noise: narrowing to the learner's prior then would call
+        // a jittery pulse (100 µs in a VM) spurious and move the train.
+        let noise_learned = self
+            .noise
+            .lag_variances()
+            .first()
+            .is_some_and(|&(_, _, n)| n >= NOISE_LEARNED_SAMPLES);
         let (extra, tol_per_s, base_tol) = match (&self.kf, &self.last_sample) {
-            (Some(k), Some(_)) => {
+            (Some(k), Some(_)) if noise_learned => {
                 let r = self.noise_params().r;
                 let drift = (raw.applied - last.applied).abs();
                 (
