@@ -63,9 +63,9 @@ step_leap() {
     kview=$(kernel_view)
     st=$(gssh skytimectl status --json 2>/dev/null)
     local armed source
-    armed=$(jfield "$st" 'j.get("leap_armed")')
-    source=$(jfield "$st" 'j.get("leap_source")')
-    if [[ $(jfield "$j" 'j["ok"] and j["li"] == 1 and j["stratum"] == 1') == True && $kview == *INS* ]]; then
+    armed=$(jfield "$st" 'j["leap"]["armed"]')
+    source=$(jfield "$st" 'j["leap"]["source"]')
+    if [[ $(jfield "$j" 'j["ok"] and j["li"] == 1 and j["stratum"] == 1') == True && $kview == *INS* && $armed == insert ]]; then
         row "leap: 23:59:40" PASS "$(host_view "$j")" "$kview" "locked ${t}s after ssh; armed $armed, source $source"
     else
         row "leap: 23:59:40" FAIL "$(host_view "$j")" "$kview" "wanted LI=1 and STA_INS; armed $armed, source $source"
