@@ -43,6 +43,9 @@ if [ -z "${SKYTIME_SKIP_VM:-}" ]; then
     dpkg-query -W -f='${Status}' linux-headers-cloud-amd64 2>/dev/null | grep -q 'ok installed' ||
         missing+=(linux-headers-cloud-amd64)
     command -v make >/dev/null || missing+=(make)
+    # The static leapwatch helper copied into the guest (tests/vm/leapwatch).
+    command -v gcc >/dev/null || missing+=(gcc)
+    [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=(libc6-dev)
     command -v ssh >/dev/null || missing+=(openssh-client)
     command -v mke2fs >/dev/null || missing+=(e2fsprogs)
 fi

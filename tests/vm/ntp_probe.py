@@ -5,13 +5,25 @@ or a one-shot `chronyd -Q`. Prints one JSON object on stdout.
 
     ntp_probe.py ntpdig PORT SAMPLES   # stratum/leap of the last, offsets of all
     ntp_probe.py chrony PORT           # chronyd -Q: "System clock wrong by X"
-Offsets are guest minus host, in microseconds. ntpdig prints nothing for a
+    ntp_probe.py series PORT N         # N raw requests 1 s apart, each judged
+Offsets are guest minus true UTC, in microseconds: true time is the host
+clock plus SKYTIME_VM_TRUE_OFFSET_S, and once it passes SKYTIME_VM_LEAP_AT
+(the true second that is 23:59:60) the posix UTC second is one less. ntpdig prints nothing for a
 server that says it is unsynchronised (LI=3, stratum 16), so when it gives no
 answer one plain NTPv4 client packet is sent to read LI and stratum directly.
 """
 import json, re, socket, statistics, struct, subprocess, sys, tempfile, os, time
 
 NTP_EPOCH_OFFSET = 2208988800
+TRUE_OFFSET_S = int(os.environ.get("SKYTIME_VM_TRUE_OFFSET_S", "0"))
+LEAP_AT = int(os.environ.get("SKYTIME_VM_LEAP_AT", "0")) or None
+BAD_OFFSET_US = float(os.environ.get("SKYTIME_VM_BAD_OFFSET_US", "5000"))
+
+
+def expected_s(host_t):
+    """What a right guest clock reads minus the host clock at host time host_t."""
+    true_t = host_t + TRUE_OFFSET_S
+    return TRUE_OFFSET_S - (1 if LEAP_AT is not None and true_t >= LEAP_AT else 0)
 
 
 def raw_query(port):
@@ -35,8 +47,11 @@ def raw_query(port):
     ts = lambda i: struct.unpack("!I", data[i:i + 4])[0] - NTP_EPOCH_OFFSET + \
         struct.unpack("!I", data[i + 4:i + 8])[0] / 2**32
     t2, t3 = ts(32), ts(40)
+    raw = ((t2 - t1) + (t3 - t4)) / 2
+    # Across a leap second's edge either side's posix second is right.
+    off = min((raw - expected_s(t1), raw - expected_s(t4)), key=abs)
     return {"li": data[0] >> 6, "stratum": data[1],
-            "offset_us": ((t2 - t1) + (t3 - t4)) / 2 * 1e6,
+            "offset_us": off * 1e6,
             "delay_us": ((t4 - t1) - (t3 - t2)) * 1e6}
 
 WRAPPER = (
@@ -54,6 +69,7 @@ def ntpdig(port, samples):
     for i in range(samples):
         if i:
             time.sleep(1)
+        asked_at = time.time()
         try:
             out = subprocess.run(
                 ["/usr/bin/python3", "-c", WRAPPER, str(port), "-j", "-t", "2",
@@ -67,7 +83,7 @@ def ntpdig(port, samples):
         j = json.loads(line)
         last = j
         # ntpdig's offset is what the host must add to agree with the server.
-        offsets.append(float(j["offset"]) * 1e6)
+        offsets.append((float(j["offset"]) - expected_s(asked_at)) * 1e6)
         # ntpdig's "precision" is its "+/-": the synchronisation distance
         # (half the round trip plus the server's root dispersion).
         bounds.append(float(j["precision"]) * 1e6)
@@ -121,9 +137,36 @@ def chrony(port):
         return {"ok": True, "offset_us": float(m.group(1)) * 1e6}
 
 
+def series(port, n):
+    """n raw requests a second apart: LI of each, and how many were served
+    as synchronised with an error beyond BAD_OFFSET_US plus half the round
+    trip."""
+    answers, bad, synced = [], 0, 0
+    start = time.time()
+    for i in range(n):
+        time.sleep(max(0.0, start + i - time.time()))
+        a = raw_query(port)
+        if a is None:
+            answers.append(None)
+            continue
+        answers.append(a)
+        if a["li"] != 3 and a["stratum"] < 16:
+            synced += 1
+            if abs(a["offset_us"]) - a["delay_us"] / 2 > BAD_OFFSET_US:
+                bad += 1
+    got = [a for a in answers if a]
+    worst = max((abs(a["offset_us"]) for a in got), default=0.0)
+    li = "".join("-" if a is None else str(a["li"]) for a in answers)
+    return {"answers": len(got), "synced": synced, "bad": bad, "li_sequence": li,
+            "summary": "%d requests 1/s: LI %s, max error %.0f us, bad %d"
+            % (n, li, worst, bad)}
+
+
 if __name__ == "__main__":
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "ntpdig":
         print(json.dumps(ntpdig(port, int(sys.argv[3]))))
+    elif mode == "series":
+        print(json.dumps(series(port, int(sys.argv[3]))))
     else:
         print(json.dumps(chrony(port)))

@@ -41,4 +41,10 @@ pub trait Clock: TimeSource {
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError>;
     /// Publishes the discipline's view of the clock's quality.
     fn report_sync(&self, report: SyncReport) -> Result<(), ClockError>;
+    /// Tells the clock TAI−UTC, so that its TAI reading (the kernel's
+    /// CLOCK_TAI) is right; the kernel itself adds one at an inserted leap.
+    /// Clocks that keep no TAI offset (the simulators) have nothing to set.
+    fn set_tai_offset_s(&self, _tai_minus_utc_s: i32) -> Result<(), ClockError> {
+        Ok(())
+    }
 }

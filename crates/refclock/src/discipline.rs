@@ -55,6 +55,10 @@ const OUTLIER_STREAK_RESET: u32 = 4;
 /// Consecutive pulses that must agree with each other but not with the
 /// current train before the train is abandoned for them.
 const TRAIN_SWITCH: u32 = 3;
+/// Second differences of the pulses' phase the noise learner needs before
+/// the interval check narrows to the learned noise; until then it keeps the
+/// tolerance it has before any filter runs.
+const NOISE_LEARNED_SAMPLES: f64 = 8.0;
 /// Pairings that must agree before the whole seconds of the clock are known.
 const CONSENSUS_PAIRINGS: usize = 3;
 /// Consecutive epochs announcing a leap before it is believed.
@@ -181,6 +185,8 @@ pub struct Refclock<C: Clock> {
     last_step: Option<(MonoNanos, i64)>,
 
     leap_table: Option<LeapTable>,
+    /// TAI−UTC last given to the clock.
+    tai_set_s: Option<i32>,
     rx_leap: LeapChange,
     rx_leap_count: u32,
     rx_leap_absent: u32,
@@ -272,6 +278,7 @@ impl<C: Clock> Refclock<C> {
             steps: 0,
             last_step: None,
             leap_table,
+            tai_set_s: None,
             rx_leap: LeapChange::None,
             rx_leap_count: 0,
             rx_leap_absent: 0,
@@ -538,8 +545,16 @@ impl<C: Clock> Refclock<C> {
                 let frac = err - (err / NS).round() * NS;
                 (frac.abs() <= base_tol + tol_per_s * n as f64).then_some(n)
             };
+        // A drift-file start knows the frequency to 1 ppm, but nothing yet of
+        // the pulses' noise: narrowing to the learner's prior then would call
+        // a jittery pulse (100 µs in a VM) spurious and move the train.
+        let noise_learned = self
+            .noise
+            .lag_variances()
+            .first()
+            .is_some_and(|&(_, _, n)| n >= NOISE_LEARNED_SAMPLES);
         let (extra, tol_per_s, base_tol) = match (&self.kf, &self.last_sample) {
-            (Some(k), Some(_)) => {
+            (Some(k), Some(_)) if noise_learned => {
                 let r = self.noise_params().r;
                 let drift = (raw.applied - last.applied).abs();
                 (
@@ -1373,6 +1388,7 @@ impl<C: Clock> Refclock<C> {
             .as_ref()
             .and_then(|t| t.leap_at_end_of_month(now_s));
         let file = file_view.filter(|(c, _)| *c != LeapChange::None);
+        self.update_tai_offset(now_s);
         self.compare_leap_sources(receiver, file_view.map(|(c, _)| c), end);
         let pending = match (receiver, file) {
             (Some(c), _) => (c, Some(end), Some(LeapSource::Receiver)),
@@ -1401,6 +1417,25 @@ impl<C: Clock> Refclock<C> {
                 }
                 Err(e) => warn!(error = %e, "could not set the leap flag"),
             }
+        }
+    }
+
+    /// Gives the clock TAI−UTC from an unexpired leap-seconds file, once and
+    /// again whenever the table's value changes (after the kernel's own +1
+    /// at an inserted leap, setting the same value again is harmless).
+    fn update_tai_offset(&mut self, now_s: i64) {
+        let Some(table) = self.leap_table.as_ref().filter(|t| !t.is_expired(now_s)) else {
+            return;
+        };
+        let tai = table.tai_minus_utc_s(now_s);
+        if self.tai_set_s == Some(tai) {
+            return;
+        }
+        // Tried once per value: a refusal is logged, not repeated every second.
+        self.tai_set_s = Some(tai);
+        match self.clock.set_tai_offset_s(tai) {
+            Ok(()) => info!(tai_minus_utc_s = tai, "TAI offset set on the clock"),
+            Err(e) => warn!(error = %e, tai_minus_utc_s = tai, "could not set the TAI offset"),
         }
     }
 

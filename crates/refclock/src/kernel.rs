@@ -178,6 +178,13 @@ impl Clock for KernelClock {
         self.update_status(set, libc::STA_INS | libc::STA_DEL, |_| {})
     }
 
+    fn set_tai_offset_s(&self, tai_minus_utc_s: i32) -> Result<(), ClockError> {
+        let mut tx = zeroed_timex();
+        tx.modes = libc::ADJ_TAI;
+        tx.constant = tai_minus_utc_s.into();
+        adjtime(&mut tx).map(|_| ())
+    }
+
     fn report_sync(&self, report: SyncReport) -> Result<(), ClockError> {
         let to_us = |ns: f64| {
             if ns.is_finite() {

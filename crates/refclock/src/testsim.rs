@@ -25,6 +25,8 @@ struct ClockState {
     /// Correction applied by the discipline, ppb.
     corr_ppb: f64,
     leap: LeapChange,
+    /// TAI−UTC as the discipline set it (and the kernel would move it).
+    tai_s: Option<i32>,
     steps: Vec<i64>,
     reports: u64,
     last_report: SyncReport,
@@ -61,7 +63,10 @@ impl SimClock {
         let midnight = ((after / 1e9 / 86_400.0).floor() * 86_400.0) * 1e9;
         if before < midnight && after >= midnight {
             match s.leap {
-                LeapChange::Insert => s.offset_ns -= 1e9,
+                LeapChange::Insert => {
+                    s.offset_ns -= 1e9;
+                    s.tai_s = s.tai_s.map(|t| t + 1);
+                }
                 LeapChange::Delete => {}
                 LeapChange::None => {}
             }
@@ -99,6 +104,9 @@ impl SimClock {
     pub fn leap(&self) -> LeapChange {
         self.lock().leap
     }
+    pub fn tai_s(&self) -> Option<i32> {
+        self.lock().tai_s
+    }
     pub fn last_report(&self) -> (u64, SyncReport) {
         let s = self.lock();
         (s.reports, s.last_report)
@@ -131,6 +139,10 @@ impl Clock for SimClock {
     }
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError> {
         self.lock().leap = leap;
+        Ok(())
+    }
+    fn set_tai_offset_s(&self, tai_minus_utc_s: i32) -> Result<(), ClockError> {
+        self.lock().tai_s = Some(tai_minus_utc_s);
         Ok(())
     }
     fn report_sync(&self, report: SyncReport) -> Result<(), ClockError> {
