@@ -7,6 +7,8 @@
 mod config;
 pub mod ioctl;
 mod kernel;
+pub mod phc_edges;
+pub mod phc_map;
 mod source;
 mod thread;
 mod tracker;
