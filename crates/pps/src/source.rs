@@ -27,6 +27,12 @@ pub struct PpsEdge {
     pub timestamp: UnixNanos,
     /// When user space received it (monotonic), for ageing and liveness.
     pub received: MonoNanos,
+    /// Worst-case error of `timestamp` added on the way to system time, ns:
+    /// 0 for the kernel source (stamped on CLOCK_REALTIME directly), the
+    /// PHC-to-system mapping's bound for a PHC source. The refclock adds it to
+    /// the error bound it advertises.
+    #[serde(default)]
+    pub uncertainty_ns: u32,
 }
 
 /// Errors from a pulse source. Each names what the operator can do about it.

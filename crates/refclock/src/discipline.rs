@@ -450,6 +450,7 @@ impl<C: Clock> Refclock<C> {
         self.pps.edges_seen += 1;
         self.pps.last_edge = Some(edge.timestamp);
         self.pps.last_edge_received = Some(edge.received);
+        self.pps.last_edge_uncertainty_ns = edge.uncertainty_ns;
         let mono = edge.received;
         let mut stamp = edge.timestamp.0;
         if let Some((at, s)) = self.last_step
@@ -1470,7 +1471,9 @@ impl<C: Clock> Refclock<C> {
         let applied = self.applied_at(mono) - s.applied_ns + comp;
         let p0 = k.predicted(dt, applied, &q, 1.0);
         let p1 = k.predicted(dt + 1.0, applied + self.free_frequency(), &q, 1.0);
-        let fixed = self.cfg.pps_systematic_uncertainty_ns + self.cfg.clock_precision_ns;
+        let fixed = self.cfg.pps_systematic_uncertainty_ns
+            + self.cfg.clock_precision_ns
+            + f64::from(self.pps.last_edge_uncertainty_ns);
         let n = self.cfg.error_bound_sigmas;
         // The noise model's bound, or what a repeat of the worst frequency
         // wander seen lately would cost (a temperature ramp that the noise

@@ -313,6 +313,7 @@ impl World {
                         sequence: s,
                         timestamp: clock.realtime(),
                         received: clock.monotonic(),
+                        uncertainty_ns: 0,
                     };
                     rc.on_pps(&edge);
                 }
