@@ -7,6 +7,7 @@
 mod config;
 pub mod ioctl;
 mod kernel;
+mod open;
 mod phc;
 pub mod phc_edges;
 pub mod phc_ioctl;
@@ -17,6 +18,7 @@ mod tracker;
 
 pub use config::{PpsConfig, PpsSourceKind};
 pub use kernel::KernelPps;
+pub use open::open_configured;
 pub use phc::{OffsetMethod, PhcPps, probe_phc};
 pub use source::{PpsEdge, PpsEdgeKind, PpsError, PpsSource};
 pub use thread::{PpsEvent, PpsThread, PpsThreadOptions};

@@ -88,3 +88,13 @@ pub trait PpsSource: Send {
     /// Human-readable name for logs and status, e.g. `/dev/pps0 (assert)`.
     fn describe(&self) -> String;
 }
+
+/// A boxed source is a source, so the daemon can choose kernel or PHC at run time.
+impl<T: PpsSource + ?Sized> PpsSource for Box<T> {
+    fn fetch(&mut self, timeout: Duration) -> Result<Option<PpsEdge>, PpsError> {
+        (**self).fetch(timeout)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
