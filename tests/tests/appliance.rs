@@ -319,6 +319,34 @@ fn a_missing_pps_device_is_one_clear_error_that_names_the_fix() {
 }
 
 #[test]
+fn a_phc_source_on_a_node_that_is_no_phc_is_refused_by_check_config_and_the_daemon() {
+    let pty = Pty::open();
+    let dir = TempDir::new("notphc");
+    let config = write_config(&dir, &pty.path, "/dev/pps0");
+    let text = std::fs::read_to_string(&config)
+        .expect("read config")
+        .replace(
+            "[pps]\n",
+            "[pps]\nsource = \"phc\"\nphc_device = \"/dev/null\"\nphc_channel = 0\n",
+        );
+    std::fs::write(&config, text).expect("write config");
+    let out = run_with_timeout(
+        Command::new(binary("skytimed")).args(["--check-config", &config]),
+        Duration::from_secs(10),
+    )
+    .expect("check-config ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("pps.phc_device") && stderr.contains("not a PTP hardware clock"),
+        "{stderr}"
+    );
+    let (status, stderr) = run_failing(&["--config", &config]);
+    assert!(!status.success());
+    assert_one_clear_line(&stderr, &["/dev/null", "PTP_CLOCK_GETCAPS"]);
+}
+
+#[test]
 fn a_config_with_a_typo_names_the_key_and_line_and_the_daemon_refuses_it() {
     let dir = TempDir::new("typo");
     let path = dir.path().join("skytime.toml");

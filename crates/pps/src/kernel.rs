@@ -295,6 +295,7 @@ mod tests {
         PpsConfig {
             device: PathBuf::from(path),
             edge,
+            ..Default::default()
         }
     }
 

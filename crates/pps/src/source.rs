@@ -27,6 +27,12 @@ pub struct PpsEdge {
     pub timestamp: UnixNanos,
     /// When user space received it (monotonic), for ageing and liveness.
     pub received: MonoNanos,
+    /// Worst-case error of `timestamp` added on the way to system time, ns:
+    /// 0 for the kernel source (stamped on CLOCK_REALTIME directly), the
+    /// PHC-to-system mapping's bound for a PHC source. The refclock adds it to
+    /// the error bound it advertises.
+    #[serde(default)]
+    pub uncertainty_ns: u32,
 }
 
 /// Errors from a pulse source. Each names what the operator can do about it.
@@ -81,4 +87,14 @@ pub trait PpsSource: Send {
     fn fetch(&mut self, timeout: Duration) -> Result<Option<PpsEdge>, PpsError>;
     /// Human-readable name for logs and status, e.g. `/dev/pps0 (assert)`.
     fn describe(&self) -> String;
+}
+
+/// A boxed source is a source, so the daemon can choose kernel or PHC at run time.
+impl<T: PpsSource + ?Sized> PpsSource for Box<T> {
+    fn fetch(&mut self, timeout: Duration) -> Result<Option<PpsEdge>, PpsError> {
+        (**self).fetch(timeout)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
 }

@@ -195,6 +195,7 @@ mod tests {
                     sequence: seq,
                     timestamp: UnixNanos::from_secs_nanos(i64::from(seq), 0),
                     received: MonoNanos(0),
+                    uncertainty_ns: 0,
                 })),
                 Some(Ok(None)) | None => {
                     std::thread::sleep(Duration::from_millis(1));

@@ -134,6 +134,7 @@ impl EdgeTracker {
             sequence: seq,
             timestamp: time,
             received,
+            uncertainty_ns: 0,
         })
     }
 }

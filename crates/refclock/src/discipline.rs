@@ -457,6 +457,7 @@ impl<C: Clock> Refclock<C> {
         self.pps.edges_seen += 1;
         self.pps.last_edge = Some(edge.timestamp);
         self.pps.last_edge_received = Some(edge.received);
+        self.pps.last_edge_uncertainty_ns = edge.uncertainty_ns;
         let mono = edge.received;
         let mut stamp = edge.timestamp.0;
         if let Some((at, s)) = self.last_step
@@ -1498,7 +1499,9 @@ impl<C: Clock> Refclock<C> {
         let coast = self.thermal.coast().copied();
         let comp = coast.map_or(0.0, |c| c.comp_ns(mono));
         let applied = self.applied_at(mono) - s.applied_ns + comp;
-        let fixed = self.cfg.pps_systematic_uncertainty_ns + self.cfg.clock_precision_ns;
+        let fixed = self.cfg.pps_systematic_uncertainty_ns
+            + self.cfg.clock_precision_ns
+            + f64::from(self.pps.last_edge_uncertainty_ns);
         // A temperature-compensated holdover whose unexplained random walk
         // is known: the filter in charge, whose frequency the holdover runs
         // on, predicts with that random walk (the oscillator's own, not the

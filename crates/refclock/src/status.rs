@@ -234,6 +234,9 @@ pub struct PpsStatus {
     pub edges_used: u64,
     /// Seconds without an edge between edges that were seen (missed pulses).
     pub pulses_missed: u64,
+    /// The last edge's own timestamp uncertainty (a PHC source's mapping
+    /// bound; 0 for kernel PPS), ns, folded into the advertised error bound.
+    pub last_edge_uncertainty_ns: u32,
 }
 
 /// The receiver as the discipline sees it.

@@ -897,3 +897,28 @@ fn agreeing_or_silent_leap_sources_are_no_disagreement() {
         assert!(!logs.contains("disagree about"), "{logs}");
     }
 }
+
+/// A PHC source declares how far its mapped edge may be off; the advertised
+/// bound must grow by that much, while the measurement itself is unchanged.
+#[test]
+fn an_edges_declared_uncertainty_is_added_to_the_advertised_bound() {
+    let plain = World::default();
+    let declared = World {
+        edge_uncertainty_ns: 50_000,
+        ..World::default()
+    };
+    let (obs_plain, rc_plain) = plain.run(&test_config(), 400);
+    let (obs_declared, rc_declared) = declared.run(&test_config(), 400);
+    let (a, b) = (rc_plain.status(), rc_declared.status());
+    assert_eq!(a.state, SyncState::Locked);
+    assert_eq!(b.state, SyncState::Locked);
+    assert_eq!(b.pps.last_edge_uncertainty_ns, 50_000);
+    let grown = b.root_dispersion_ns - a.root_dispersion_ns;
+    assert!(
+        (grown - 50_000.0).abs() < 1.0,
+        "bound {} vs {} ns",
+        b.root_dispersion_ns,
+        a.root_dispersion_ns
+    );
+    assert!(served_bad(&obs_plain).is_empty() && served_bad(&obs_declared).is_empty());
+}

@@ -187,6 +187,9 @@ pub struct World {
     /// (at_s, offset_ns): the clock itself jumps (0.25 s into that second).
     pub clock_jumps: Vec<(i64, f64)>,
     pub tick_ms: i64,
+    /// What each edge declares as its own timestamp uncertainty (a PHC
+    /// source's mapping bound), ns.
+    pub edge_uncertainty_ns: u32,
 }
 
 impl Default for World {
@@ -212,6 +215,7 @@ impl Default for World {
             latency_steps: vec![],
             clock_jumps: vec![],
             tick_ms: 1000,
+            edge_uncertainty_ns: 0,
         }
     }
 }
@@ -325,6 +329,7 @@ impl World {
                         sequence: s,
                         timestamp: clock.realtime(),
                         received: clock.monotonic(),
+                        uncertainty_ns: self.edge_uncertainty_ns,
                     };
                     rc.on_pps(&edge);
                 }

@@ -344,6 +344,7 @@ impl PpsSource for SimulatedPps {
                     sequence: self.sequence,
                     timestamp,
                     received: HostClock.monotonic(),
+                    uncertainty_ns: 0,
                 }));
             }
             let remaining = deadline.nanos_since(HostClock.monotonic());

@@ -699,6 +699,7 @@ impl<'a> Sim<'a> {
                         sequence,
                         timestamp: self.clock.realtime(),
                         received: self.clock.monotonic().add_nanos(PPS_WAKEUP_NS),
+                        uncertainty_ns: 0,
                     };
                     self.refclock.on_pps(&edge);
                 }

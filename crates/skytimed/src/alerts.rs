@@ -628,6 +628,7 @@ pub(crate) fn sample_locked_status() -> Status {
             edges_seen: 80,
             edges_used: 78,
             pulses_missed: 0,
+            last_edge_uncertainty_ns: 0,
         },
         nmea: NmeaStatus {
             last_label: None,

@@ -70,10 +70,17 @@ pub fn one_line(error: &anyhow::Error) -> String {
 /// `--check-config FILE`: every problem with its line, exit 0 only when clean.
 fn check_config(path: &Path) -> ExitCode {
     match Config::load(path) {
-        Ok(_) => {
-            println!("{}: OK", path.display());
-            ExitCode::SUCCESS
-        }
+        Ok(config) => match check_devices(&config) {
+            Ok(()) => {
+                println!("{}: OK", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(problem) => {
+                eprintln!("{}: {problem}", path.display());
+                eprintln!("{}: 1 problem(s)", path.display());
+                ExitCode::from(1)
+            }
+        },
         Err(ConfigLoadError::Invalid { path, problems }) => {
             eprintln!("{}", format_problems(&path, &problems));
             eprintln!("{}: {} problem(s)", path.display(), problems.len());
@@ -84,6 +91,25 @@ fn check_config(path: &Path) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Checks what can be checked of the configured devices on this machine: a
+/// PHC source's device, when present, must answer as a PTP hardware clock
+/// with an external-timestamp channel. Absent, it is only noted (the file
+/// may be checked for another box); pin and channel are checked at open.
+fn check_devices(config: &Config) -> std::result::Result<(), String> {
+    if config.pps.source != skytime_pps::PpsSourceKind::Phc {
+        return Ok(());
+    }
+    let device = &config.pps.phc_device;
+    if !device.exists() {
+        println!(
+            "note: pps.phc_device {} is not present on this machine (fine when checking a file for another box)",
+            device.display()
+        );
+        return Ok(());
+    }
+    skytime_pps::probe_phc(device).map_err(|e| format!("pps.phc_device: {e}"))
 }
 
 /// The configuration this run uses, and the state directory it holds.
@@ -256,13 +282,12 @@ fn run(cli: Cli) -> Result<()> {
         let time: Arc<dyn TimeSource> = Arc::new(HostClock);
         let serial = SerialReader::open(&config.gnss, Arc::clone(&time))?;
         // Fail now, with the fix in the message, rather than in the PPS thread.
-        let first = skytime_pps::KernelPps::open(&config.pps)?;
-        let counters = first.counters();
+        let (first, counters) = skytime_pps::open_configured(&config.pps)?;
         let pps_config = config.pps.clone();
         let mut first = Some(first);
         let opener = move || match first.take() {
             Some(pps) => Ok(pps),
-            None => skytime_pps::KernelPps::open(&pps_config),
+            None => skytime_pps::open_configured(&pps_config).map(|(pps, _)| pps),
         };
         serve(config, clock, time, serial, opener, Some(counters))
     }

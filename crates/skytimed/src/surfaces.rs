@@ -134,7 +134,14 @@ pub fn start(
     let pps_device = if daemon.simulated {
         "simulated".to_string()
     } else {
-        config.pps.device.display().to_string()
+        match config.pps.source {
+            skytime_pps::PpsSourceKind::Kernel => config.pps.device.display().to_string(),
+            skytime_pps::PpsSourceKind::Phc => format!(
+                "{} channel {} (PHC)",
+                config.pps.phc_device.display(),
+                config.pps.phc_channel
+            ),
+        }
     };
     let ctx = Arc::new(ReportContext::new(
         Arc::clone(&daemon),
