@@ -37,6 +37,9 @@ step "image: $out ($(du -h "$out/skytime-pi-arm64.img.zst" | cut -f1) compressed
 bash "$image_dir/check-static.sh" "$out/firmware" || fail "static checks"
 [[ ${SKYTIME_IMAGE_BOOT:-1} == 1 ]] || exit 0
 
+(cd "$repo" && cargo build --release -q -p skytime-sim --bin skytime-vm-feeder) ||
+    fail "cannot build the VM test's feeder (skytime-vm-feeder)"
+feeder=$target/release/skytime-vm-feeder
 command -v qemu-system-aarch64 >/dev/null ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-arm >&2
 run=$cache/run
@@ -98,7 +101,11 @@ qemu-system-aarch64 "${machine[@]}" "${devices[@]}" -dtb "$run/virt.dtb" \
     -kernel "$out/vmlinuz" -initrd "$out/initrd.img" \
     -append "root=LABEL=skytime-root rw console=ttyS0,115200 rootwait" 2>"$run/qemu.log" &
 qemu_pid=$!
-python3 "$image_dir/nmea-feeder.py" "$run/nmea.sock" 900 2>"$run/feeder.log" &
+# The VM test's receiver (tests/vm): NMEA of each host second into the PL011's
+# socket; its pulse socket is left unserved (the virt machine has no PPS line).
+mkdir -p "$run/feeder-control"
+"$feeder" --nmea-socket "$run/nmea.sock" --pps-socket "$run/no-pps.sock" \
+    --control-dir "$run/feeder-control" 2>"$run/feeder.log" &
 feeder_pid=$!
 
 guest() {
@@ -152,7 +159,10 @@ check "report on the FAT partition" guest 'grep -q "first boot: done" /boot/firm
 probe=$run/ntp.json
 ntp_ok=0
 for _ in $(seq 1 20); do
-    if python3 "$image_dir/ntp-probe.py" "$ntp_port" > "$probe" 2>"$run/ntp-probe.err"; then
+    # The VM test's probe: the host's ntpdig, then one raw NTPv4 packet to
+    # read LI and stratum (ntpdig prints no time for LI=3).
+    python3 "$repo/tests/vm/ntp_probe.py" ntpdig "$ntp_port" 1 > "$probe" 2>"$run/ntp-probe.err"
+    if python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["ok"] else 1)' "$probe" 2>/dev/null; then
         ntp_ok=1
         break
     fi
