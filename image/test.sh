@@ -153,6 +153,10 @@ check "our pps-gpio.ko is loaded (vermagic matched the kernel)" guest 'grep -q "
 check "hat detection logged its fallback and installed a config" \
     guest 'journalctl -b -u skytime-detect-hat | grep -q "no HAT EEPROM" && grep -q "device = \"/dev/ttyAMA0\"" /etc/skytime/skytime.toml && test -e /var/lib/skytime-image/hat.done'
 check "skytimed active from the shipped unit" guest_wait 120 'systemctl is-active skytimed'
+check "udev links the pps-gpio device as gnsspps0 and by its pin" \
+    guest 'test "$(readlink -f /dev/gnsspps0)" = /dev/pps0 -a "$(readlink -f /dev/gnsspps-gpio4)" = /dev/pps0'
+check "skytimectl status shows what hat detection found and tried" \
+    guest_wait 60 'skytimectl status | grep -q "^Hat detection   : skytime hat detection" && skytimectl status | grep -q "^  tried         : EEPROM: none"'
 check "report on the FAT partition" guest 'grep -q "first boot: done" /boot/firmware/skytime-firstboot.txt'
 
 # ---- the host asks for time ---------------------------------------------------------------
@@ -177,6 +181,8 @@ guest 'journalctl -b -o short-monotonic --no-pager -u skytime-firstboot -u skyti
     grep -vE '^-- ' | tee "$run/skytime-journal.txt"
 echo "---- /var/lib/skytime-image/hat-detection.txt ----"
 guest 'cat /var/lib/skytime-image/hat-detection.txt'
+echo "---- skytimectl status (hat detection) ----"
+guest 'skytimectl status | grep -A20 "^Hat detection" | grep -E "^(Hat detection|  tried)"'
 
 if [[ $failures -gt 0 ]]; then
     fail "$failures boot check(s) failed"
