@@ -18,6 +18,7 @@
 #   image/test.sh                  # needs root
 #   SKYTIME_IMAGE_BOOT=0           # static checks only
 #   SKYTIME_IMAGE_KEEP=1           # leave the guest running at the end
+#   SKYTIME_IMAGE_OUT=DIR          # test this build.sh output, do not build
 set -uo pipefail
 # shellcheck source=image/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,7 +33,12 @@ fail() {
     exit 1
 }
 
-out=$("$image_dir/build.sh" | tail -n1) && [[ -d $out ]] || fail "image/build.sh failed"
+if [[ -n ${SKYTIME_IMAGE_OUT:-} ]]; then
+    out=$SKYTIME_IMAGE_OUT
+    [[ -s $out/skytime-pi-arm64.img ]] || fail "SKYTIME_IMAGE_OUT=$out holds no image"
+else
+    out=$("$image_dir/build.sh" | tail -n1) && [[ -d $out ]] || fail "image/build.sh failed"
+fi
 step "image: $out ($(du -h "$out/skytime-pi-arm64.img.zst" | cut -f1) compressed)"
 bash "$image_dir/check-static.sh" "$out/firmware" || fail "static checks"
 [[ ${SKYTIME_IMAGE_BOOT:-1} == 1 ]] || exit 0
