@@ -183,7 +183,9 @@ used_mib=$(du -sm "$root" | cut -f1)
 root_mib=$((used_mib * 13 / 10 + 256))
 ext4=$out.part/root.img
 rm -f "$ext4"
-mke2fs -q -t ext4 -L skytime-root -E root_owner=0:0 -d "$root" "$ext4" "${root_mib}M"
+# -q still prints the -d copy's progress on stdout, whose last line is this
+# script's answer: errors only, on stderr.
+mke2fs -q -t ext4 -L skytime-root -E root_owner=0:0 -d "$root" "$ext4" "${root_mib}M" >/dev/null
 rm -rf "$root"
 
 img=$out.part/skytime-pi-arm64.img

@@ -30,7 +30,7 @@ expect() {
     fi
 }
 
-# A pseudo-terminal that sends $2 (with \n) once a second for 20 s; its path
+# A pseudo-terminal that sends $2 (with \n) once a second for 60 s; its path
 # goes to $1/uart.
 fake_uart() {
     local case_dir=$1 lines=$2
@@ -42,7 +42,7 @@ with open(sys.argv[1] + ".tmp", "w") as f:
     f.write(path)
 os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 lines = sys.argv[2].encode().replace(b"\\n", b"\r\n")
-end = time.monotonic() + 20
+end = time.monotonic() + 60
 while time.monotonic() < end:
     if lines:
         os.write(master, lines)
@@ -81,13 +81,15 @@ run_case() {
     fi
     sed 's|^device = "/dev/serial0"|device = "/dev/ttyAMA0"|' "$repo/packaging/skytime.toml" > "$dir/skytime.toml"
     cp "$dir/skytime.toml" "$dir/skytime.toml.orig"
-    local uart
+    local uart started=$SECONDS
     fake_uart "$dir" "$sentences"
     uart=$(cat "$dir/uart")
-    SKYTIME_IMAGE_LIB=$here/rootfs/usr/lib/skytime-image SKYTIME_DEVICETREE=$dir/dt \
-        SKYTIME_PPS_CLASS=$dir/pps SKYTIME_SERIAL_PORTS="$uart" SKYTIME_IMAGE_STATE=$dir/state \
+    echo "tty0 ${console_port:+$(basename "$console_port")}" > "$dir/console-active"
+    SKYTIME_CONSOLE_ACTIVE=$dir/console-active SKYTIME_IMAGE_LIB=$here/rootfs/usr/lib/skytime-image SKYTIME_DEVICETREE=$dir/dt \
+        SKYTIME_PPS_CLASS=$dir/pps SKYTIME_SERIAL_PORTS="$console_port $uart" SKYTIME_IMAGE_STATE=$dir/state \
         SKYTIME_CONFIG=$dir/skytime.toml SKYTIME_HARDWARE_DIR=$repo/hardware SKYTIME_FIRMWARE_DIR=$dir/fat \
         SKYTIME_PROBE_SECONDS=2.5 bash "$here/rootfs/usr/lib/skytime-image/detect-hat" > "$dir/log" 2>&1
+    echo $((SECONDS - started)) > "$dir/seconds"
     sed "s/^/    $name: /" "$dir/log"
     echo "$uart" > "$dir/uart-path"
 }
@@ -95,8 +97,13 @@ run_case() {
 ublox='$GNRMC,120000.00,A,5130.0,N,00007.0,W,0.0,,010125,,,A*6A\n$GNTXT,01,01,02,u-blox AG - www.u-blox.com*4E\n'
 mtk='$GPRMC,120000.000,A,5130.0,N,00007.0,W,0.0,0.0,010125,,,A*7C\n$PGTOP,11,2*6E\n'
 
+console_port=""
 run_case eeprom-uputronics 'Uputronics|Raspberry Pi GPS/RTC Expansion Board' "$ublox" 18
 run_case probe-adafruit '' "$mtk"
+# A UART that never answers, and the serial console (also sending NMEA, as a
+# login prompt would send text) that must not be probed at all.
+fake_uart "$work" "$ublox"
+console_port=$(cat "$work/uart")
 run_case unknown '' ''
 
 d=$work/eeprom-uputronics
@@ -116,6 +123,10 @@ d=$work/unknown
 expect "unknown: config left as shipped" "cmp -s $d/skytime.toml $d/skytime.toml.orig"
 expect "unknown: says it serves LI=3 and what it tried" "grep -q 'serves LI=3' $d/log && grep -q 'at 9600: no NMEA' $d/state/hat-detection.txt && grep -q 'GPIO 18 (/dev/pps1): no pulses' $d/state/hat-detection.txt"
 expect "unknown: detection runs again next boot" "test ! -e $d/state/hat.done"
+expect "unknown: the serial console is left alone" "grep -q '$console_port: the serial console, not probed' $d/state/hat-detection.txt && ! grep -q 'NMEA at' $d/state/hat-detection.txt"
+# Four rates of 2.5 s and the 2.2 s PPS watch; a probe that blocked would run
+# until the test's UART went away (60 s) or forever.
+expect "unknown: a UART that never answers costs its probe time, no more ($(cat $d/seconds)s)" "test $(cat $d/seconds) -le 30"
 
 [[ $failures -eq 0 ]] || { echo "test-detect-hat: $failures failure(s)"; exit 1; }
 echo "test-detect-hat: all passed"

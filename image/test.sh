@@ -18,6 +18,7 @@
 #   image/test.sh                  # needs root
 #   SKYTIME_IMAGE_BOOT=0           # static checks only
 #   SKYTIME_IMAGE_KEEP=1           # leave the guest running at the end
+#   SKYTIME_IMAGE_OUT=DIR          # test this build.sh output, do not build
 set -uo pipefail
 # shellcheck source=image/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,11 +33,19 @@ fail() {
     exit 1
 }
 
-out=$("$image_dir/build.sh" | tail -n1) && [[ -d $out ]] || fail "image/build.sh failed"
+if [[ -n ${SKYTIME_IMAGE_OUT:-} ]]; then
+    out=$SKYTIME_IMAGE_OUT
+    [[ -s $out/skytime-pi-arm64.img ]] || fail "SKYTIME_IMAGE_OUT=$out holds no image"
+else
+    out=$("$image_dir/build.sh" | tail -n1) && [[ -d $out ]] || fail "image/build.sh failed"
+fi
 step "image: $out ($(du -h "$out/skytime-pi-arm64.img.zst" | cut -f1) compressed)"
 bash "$image_dir/check-static.sh" "$out/firmware" || fail "static checks"
 [[ ${SKYTIME_IMAGE_BOOT:-1} == 1 ]] || exit 0
 
+(cd "$repo" && cargo build --release -q -p skytime-sim --bin skytime-vm-feeder) ||
+    fail "cannot build the VM test's feeder (skytime-vm-feeder)"
+feeder=$target/release/skytime-vm-feeder
 command -v qemu-system-aarch64 >/dev/null ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-arm >&2
 run=$cache/run
@@ -98,7 +107,11 @@ qemu-system-aarch64 "${machine[@]}" "${devices[@]}" -dtb "$run/virt.dtb" \
     -kernel "$out/vmlinuz" -initrd "$out/initrd.img" \
     -append "root=LABEL=skytime-root rw console=ttyS0,115200 rootwait" 2>"$run/qemu.log" &
 qemu_pid=$!
-python3 "$image_dir/nmea-feeder.py" "$run/nmea.sock" 900 2>"$run/feeder.log" &
+# The VM test's receiver (tests/vm): NMEA of each host second into the PL011's
+# socket; its pulse socket is left unserved (the virt machine has no PPS line).
+mkdir -p "$run/feeder-control"
+"$feeder" --nmea-socket "$run/nmea.sock" --pps-socket "$run/no-pps.sock" \
+    --control-dir "$run/feeder-control" 2>"$run/feeder.log" &
 feeder_pid=$!
 
 guest() {
@@ -146,13 +159,21 @@ check "our pps-gpio.ko is loaded (vermagic matched the kernel)" guest 'grep -q "
 check "hat detection logged its fallback and installed a config" \
     guest 'journalctl -b -u skytime-detect-hat | grep -q "no HAT EEPROM" && grep -q "device = \"/dev/ttyAMA0\"" /etc/skytime/skytime.toml && test -e /var/lib/skytime-image/hat.done'
 check "skytimed active from the shipped unit" guest_wait 120 'systemctl is-active skytimed'
+# Shown, not checked: in the first run of this the links were missing under
+# QEMU's DT (not yet understood; see the udev rule's ATTR{name} match).
+step "udev PPS links: $(guest 'ls -l /dev/gnsspps* 2>&1; cat /sys/class/pps/pps0/name' | tr '\n' ' ')"
+check "skytimectl status shows what hat detection found and tried" \
+    guest_wait 60 'skytimectl status | grep -q "^Hat detection   : skytime hat detection" && skytimectl status | grep -q "^  tried         : EEPROM: none"'
 check "report on the FAT partition" guest 'grep -q "first boot: done" /boot/firmware/skytime-firstboot.txt'
 
 # ---- the host asks for time ---------------------------------------------------------------
 probe=$run/ntp.json
 ntp_ok=0
 for _ in $(seq 1 20); do
-    if python3 "$image_dir/ntp-probe.py" "$ntp_port" > "$probe" 2>"$run/ntp-probe.err"; then
+    # The VM test's probe: the host's ntpdig, then one raw NTPv4 packet to
+    # read LI and stratum (ntpdig prints no time for LI=3).
+    python3 "$repo/tests/vm/ntp_probe.py" ntpdig "$ntp_port" 1 > "$probe" 2>"$run/ntp-probe.err"
+    if python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1]))["ok"] else 1)' "$probe" 2>/dev/null; then
         ntp_ok=1
         break
     fi
@@ -167,6 +188,8 @@ guest 'journalctl -b -o short-monotonic --no-pager -u skytime-firstboot -u skyti
     grep -vE '^-- ' | tee "$run/skytime-journal.txt"
 echo "---- /var/lib/skytime-image/hat-detection.txt ----"
 guest 'cat /var/lib/skytime-image/hat-detection.txt'
+echo "---- skytimectl status (hat detection) ----"
+guest 'skytimectl status | grep -A20 "^Hat detection" | grep -E "^(Hat detection|  tried)"'
 
 if [[ $failures -gt 0 ]]; then
     fail "$failures boot check(s) failed"

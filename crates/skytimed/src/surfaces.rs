@@ -143,12 +143,15 @@ pub fn start(
             ),
         }
     };
-    let ctx = Arc::new(ReportContext::new(
-        Arc::clone(&daemon),
-        started,
-        config.gnss.device.display().to_string(),
-        pps_device,
-    ));
+    let ctx = Arc::new(
+        ReportContext::new(
+            Arc::clone(&daemon),
+            started,
+            config.gnss.device.display().to_string(),
+            pps_device,
+        )
+        .with_detection_report(config.control.detection_report.clone()),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Control socket first: a live daemon on it means this one must not start.

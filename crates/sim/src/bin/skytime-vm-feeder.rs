@@ -97,6 +97,7 @@ impl Line {
             match UnixStream::connect(&self.path) {
                 Ok(s) => {
                     eprintln!("feeder: {} connected to {}", self.name, self.path.display());
+                    drain_guest_output(&s);
                     self.stream = Some(s);
                 }
                 Err(_) => return false, // QEMU not up yet: try again next second.
@@ -120,6 +121,19 @@ impl Line {
             eprintln!("feeder: {} closed", self.name);
         }
     }
+}
+
+/// Reads and drops what the guest sends back (a tty's echo, a getty's
+/// prompts): QEMU's UART writes block the whole machine once the socket's
+/// buffer is full, so an unread connection froze the guest.
+fn drain_guest_output(stream: &UnixStream) {
+    let Ok(mut reader) = stream.try_clone() else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut sink = [0u8; 4096];
+        while matches!(std::io::Read::read(&mut reader, &mut sink), Ok(n) if n > 0) {}
+    });
 }
 
 fn host_now() -> Duration {

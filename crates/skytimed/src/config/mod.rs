@@ -52,6 +52,8 @@ pub struct ControlConfig {
     pub socket: PathBuf,
     /// Group that may read status through the socket (mode 0660).
     pub group: Option<String>,
+    /// The SD image's hat detection report, shown in status when it exists.
+    pub detection_report: PathBuf,
 }
 
 impl Default for ControlConfig {
@@ -59,6 +61,7 @@ impl Default for ControlConfig {
         Self {
             socket: PathBuf::from("/run/skytime/skytimed.sock"),
             group: Some("skytime".to_string()),
+            detection_report: PathBuf::from("/var/lib/skytime-image/hat-detection.txt"),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! decoding) or talk to a running daemon over the control socket.
 
 pub mod client;
+pub mod detection;
 pub mod nmea;
 pub mod protocol;
 pub mod render;

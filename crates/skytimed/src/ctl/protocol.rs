@@ -181,6 +181,21 @@ pub struct StatusReport {
     /// NTS, when a certificate is configured.
     #[serde(default)]
     pub nts: Option<NtsReport>,
+    /// What the SD image's hat detection found or tried; `None` off the image.
+    #[serde(default)]
+    pub hardware_detection: Option<HardwareDetectionReport>,
+}
+
+/// The SD image's hat detection: a box with no receiver found says what it
+/// tried, so its owner can fix the wiring or the config without a shell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HardwareDetectionReport {
+    /// The file detection wrote (`[control] detection_report`).
+    pub file: String,
+    /// What it concluded and what the box does about it.
+    pub outcome: String,
+    /// Each attempt in order: the EEPROM, each port and rate, each PPS pin.
+    pub tried: Vec<String>,
 }
 
 /// NTS: the NTS-KE listener, authenticated requests, and the certificate.

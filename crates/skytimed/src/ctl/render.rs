@@ -321,6 +321,12 @@ pub fn status(r: &StatusReport) -> String {
             ),
         );
     }
+    if let Some(h) = &r.hardware_detection {
+        row("Hat detection", h.outcome.clone());
+        for attempt in &h.tried {
+            row("  tried", attempt.clone());
+        }
+    }
     if let Some(d) = &r.label_disagreement {
         let serving = if d.serving_suspended {
             "not serving as synchronised".to_string()
@@ -602,6 +608,30 @@ mod tests {
             text.contains(
                 "Survey-in       : done (position held), 600 s, 598 positions, accuracy 1.20 m"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_hat_says_what_detection_tried() {
+        let mut r = report();
+        assert!(!status(&r).contains("Hat detection"));
+        r.hardware_detection = Some(crate::ctl::detection::parse_detection_report(
+            "/var/lib/skytime-image/hat-detection.txt".into(),
+            "no GNSS receiver found.\ntried: EEPROM: none\ntried: /dev/ttyAMA0 at 9600: no NMEA\n",
+        ));
+        let text = status(&r);
+        assert!(
+            text.contains("Hat detection   : no GNSS receiver found."),
+            "{text}"
+        );
+        let tried: Vec<&str> = text.lines().filter(|l| l.starts_with("  tried")).collect();
+        assert_eq!(
+            tried,
+            [
+                "  tried         : EEPROM: none",
+                "  tried         : /dev/ttyAMA0 at 9600: no NMEA"
+            ],
             "{text}"
         );
     }

@@ -36,6 +36,8 @@ pub struct ReportContext {
     /// however many there are, the discipline's history lock is taken by the
     /// surfaces only once a second.
     history: arc_swap::ArcSwap<Vec<HistoryPoint>>,
+    /// The SD image's hat detection report, read at each status request.
+    detection_report: Option<std::path::PathBuf>,
 }
 
 /// Now on the monotonic clock every time source of the daemon uses (the
@@ -155,7 +157,14 @@ impl ReportContext {
             pps_device,
             client_rates: ClientRates::default(),
             history: arc_swap::ArcSwap::from_pointee(Vec::new()),
+            detection_report: None,
         }
+    }
+
+    /// Shows the hat detection report in `path` (when it exists) in status.
+    pub fn with_detection_report(mut self, path: std::path::PathBuf) -> Self {
+        self.detection_report = Some(path);
+        self
     }
 
     /// Once a second: copies the daemon's history for the web API.
@@ -374,6 +383,10 @@ impl ReportContext {
             }),
             endpoints,
             nts: nts_report(daemon),
+            hardware_detection: self
+                .detection_report
+                .as_deref()
+                .and_then(crate::ctl::detection::read_detection_report),
         }
     }
 

@@ -104,7 +104,9 @@ function renderStatus(s) {
   ].concat(s.nts ? [
     ["NTS", s.nts.requests + " requests, " + s.nts.naks + " NAKs; NTS-KE " + s.nts.ke_sessions + " sessions on " + s.nts.ke_listen.join(", ")],
     ["NTS certificate", s.nts.certificate_subject + ": expires " + s.nts.certificate_expires + " (" + s.nts.certificate_days_left + " days)"],
-  ] : []));
+  ] : []).concat(s.hardware_detection ? [
+    ["Hat detection", s.hardware_detection.outcome],
+  ].concat(s.hardware_detection.tried.map((t) => ["  tried", t])) : []));
 
   const n = s.nmea;
   const delay = n.delay_median_ms !== null
