@@ -69,14 +69,14 @@ fn main() -> ExitCode {
                     "  {name} seed {}: bad {} held {} served {} max_err {:.1} us peak {:.1} us ratio {:.1} coast min {:.2} at {} s, return min {:.2}",
                     r.seed,
                     r.served_bad_s,
-                    r.holdover_s,
-                    r.holdover_served_s,
-                    r.holdover_max_err_ns / 1e3,
-                    r.peak_bound_ns / 1e3,
-                    r.peak_ratio,
-                    r.coast_min_ratio,
-                    r.coast_min_at_s,
-                    r.return_min_ratio
+                    r.digest.holdover_s,
+                    r.digest.holdover_served_s,
+                    r.digest.holdover_max_err_ns / 1e3,
+                    r.digest.peak_bound_ns / 1e3,
+                    r.digest.peak_ratio,
+                    r.digest.coast_min_ratio,
+                    r.digest.coast_min_at_s,
+                    r.digest.return_min_ratio
                 );
             }
         }
@@ -101,14 +101,14 @@ fn main() -> ExitCode {
             },
             results.len(),
             bad,
-            sweep::median(&col(|r| r.holdover_s as f64)),
-            sweep::median(&col(|r| r.holdover_served_s as f64)),
-            max(col(|r| r.holdover_max_err_ns)) / 1e3,
-            sweep::median(&col(|r| r.peak_bound_ns)) / 1e3,
-            sweep::median(&col(|r| r.peak_ratio)),
-            max(col(|r| r.peak_ratio)),
-            min(col(|r| r.coast_min_ratio)),
-            min(col(|r| r.return_min_ratio)),
+            sweep::median(&col(|r| r.digest.holdover_s as f64)),
+            sweep::median(&col(|r| r.digest.holdover_served_s as f64)),
+            max(col(|r| r.digest.holdover_max_err_ns)) / 1e3,
+            sweep::median(&col(|r| r.digest.peak_bound_ns)) / 1e3,
+            sweep::median(&col(|r| r.digest.peak_ratio)),
+            max(col(|r| r.digest.peak_ratio)),
+            min(col(|r| r.digest.coast_min_ratio)),
+            min(col(|r| r.digest.return_min_ratio)),
             if bad_seeds.is_empty() {
                 String::new()
             } else {

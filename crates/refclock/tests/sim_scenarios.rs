@@ -60,7 +60,7 @@ fn the_holdover_bound_is_honest_on_every_seed() {
             if r.served_bad_s > 0 {
                 bad.push(format!(
                     "{name} seed {seed}: {} s served wrong, coasting bound/error down to {:.2} at {} s",
-                    r.served_bad_s, r.coast_min_ratio, r.coast_min_at_s
+                    r.served_bad_s, r.digest.coast_min_ratio, r.digest.coast_min_at_s
                 ));
             }
         }

@@ -5,7 +5,7 @@
 //! (prints the table) and the `sim_scenarios` test (asserts the honesty).
 #![allow(dead_code)]
 
-use skytime_sim::holdover_digest::digest_trace;
+use skytime_sim::holdover_digest::{HoldoverDigest, digest_trace};
 // The example prints medians; the test does not.
 #[allow(unused_imports)]
 pub use skytime_sim::holdover_digest::median;
@@ -43,28 +43,14 @@ pub fn scenario_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
 }
 
-/// What one run says about the holdover bound.
+/// What one run says about the holdover bound: its seed, the seconds served
+/// wrong, and the digest of its trace that the scenario benchmark reads too.
 #[derive(Clone, Debug, Default)]
 pub struct SeedResult {
     pub seed: u64,
     /// Seconds served as synchronised with |error| beyond the bound.
     pub served_bad_s: u64,
-    /// Seconds in holdover, and of those, served as synchronised.
-    pub holdover_s: u64,
-    pub holdover_served_s: u64,
-    /// Largest |error| over the served holdover seconds, ns.
-    pub holdover_max_err_ns: f64,
-    /// The largest bound served in the longest holdover episode (reached as
-    /// the outage ends), ns, and its ratio to that episode's largest |error|.
-    pub peak_bound_ns: f64,
-    pub peak_ratio: f64,
-    /// The smallest bound / |error| while coasting (served holdover seconds
-    /// up to each episode's largest bound; below 1: served wrong), and the
-    /// second of the run where it was seen.
-    pub coast_min_ratio: f64,
-    pub coast_min_at_s: u64,
-    /// The same after the bound collapsed (pulses back, state still holdover).
-    pub return_min_ratio: f64,
+    pub digest: HoldoverDigest,
 }
 
 /// Runs `name` (a scenario of the project, or a path ending in `.toml`)
@@ -97,17 +83,9 @@ pub fn run_with(name: &str, seed: u64, sensor: Option<bool>) -> Result<SeedResul
     }
     let mut trace = Vec::new();
     let run = run_scenario_traced(&scenario, &mut trace, true).map_err(|e| e.to_string())?;
-    let d = digest_trace(&String::from_utf8_lossy(&trace));
     Ok(SeedResult {
         seed,
         served_bad_s: run.report.served_bad_s,
-        holdover_s: d.holdover_s,
-        holdover_served_s: d.holdover_served_s,
-        holdover_max_err_ns: d.holdover_max_err_ns,
-        peak_bound_ns: d.peak_bound_ns,
-        peak_ratio: d.peak_ratio,
-        coast_min_ratio: d.coast_min_ratio,
-        coast_min_at_s: d.coast_min_at_s,
-        return_min_ratio: d.return_min_ratio,
+        digest: digest_trace(&String::from_utf8_lossy(&trace)),
     })
 }
