@@ -15,9 +15,9 @@
 //! read: chrony 4.4+ built with AES-128-GCM-SIV seals cookies with that
 //! (algorithm 30), which this server does not implement.
 
-use crate::aead::{KEY_LEN, SessionKey};
+use crate::aead::SessionKey;
 use crate::cookie::{CookieKey, CookieKeys};
-use crate::keyfile::KeyfileError;
+use crate::keyfile::{KeyfileError, decode_key};
 use std::path::Path;
 
 /// chrony's AEAD id for AES-SIV-CMAC-256 (RFC 8915 §5.1).
@@ -92,21 +92,10 @@ pub fn parse(text: &str, path: &Path) -> Result<CookieKeys, KeyfileError> {
     })
 }
 
-fn decode_key(hex: &str) -> Option<[u8; KEY_LEN]> {
-    if hex.len() != 2 * KEY_LEN || !hex.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; KEY_LEN];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aead::NONCE_LEN;
+    use crate::aead::{KEY_LEN, NONCE_LEN};
     use crate::cookie::{COOKIE_LEN, SessionKeys};
 
     /// The shape chronyd 4.3 wrote in a test run (keys replaced).

@@ -121,7 +121,8 @@ pub fn render(keys: &CookieKeys) -> String {
     text
 }
 
-fn decode_key(hex: &str) -> Option<[u8; KEY_LEN]> {
+/// One key's hex, as both our key file and chrony's write it.
+pub(crate) fn decode_key(hex: &str) -> Option<[u8; KEY_LEN]> {
     if hex.len() != 2 * KEY_LEN || !hex.is_ascii() {
         return None;
     }
