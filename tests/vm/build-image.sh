@@ -30,7 +30,7 @@ kver=${headers_pkg#linux-headers-}
 [[ -d /usr/src/$headers_pkg ]] || die "/usr/src/$headers_pkg missing"
 
 # ---- base layer --------------------------------------------------------------
-packages="systemd,systemd-sysv,udev,kmod,linux-image-$kver,adjtimex,openssh-server,iproute2,pps-tools"
+packages="systemd,systemd-sysv,udev,kmod,tzdata,linux-image-$kver,adjtimex,openssh-server,iproute2,pps-tools"
 base_key=$(printf '%s\n' "$packages" "$(cat "$here/guest/20-eth.network" "$here/guest/autologin.conf")" \
     "base-v1" | sha256sum | cut -c1-16)
 base=$vm/base-$base_key.tar

@@ -5,7 +5,7 @@
 # the feeder's NMEA labels and PPS triggers; the feeder announces the leap
 # (UBX-NAV-TIMELS). Evidence: STA_INS before the midnight, 23:59:60
 # (TIME_OOP) and TAI−UTC one more from adjtimex inside, LI=1 before and
-# LI=0 after from the host, every answer checked against the true UTC
+# through 23:59:60 and LI=0 after from the host, every answer checked against the true UTC
 # (posix) second.
 #
 # Not 2016-12-31, the last real leap second: a receiver date before the
@@ -90,10 +90,14 @@ step_leap() {
     line60=$(grep -m1 ' 23:59:60\.[0-9]* TIME_OOP' <<<"$watch")
     tai_before=$(head -1 <<<"$watch" | grep -o 'tai [0-9-]*' | cut -d' ' -f2)
     tai_after=$(tail -1 <<<"$watch" | grep -o 'tai [0-9-]*' | cut -d' ' -f2)
-    if [[ -n $line60 && -n $tai_before && $tai_after == $((tai_before + 1)) ]]; then
+    # Every answer sent inside the true 23:59:60 still says LI=1 (ntpd's
+    # rule: the leap is announced until its second is over).
+    local li60
+    li60=$(jfield "$series" 'all(x == 1 for x in j["li_in_leap_second"])')
+    if [[ -n $line60 && -n $tai_before && $tai_after == $((tai_before + 1)) && $li60 == True ]]; then
         row "leap: 23:59:60" PASS "$(jfield "$series" 'j["summary"]')" "${line60#* }; tai $tai_before -> $tai_after" "adjtimex every 20 ms ($run/leapwatch.txt)"
     else
-        row "leap: 23:59:60" FAIL "$(jfield "$series" 'j["summary"]')" "tai ${tai_before:-?} -> ${tai_after:-?}" "no TIME_OOP 23:59:60 line or TAI not +1: $(tr '\n' ';' <<<"$watch" | cut -c1-300)"
+        row "leap: 23:59:60" FAIL "$(jfield "$series" 'j["summary"]')" "tai ${tai_before:-?} -> ${tai_after:-?}" "no TIME_OOP 23:59:60 line, TAI not +1 or LI not 1 inside 23:59:60 ($li60): $(tr '\n' ';' <<<"$watch" | cut -c1-300)"
     fi
     sleep_until_midnight_minus -8
     j=$(ntp_probe 2)

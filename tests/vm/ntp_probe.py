@@ -145,10 +145,12 @@ def series(port, n):
     start = time.time()
     for i in range(n):
         time.sleep(max(0.0, start + i - time.time()))
+        sent = time.time()
         a = raw_query(port)
         if a is None:
             answers.append(None)
             continue
+        a["at"] = true_label(sent)
         answers.append(a)
         if a["li"] != 3 and a["stratum"] < 16:
             synced += 1
@@ -157,9 +159,23 @@ def series(port, n):
     got = [a for a in answers if a]
     worst = max((abs(a["offset_us"]) for a in got), default=0.0)
     li = "".join("-" if a is None else str(a["li"]) for a in answers)
+    li_at = " ".join("%s@%s" % (a["li"], a["at"]) for a in got)
+    # LI of the answers sent inside the leap second itself (true 23:59:60).
+    in_leap = [a["li"] for a in got if a["at"].startswith("60")]
     return {"answers": len(got), "synced": synced, "bad": bad, "li_sequence": li,
+            "li_in_leap_second": in_leap,
             "summary": "%d requests 1/s: LI %s, max error %.0f us, bad %d"
-            % (n, li, worst, bad)}
+            % (n, li_at, worst, bad)}
+
+
+def true_label(host_t):
+    """The true UTC seconds-of-minute at host time host_t ("60.3" inside an
+    inserted leap second), to tell which second each answer belongs to."""
+    true_t = host_t + TRUE_OFFSET_S
+    if LEAP_AT is not None and LEAP_AT <= true_t < LEAP_AT + 1:
+        return "60.%d" % int((true_t - LEAP_AT) * 10)
+    posix = true_t - (1 if LEAP_AT is not None and true_t >= LEAP_AT + 1 else 0)
+    return "%02d.%d" % (int(posix) % 60, int(posix * 10) % 10)
 
 
 if __name__ == "__main__":

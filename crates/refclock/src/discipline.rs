@@ -1361,10 +1361,22 @@ impl<C: Clock> Refclock<C> {
         let Some(end) = end_of_month_unix_s(now_s) else {
             return;
         };
-        // A leap just happened (the clock is past the midnight it was for).
+        // The leap second itself and the second after it: the leap stands as
+        // announced, LI keeps saying it, and the kernel's flag stays set. The
+        // kernel clock reads 23:59:59 twice, and may read 00:00:00 for a moment
+        // before its tick inserts the second; a receiver that stops announcing
+        // now has seen the leap begin, not withdrawn it.
         if let (c, Some(at), _) = self.pending_leap
             && c != LeapChange::None
-            && now_s >= at
+            && (at - 1..=at).contains(&now_s)
+        {
+            return;
+        }
+        // A leap just happened (the clock is past the second after the
+        // midnight it was for).
+        if let (c, Some(at), _) = self.pending_leap
+            && c != LeapChange::None
+            && now_s > at
         {
             info!(leap = ?c, "leap second passed");
             self.last_leap_end_s = Some(at);

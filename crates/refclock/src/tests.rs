@@ -3,7 +3,7 @@
 
 use crate::testsim::{Obs, World, error_stats, served_bad, test_config};
 use crate::{DriftRecord, RefclockConfig, ReferenceId, SyncState};
-use skytime_timebase::LeapChange;
+use skytime_timebase::{Arrival, LeapChange, TimeSource, UnixNanos};
 
 fn state_at(obs: &[Obs], t: i64) -> SyncState {
     obs[t as usize].status.state
@@ -588,6 +588,45 @@ fn leap_second_insert_is_armed_on_the_last_day_and_kept_out_of_the_filter() {
             .iter()
             .all(|o| o.error_ns.abs() < 100.0 || (o.error_ns + 1e9).abs() < 100.0)
     );
+}
+
+#[test]
+fn leap_is_announced_and_armed_through_the_leap_second_itself() {
+    // ntpd's rule: LI=1 until the inserted second is over. A kernel clock
+    // reads 23:59:59 twice, and can read 00:00:00 for a moment before its tick
+    // inserts the second: such a reading must neither end the leap nor clear
+    // the kernel's flag (the kernel would then not insert it at all).
+    let at = 1_483_228_800; // 2017-01-01T00:00:00Z, after 2016-12-31T23:59:60Z
+    let w = World {
+        start_unix_s: at - 600,
+        leap_insert_at: Some(at),
+        tick_ms: 100,
+        ..World::default()
+    };
+    let mut checked = Vec::new();
+    let (obs, rc) = w.run_with(&test_config(), None, 620, |o, rc| {
+        let true_s = w.start_unix_s + o.t_s;
+        if true_s == at - 1 {
+            let early = Arrival {
+                monotonic: rc.clock().arrival().monotonic,
+                realtime: UnixNanos(at * 1_000_000_000 + 1_000),
+            };
+            rc.on_tick(early);
+            assert_eq!(rc.clock().leap(), LeapChange::Insert, "flag cleared early");
+        }
+        // 23:59:58, 23:59:59, 23:59:60 and 00:00:00 (true seconds).
+        if (at - 2..=at + 1).contains(&true_s) {
+            assert_eq!(o.status.leap, LeapChange::Insert, "LI at true {true_s}");
+            checked.push(true_s);
+        }
+    });
+    assert_eq!(checked, (at - 2..=at + 1).collect::<Vec<_>>());
+    assert_eq!(rc.status().leap, LeapChange::None, "still pending after");
+    assert_eq!(rc.clock().leap(), LeapChange::None, "flag left set after");
+    // The kernel did insert it: the clock is on UTC, one second behind the
+    // uniform true scale.
+    let last = obs.last().map(|o| o.error_ns).unwrap_or(0.0);
+    assert!((last + 1e9).abs() < 1_000.0, "{last}");
 }
 
 #[test]
