@@ -61,7 +61,7 @@ log "kernel $abi"
 # ---- base layer ------------------------------------------------------------------
 packages="systemd,systemd-sysv,udev,kmod,initramfs-tools,linux-image-$abi,raspi-firmware,"
 packages+="openssh-server,fdisk,e2fsprogs,dosfstools,device-tree-compiler,util-linux,ca-certificates,"
-packages+="pps-tools,less"
+packages+="pps-tools,less,tzdata"
 base_key=$( (echo "$packages" "$mirror" "$security_mirror" base-v1) | sha256sum | cut -c1-16)
 base=$cache/base-$base_key.tar
 if [[ ! -s $base ]]; then
