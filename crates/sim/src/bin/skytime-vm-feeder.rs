@@ -110,15 +110,29 @@ impl Line {
             Ok(()) => true,
             Err(e) => {
                 eprintln!("feeder: {} write failed ({e}); reconnecting", self.name);
-                self.stream = None;
+                self.disconnect();
                 false
             }
         }
     }
 
     fn close(&mut self) {
-        if self.stream.take().is_some() {
+        if self.disconnect() {
             eprintln!("feeder: {} closed", self.name);
+        }
+    }
+
+    /// Ends the connection for QEMU too: the drain thread holds a duplicate
+    /// of the socket, so dropping ours alone would leave the chardev
+    /// connected, and QEMU would never accept the next one (an NMEA cut
+    /// that never ended). `shutdown` also ends the drain thread's read.
+    fn disconnect(&mut self) -> bool {
+        match self.stream.take() {
+            Some(s) => {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -221,5 +235,35 @@ fn main() -> Result<()> {
             eprintln!("feeder: nmea {}", if nmea_off { "cut" } else { "restored" });
             nmea_was_off = nmea_off;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+
+    /// The NMEA cut must reach QEMU: after `close`, the far end sees the
+    /// connection end although the drain thread held a duplicate of it.
+    #[test]
+    fn closing_a_line_ends_the_connection_for_the_far_end() {
+        let dir = std::env::temp_dir().join(format!("skytime-feeder-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("nmea.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind");
+        let mut line = Line::new(path.clone(), "nmea");
+        assert!(line.write(b"$GPZDA\r\n"));
+        let (mut far, _) = listener.accept().expect("accept");
+        far.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut got = [0u8; 8];
+        far.read_exact(&mut got).expect("the burst arrives");
+        line.close();
+        let mut rest = [0u8; 16];
+        let n = far.read(&mut rest).expect("EOF, not a timeout");
+        assert_eq!(n, 0, "the far end still sees an open connection");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
