@@ -3,12 +3,20 @@
 # Debian cloud kernel, the skytime .deb installed with dpkg -i, the test PPS
 # module, and an ext4 disk image made without loop devices (mke2fs -d).
 #
-#   tests/vm/build-image.sh          # prints the image directory on stdout
+#   tests/vm/build-image.sh                          # prints the image directory on stdout
+#   tests/vm/build-image.sh --build-date 2016-06-01  # same, with a .deb built as of that date
 #
-# Two cached layers under ${CARGO_TARGET_DIR:-target}/vm/, each keyed by a
-# hash of its inputs, so an unchanged image is not rebuilt:
+# Cached layers under ${CARGO_TARGET_DIR:-target}/vm/, each keyed by a hash
+# of its inputs, so an unchanged image is not rebuilt:
 #   base-KEY.tar   mmdebstrap output (packages, network, console): minutes
 #   image-KEY/     base + module + .deb + the user's config edits: seconds
+# --build-date D builds the .deb as a reproducible build dated D
+# (SOURCE_DATE_EPOCH, which sets skytime-gnss's build date and so its GPS
+# week-rollover pivot) in its own cargo target dir, build-YYYY/ (seeded
+# once from the normal release build's dependencies, so only the crates
+# that the date reaches are rebuilt; the normal build's fingerprints are
+# untouched), and makes its own layer, imageYYYY-KEY/. The leap run uses it
+# to live on 2016-12-31 (leap.sh).
 # Needs root (chroot, file ownership), mmdebstrap, cargo-deb and
 # linux-headers-cloud-amd64. Progress goes to stderr.
 set -euo pipefail
@@ -20,6 +28,14 @@ mkdir -p "$vm"
 log() { echo "vm-image: $*" >&2; }
 die() { echo "vm-image: ERROR: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "needs root (chroot into the image, root-owned files)"
+
+build_date=""
+if [[ ${1:-} == --build-date ]]; then
+    build_date=${2:?--build-date needs YYYY-MM-DD}
+    [[ $build_date =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] || die "--build-date wants YYYY-MM-DD, got $build_date"
+elif [[ $# -gt 0 ]]; then
+    die "unknown argument $1 (usage: build-image.sh [--build-date YYYY-MM-DD])"
+fi
 
 # The guest kernel is the exact version whose headers are installed here, so
 # the test module built against them loads.
@@ -50,10 +66,28 @@ if [[ ! -s $base ]]; then
 fi
 
 # ---- inputs of the image layer -------------------------------------------------
-log "building the amd64 .deb (cargo deb, release profile)"
-rm -f "$vm"/deb/skytime_*.deb
-(cd "$repo" && cargo deb -p skytimed --output "$vm/deb/") >&2
-deb=$(ls -1 "$vm"/deb/skytime_*_amd64.deb | head -1)
+if [[ -z $build_date ]]; then
+    flavour=image deb_dir=$vm/deb
+    log "building the amd64 .deb (cargo deb, release profile)"
+    rm -f "$deb_dir"/skytime_*.deb
+    (cd "$repo" && cargo deb -p skytimed --output "$deb_dir/") >&2
+else
+    year=${build_date%%-*}
+    flavour=image$year deb_dir=$vm/deb-$year
+    build_target=$vm/build-$year
+    if [[ ! -d $build_target/release/.fingerprint && -d $target/release/.fingerprint ]]; then
+        log "seeding $build_target from $target/release (dependencies only)"
+        mkdir -p "$build_target/release"
+        cp -a "$target/release/deps" "$target/release/build" "$target/release/.fingerprint" \
+            "$build_target/release/"
+    fi
+    epoch=$(date -u -d "${build_date}T00:00:00Z" +%s)
+    log "building the amd64 .deb as of $build_date (SOURCE_DATE_EPOCH=$epoch, $build_target)"
+    rm -f "$deb_dir"/skytime_*.deb
+    (cd "$repo" && SOURCE_DATE_EPOCH=$epoch CARGO_TARGET_DIR=$build_target \
+        cargo deb -p skytimed --output "$deb_dir/") >&2
+fi
+deb=$(ls -1 "$deb_dir"/skytime_*_amd64.deb | head -1)
 
 log "building the test PPS module against $headers_pkg"
 rm -rf "$vm/module" && mkdir -p "$vm/module"
@@ -65,9 +99,9 @@ if [[ ! -s $vm/id_ed25519 ]]; then
     ssh-keygen -q -t ed25519 -N '' -C skytime-vm-test -f "$vm/id_ed25519"
 fi
 
-image_key=$( (echo "$base_key"; sha256sum "$deb" "$ko" "$vm/id_ed25519.pub" "$here"/guest/* \
+image_key=$( (echo "$base_key" "$build_date"; sha256sum "$deb" "$ko" "$vm/id_ed25519.pub" "$here"/guest/* \
     "$here/build-image.sh") | sha256sum | cut -c1-16)
-image=$vm/image-$image_key
+image=$vm/$flavour-$image_key
 if [[ -s $image/disk.raw ]]; then
     log "image $image_key is up to date"
     echo "$image"
@@ -76,9 +110,9 @@ fi
 
 # ---- image layer ----------------------------------------------------------------
 log "building image $image_key"
-rm -rf "$vm"/image-* "$vm/rootfs"
-mkdir -p "$vm/rootfs" "$image.part"
-root=$vm/rootfs
+root=$vm/rootfs-$flavour
+rm -rf "${vm:?}/$flavour"-* "$root"
+mkdir -p "$root" "$image.part"
 tar -C "$root" --numeric-owner -xf "$base"
 
 # The test's pulse: the module, loaded at boot with its UART's address.

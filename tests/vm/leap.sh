@@ -1,32 +1,37 @@
-# The leap-second run, sourced by run.sh after the main guest is gone: a
-# second boot of the same cached image with true time = the host clock plus
-# an offset that puts an inserted leap second at the end of this month
-# LEAP_IN_S after QEMU starts. The offset goes to the guest RTC (-rtc base=),
-# the feeder's NMEA labels and PPS triggers; the feeder announces the leap
-# (UBX-NAV-TIMELS). Evidence: STA_INS before the midnight, 23:59:60
-# (TIME_OOP) and TAI−UTC one more from adjtimex inside, LI=1 before and
-# through 23:59:60 and LI=0 after from the host, every answer checked against the true UTC
-# (posix) second.
+# The leap-second run, sourced by run.sh: after the main guest is gone, a
+# second boot, of its own image, across the last real leap second, the one
+# inserted at the end of 2016-12-31 (TAI-UTC 36 -> 37). True time = the host
+# clock plus an offset that puts that midnight LEAP_IN_S after QEMU starts.
+# The offset goes to the guest RTC (-rtc base=), the feeder's NMEA labels and
+# PPS triggers; the feeder announces the leap (UBX-NAV-TIMELS). Evidence:
+# STA_INS before the midnight, 23:59:60 (TIME_OOP) and TAI-UTC 36 -> 37 from
+# adjtimex inside, LI=1 before and through 23:59:60 and LI=0 after from the
+# host, every answer checked against the true UTC (posix) second.
 #
-# Not 2016-12-31, the last real leap second: a receiver date before the
-# build date is taken for a GPS week rollover and moved 1024 weeks on
-# (skytime-gnss's rollover pivot, never before the build date on a live
-# line), so the guest went to 2036-08-16. The end of this month is the first
-# month's end that the running package can believe.
+# Why the guest's package is built as of LEAP_BUILD_DATE: a receiver date
+# before the build date is taken for a GPS week rollover and moved 1024 weeks
+# on (skytime-gnss's rollover pivot; `rollover_pivot` can only move it later),
+# which is right for a box in the field. A reproducible build pins its date
+# with SOURCE_DATE_EPOCH, so a skytime built as of 2016 believes 2016 dates:
+# build-image.sh --build-date makes that .deb (its own cargo target dir) and
+# its own image layer, installed with dpkg -i like the other.
 
-LEAP_DAY=$(date -u -d "$(date -u +%Y-%m-01) +1 month -1 day" +%F)
+LEAP_BUILD_DATE=2016-06-01
+LEAP_DAY=2016-12-31
 LEAP_MIDNIGHT=$(date -u -d "$LEAP_DAY +1 day" +%s)
 LEAP_IN_S=${SKYTIME_VM_LEAP_IN_S:-170}
 
-# leap_boot: starts the feeder and QEMU for the leap run; sets true_offset_s.
+# leap_boot: starts the feeder and QEMU (on $leap_image, which run.sh built)
+# for the leap run; sets true_offset_s.
 leap_boot() {
+    local image=$leap_image
     true_offset_s=$((LEAP_MIDNIGHT - LEAP_IN_S - $(date +%s)))
     export SKYTIME_VM_TRUE_OFFSET_S=$true_offset_s SKYTIME_VM_LEAP_AT=$LEAP_MIDNIGHT
     local rtc_base
     rtc_base=$(date -u -d "@$(($(date +%s) + true_offset_s))" +%Y-%m-%dT%H:%M:%S)
     rm -f "$run/control/pps-off" "$run/control/nmea-off"
     start_feeder "$true_offset_s" --leap-day "$LEAP_DAY"
-    log "leap run: true time = host $true_offset_s s (guest RTC $rtc_base, midnight in ${LEAP_IN_S}s)"
+    log "leap run: $(basename "$image") (built as of $LEAP_BUILD_DATE); true time = host $true_offset_s s (guest RTC $rtc_base, midnight in ${LEAP_IN_S}s)"
     start_qemu "$rtc_base"
 }
 

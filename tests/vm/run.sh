@@ -6,8 +6,9 @@
 #
 #   tests/vm/run.sh        # needs root; exits 0 only if every step passed
 #
-# Then a second, short boot of the same image on 2016-12-31 near midnight,
-# across the inserted leap second (leap.sh); chronyd -x follows the first
+# Then a second, short boot, of an image whose package is built as of 2016
+# (build-image.sh --build-date), on 2016-12-31 near midnight, across the
+# inserted leap second (leap.sh); chronyd -x follows the first
 # guest as a long-running client (chrony_client.sh).
 #
 # Environment: SKYTIME_VM_KEEP=1 leaves the guest running at the end (the
@@ -24,6 +25,15 @@ log() { echo "vm: [$((SECONDS - stage_start))s] $*" >&2; }
 die() { echo "vm: ERROR: $*" >&2; exit 1; }
 
 image=$("$here/build-image.sh") || die "image build failed"
+# shellcheck source=tests/vm/leap.sh
+source "$here/leap.sh"
+leap_image=""
+if [[ ${SKYTIME_VM_SKIP_LEAP:-0} != 1 ]]; then
+    leap_start=$SECONDS
+    leap_image=$("$here/build-image.sh" --build-date "$LEAP_BUILD_DATE") ||
+        die "image build (as of $LEAP_BUILD_DATE, for the leap run) failed"
+    log "leap run's image (package built as of $LEAP_BUILD_DATE): $((SECONDS - leap_start)) s"
+fi
 (cd "$repo" && cargo build --release -q -p skytime-sim --bin skytime-vm-feeder) ||
     die "feeder build failed"
 feeder=$target/release/skytime-vm-feeder
@@ -100,6 +110,4 @@ start_qemu utc
 source "$here/steps.sh"
 # shellcheck source=tests/vm/chrony_client.sh
 source "$here/chrony_client.sh"
-# shellcheck source=tests/vm/leap.sh
-source "$here/leap.sh"
 run_steps
