@@ -969,6 +969,15 @@ mod tests {
         );
     }
 
+    /// The scenario's world with the simulation's default settings.
+    fn default_sim(s: &Scenario) -> Sim<'_> {
+        let settings = SimSettings {
+            refclock: simulation_refclock_config(),
+            ..SimSettings::default()
+        };
+        Sim::new(s, &settings).expect("sim")
+    }
+
     fn drain(sim: &mut Sim<'_>) -> Vec<(i64, Event)> {
         let mut v = Vec::new();
         while let Some(e) = sim.queue.pop_before(i64::MAX) {
@@ -997,14 +1006,7 @@ mod tests {
     #[test]
     fn pulse_and_burst_happen_when_the_scenario_says() {
         let s = scenario("[pps]\nlatency_ns = 3000\n[nmea]\ndelay_ms = 400\n");
-        let mut sim = Sim::new(
-            &s,
-            &SimSettings {
-                refclock: simulation_refclock_config(),
-                ..SimSettings::default()
-            },
-        )
-        .expect("sim");
+        let mut sim = default_sim(&s);
         sim.schedule_second(5);
         let events = drain(&mut sim);
         let t5 = 5 * NANOS_PER_SEC;
@@ -1050,14 +1052,7 @@ mod tests {
     fn a_burst_never_overlaps_the_previous_one() {
         // 900 ms late then (jitter) early: the line is serial, so the second burst waits.
         let s = scenario("[nmea]\ndelay_ms = 990\n");
-        let mut sim = Sim::new(
-            &s,
-            &SimSettings {
-                refclock: simulation_refclock_config(),
-                ..SimSettings::default()
-            },
-        )
-        .expect("sim");
+        let mut sim = default_sim(&s);
         sim.schedule_second(0);
         let prev_end = sim.burst_end_prev_ns;
         let s2 = scenario("[nmea]\ndelay_ms = 0\n");
