@@ -526,7 +526,14 @@ proptest! {
             prop_assert!(r.len <= p.len());
             s.finish(&r, &mut out, UnixNanos(T0 + 1));
             let h = Header::parse(&out).expect("reply header");
-            prop_assert_eq!(h.mode, mode::SERVER);
+            // A symmetric-active (w32time) request gets a stateless mode-2
+            // reply; a client request a mode-4 one.
+            let expected = if p[0] & 0x07 == mode::SYMMETRIC_ACTIVE {
+                mode::SYMMETRIC_PASSIVE
+            } else {
+                mode::SERVER
+            };
+            prop_assert_eq!(h.mode, expected);
             prop_assert!((1..=4).contains(&h.version));
         }
     }
