@@ -139,24 +139,64 @@ fn serves_ipv6_and_several_listen_addresses() {
     );
 }
 
+/// Requests in the flood below, sent in bursts of [`FLOOD_BURST`]: a burst's
+/// replies fit a default socket receive buffer, so a reply can only be missing
+/// because the server did not send it.
+const FLOOD_REQUESTS: u64 = 500;
+const FLOOD_BURST: u64 = 50;
+
 #[test]
 fn logs_state_changes_once_and_never_per_packet() {
     let mut daemon = Daemon::simulate(&[]).expect("start");
     wait_for_stratum_one(&mut daemon);
     let before = daemon.log_lines().len();
     let server = SocketAddr::from(([127, 0, 0, 1], daemon.port));
+    // 127.0.0.1: the box's own address, exempt from rate limiting, so every
+    // request is owed a reply.
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let mut req = [0u8; 48];
-    req[0] = 0x23;
-    for _ in 0..500 {
-        sock.send_to(&req, server).expect("send");
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let mut answered = std::collections::BTreeSet::new();
+    let mut buf = [0u8; 1024];
+    for burst in 0..FLOOD_REQUESTS / FLOOD_BURST {
+        let ids = burst * FLOOD_BURST..(burst + 1) * FLOOD_BURST;
+        for id in ids.clone() {
+            let mut req = [0u8; 48];
+            req[0] = 0x23; // LI 0, version 4, mode 3 (client)
+            req[40..48].copy_from_slice(&id.to_be_bytes());
+            sock.send_to(&req, server).expect("send");
+        }
+        while !ids.clone().all(|id| answered.contains(&id)) {
+            let (n, from) = sock.recv_from(&mut buf).unwrap_or_else(|e| {
+                panic!(
+                    "{} of {FLOOD_REQUESTS} requests answered, then silence: {e}",
+                    answered.len()
+                )
+            });
+            assert_eq!(from, server);
+            assert!(n >= 48, "short reply of {n} bytes");
+            assert_eq!(buf[0] & 7, 4, "mode {} reply", buf[0] & 7);
+            assert_eq!(buf[1], 1, "stratum {} reply", buf[1]);
+            let mut origin = [0u8; 8];
+            origin.copy_from_slice(&buf[24..32]);
+            let id = u64::from_be_bytes(origin);
+            assert!(
+                ids.contains(&id) && answered.insert(id),
+                "reply echoes {id}, which is not an unanswered request of this burst"
+            );
+        }
     }
+    assert_eq!(
+        answered.len() as u64,
+        FLOOD_REQUESTS,
+        "every request answered once"
+    );
     std::thread::sleep(Duration::from_secs(2));
     let lines = daemon.log_lines();
     let added = lines.len() - before;
     assert!(
         added < 10,
-        "{added} log lines for 500 packets:\n{}",
+        "{added} log lines for {FLOOD_REQUESTS} packets:\n{}",
         lines[before..].join("\n")
     );
     let locks = lines.iter().filter(|l| l.contains("to=\"locked\"")).count();

@@ -175,7 +175,12 @@ fn chrony_uses_nts_across_a_certificate_swap_and_a_restart_without_new_nts_ke() 
     )
     .expect("renew");
     // SAFETY: kill(2) on the PID of the daemon this test started.
-    unsafe { libc::kill(daemon.pid() as i32, libc::SIGHUP) };
+    unsafe {
+        libc::kill(
+            libc::pid_t::try_from(daemon.pid()).expect("a pid fits pid_t"),
+            libc::SIGHUP,
+        )
+    };
     daemon
         .wait_for_log("NTS certificate reloaded", Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}"));

@@ -25,6 +25,7 @@ use crate::status::{
     HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
     PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,
 };
+use crate::status::{Nanos, elapsed};
 use crate::thermal::persist::ThermalRecord;
 use crate::thermal::{SensorReading, ThermalCompensator, ThermalStatus};
 use crate::wander::WanderTracker;
@@ -32,6 +33,7 @@ use skytime_gnss::{Epoch, ReceiverReport};
 use skytime_pps::PpsEdge;
 use skytime_timebase::{Arrival, LeapChange, MonoNanos, UnixNanos, UtcSecond};
 use std::collections::VecDeque;
+use std::time::Duration;
 use tracing::{info, warn};
 
 /// How far (in variance) the pulses' own jitter estimate must exceed the
@@ -921,10 +923,10 @@ impl<C: Clock> Refclock<C> {
         }
         let stamps: Vec<i64> = self.edges.iter().map(|e| e.stamp).collect();
         let pairing = self.delay.pair(arrival, &stamps);
-        self.nmea.delay_learned_ms = self.delay.learned_ns().map(|d| d / 1e6);
+        self.nmea.delay_learned = self.delay.learned_ns().map(Nanos);
         if let Some((med, p95)) = self.delay.distribution_ns() {
-            self.nmea.delay_median_ms = Some(med / 1e6);
-            self.nmea.delay_p95_ms = Some(p95 / 1e6);
+            self.nmea.delay_median = Some(Nanos(med));
+            self.nmea.delay_p95 = Some(Nanos(p95));
         }
         let edge = match pairing {
             Pairing::Learning => return,
@@ -1614,10 +1616,10 @@ impl<C: Clock> Refclock<C> {
         let q = self.noise_params();
         let kf = self.kf;
         let holdover = (self.state == SyncState::Holdover).then(|| HoldoverStatus {
-            elapsed_s: self
+            elapsed: self
                 .last_sample
-                .map(|s| mono.nanos_since(s.mono) as f64 / NS)
-                .unwrap_or(0.0),
+                .map(|s| elapsed(s.mono, mono))
+                .unwrap_or_default(),
             bound_ns: bound,
             limit_ns: self.cfg.holdover_max_root_dispersion_us * 1000.0,
         });
@@ -1659,9 +1661,9 @@ impl<C: Clock> Refclock<C> {
             last_rejection: self.last_rejection.clone(),
             label_disagreement: self.disagreement.map(|d| LabelDisagreement {
                 offset_s: d.offset_s,
-                duration_s: mono.nanos_since(d.since) as f64 / NS,
-                confirm_after_s: self.cfg.label_confirm_s,
-                grace_s: self.cfg.label_disagreement_grace_s,
+                duration: elapsed(d.since, mono),
+                confirm_after: Duration::from_secs(self.cfg.label_confirm_s),
+                grace: Duration::from_secs(self.cfg.label_disagreement_grace_s),
                 serving_suspended: self.label_dispute_blocks(mono),
                 unannounced_leap: d.leap.map(|(c, _)| c),
             }),

@@ -28,8 +28,9 @@ pub use discipline::Refclock;
 pub use drift::{DriftError, DriftRecord};
 pub use qerr_correction::{QerrStatus, SurveyInStatus};
 pub use status::{
-    HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
-    PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,
+    HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, Nanos, NmeaStatus,
+    NoiseStatus, PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status,
+    SyncState,
 };
 pub use thermal::{SensorHealth, SensorReading, ThermalStatus};
 

@@ -1,8 +1,62 @@
 //! The status snapshot: everything the rest of the box learns about the clock.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use skytime_gnss::{FixMode, SatelliteInfo};
 use skytime_timebase::{Arrival, LeapChange, MonoNanos, UnixNanos, UtcSecond};
+use std::time::Duration;
+
+/// A signed span of time in nanoseconds, with fractions: what an estimate
+/// (a learned delay, an offset) is, where the sign and the sub-nanosecond part
+/// matter and [`Duration`] carries neither.
+#[derive(Copy, Clone, Debug, Default, PartialEq, PartialOrd, Serialize)]
+#[serde(transparent)]
+pub struct Nanos(pub f64);
+
+impl Nanos {
+    /// From milliseconds.
+    pub fn from_ms(ms: f64) -> Self {
+        Nanos(ms * 1e6)
+    }
+
+    /// In nanoseconds.
+    pub fn ns(self) -> f64 {
+        self.0
+    }
+
+    /// In milliseconds, as operators read receiver delays.
+    pub fn ms(self) -> f64 {
+        self.0 / 1e6
+    }
+}
+
+/// The time from `earlier` to `later` on the monotonic clock (zero if
+/// `later` is not after it).
+pub(crate) fn elapsed(earlier: MonoNanos, later: MonoNanos) -> Duration {
+    Duration::from_nanos(u64::try_from(later.nanos_since(earlier)).unwrap_or(0))
+}
+
+/// Writes a [`Duration`] as fractional seconds: the JSON keeps the `_s`
+/// fields it always had.
+fn as_secs_f64<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Writes a [`Duration`] as whole seconds (for spans configured in seconds).
+fn as_whole_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+/// Writes a delay as milliseconds: the JSON keeps its `_ms` fields.
+#[expect(
+    clippy::ref_option,
+    reason = "serde's serialize_with hands the field by reference"
+)]
+fn opt_as_ms<S: Serializer>(d: &Option<Nanos>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.ms()),
+        None => s.serialize_none(),
+    }
+}
 
 /// Where the discipline stands. Only `Locked`, and `Holdover` while its error
 /// bound is under the configured limit, serve time as synchronised.
@@ -262,12 +316,16 @@ pub struct NmeaStatus {
     pub epochs_seen: u64,
     /// Epochs matched with the pulse they label.
     pub epochs_paired: u64,
-    /// The learned delay from a pulse to the end of the burst labelling it, ms.
-    pub delay_learned_ms: Option<f64>,
-    /// Median of recent measured delays, ms.
-    pub delay_median_ms: Option<f64>,
-    /// 95th percentile of recent measured delays, ms.
-    pub delay_p95_ms: Option<f64>,
+    /// The learned delay from a pulse to the end of the burst labelling it
+    /// (may be slightly negative: a receiver that labels ahead of the pulse).
+    #[serde(rename = "delay_learned_ms", serialize_with = "opt_as_ms")]
+    pub delay_learned: Option<Nanos>,
+    /// Median of recent measured delays.
+    #[serde(rename = "delay_median_ms", serialize_with = "opt_as_ms")]
+    pub delay_median: Option<Nanos>,
+    /// 95th percentile of recent measured delays.
+    #[serde(rename = "delay_p95_ms", serialize_with = "opt_as_ms")]
+    pub delay_p95: Option<Nanos>,
 }
 
 /// The receiver and the clock disagreeing by whole seconds right now.
@@ -276,11 +334,14 @@ pub struct LabelDisagreement {
     /// Receiver's second minus the clock's, for the pulses in dispute.
     pub offset_s: i64,
     /// How long it has lasted.
-    pub duration_s: f64,
+    #[serde(rename = "duration_s", serialize_with = "as_secs_f64")]
+    pub duration: Duration,
     /// How long it may last before the receiver is believed.
-    pub confirm_after_s: u64,
+    #[serde(rename = "confirm_after_s", serialize_with = "as_whole_secs")]
+    pub confirm_after: Duration,
     /// How long it may last while the box keeps serving as synchronised.
-    pub grace_s: u64,
+    #[serde(rename = "grace_s", serialize_with = "as_whole_secs")]
+    pub grace: Duration,
     /// Whether it has outlasted the grace: the box serves LI=3 / stratum 16
     /// until the labels agree again or the receiver is believed.
     pub serving_suspended: bool,
@@ -292,8 +353,9 @@ pub struct LabelDisagreement {
 /// Holdover in progress.
 #[derive(Copy, Clone, Debug, PartialEq, Serialize)]
 pub struct HoldoverStatus {
-    /// Seconds since the last usable pulse.
-    pub elapsed_s: f64,
+    /// Time since the last usable pulse.
+    #[serde(rename = "elapsed_s", serialize_with = "as_secs_f64")]
+    pub elapsed: Duration,
     /// The current error bound (equals the root dispersion), ns.
     pub bound_ns: f64,
     /// The configured limit on that bound, ns.

@@ -38,7 +38,7 @@ fn chrony_anchor_like_world_locks_fast_and_tracks_to_nanoseconds() {
     assert_eq!(st.nmea.reach, 0o377);
     assert_eq!(st.stratum, 1);
     assert_eq!(st.reference_id, ReferenceId::GPS);
-    let delay = st.nmea.delay_median_ms.unwrap_or(0.0);
+    let delay = st.nmea.delay_median.map_or(0.0, crate::Nanos::ms);
     assert!((delay - 350.0).abs() < 15.0, "median delay {delay}");
     // Serialises for the control socket.
     let json = serde_json::to_string(&st).unwrap_or_default();
@@ -130,7 +130,7 @@ fn every_nmea_delay_from_0_to_950_ms_labels_the_right_second() {
         );
         assert_eq!(st.rejections.mislabelled_seconds, 0, "delay {delay} ms");
         assert!(served_bad(&obs).is_empty(), "delay {delay} ms");
-        let learned = st.nmea.delay_learned_ms.unwrap_or(-1.0);
+        let learned = st.nmea.delay_learned.map_or(-1.0, crate::Nanos::ms);
         assert!(
             (learned - delay as f64).abs() < 25.0,
             "delay {delay} ms learned as {learned}"

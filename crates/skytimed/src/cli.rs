@@ -66,6 +66,7 @@ pub struct Cli {
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
 
+    /// What to do (none: run the daemon).
     #[command(subcommand)]
     pub command: Option<Command>,
 }

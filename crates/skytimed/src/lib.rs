@@ -7,6 +7,9 @@ pub mod config;
 pub mod ctl;
 pub mod daemon;
 pub mod discipline;
+#[cfg(test)]
+mod fixtures;
+pub mod human;
 pub mod instance;
 pub mod metrics;
 pub mod nts;

@@ -58,6 +58,12 @@ fn unix_now_s() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Now, in whole seconds since the Unix epoch, signed as certificate ages
+/// count them (0 before 1970; saturated past `i64::MAX`).
+pub(crate) fn certificate_now_s() -> i64 {
+    i64::try_from(unix_now_s()).unwrap_or(i64::MAX)
+}
+
 impl NtsSetup {
     /// Loads the certificate and cookie keys and binds NTS-KE; `None` when
     /// NTS is off. `ntp_port` is advertised to clients when not 123.
@@ -92,7 +98,7 @@ impl NtsSetup {
         let info = certs.info();
         tracing::info!(
             subject = %info.subject,
-            days_left = info.days_left(unix_now_s() as i64),
+            days_left = info.days_left(certificate_now_s()),
             cookie_keys = %cookie_key_file.display(),
             role = ?config.role(),
             "NTS ready"
@@ -178,7 +184,7 @@ async fn upkeep(mut keyring: Keyring, certs: Arc<CertStore>) {
         match reloaded {
             Ok(Some(info)) => tracing::info!(
                 subject = %info.subject,
-                days_left = info.days_left(unix_now_s() as i64),
+                days_left = info.days_left(certificate_now_s()),
                 trigger = if forced { "SIGHUP" } else { "file change" },
                 "NTS certificate reloaded"
             ),

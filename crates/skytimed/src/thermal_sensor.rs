@@ -56,7 +56,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("temperature".into())
         .spawn(move || {
-            tracing::info!(path = %path.display(), interval_ms = interval.as_millis() as u64, "reading the temperature sensor");
+            tracing::info!(path = %path.display(), interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX), "reading the temperature sensor");
             while !stop.load(Ordering::Relaxed) {
                 if !inputs.send(Input::Temperature(read_once(&path, scale))) {
                     break;

@@ -97,7 +97,7 @@ mod tests {
         std::fs::write(&file, UNKNOWN_HAT).expect("write");
         let r = read_detection_report(&file).expect("a report");
         std::fs::remove_dir_all(&dir).expect("clean up");
-        assert_eq!(r.tried.len(), 3);
+        assert_eq!(r, parse_detection_report(r.file.clone(), UNKNOWN_HAT));
         assert_eq!(r.file, file.display().to_string());
     }
 }

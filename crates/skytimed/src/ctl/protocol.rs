@@ -264,8 +264,9 @@ pub struct TemperatureReport {
     pub sensor: String,
     /// Reading in use, °C.
     pub reading_c: Option<f64>,
-    /// Learned coefficient and its one-sigma uncertainty, ppm/K.
+    /// Learned coefficient, ppm/K.
     pub coefficient_ppm_per_k: f64,
+    /// One-sigma uncertainty of that coefficient, ppm/K.
     pub coefficient_sigma_ppm_per_k: f64,
     /// Learned lag of the sensor behind the oscillator, s.
     pub lag_s: Option<f64>,

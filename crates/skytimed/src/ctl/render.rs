@@ -2,11 +2,16 @@
 //! `Label : value` lines and tables in the manner of `chronyc tracking` and
 //! `chronyc sources`, so chrony operators read them without a manual.
 
-use crate::alerts::human_ns;
 use crate::ctl::protocol::{ClientsReport, EndpointsReport, SourcesReport, StatusReport};
+use crate::human::human_ns;
 use std::fmt::Write;
 
 /// "4.2s", "5m12s", "3h04m", "2d05h": chrony's compact ages.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "rounds an age already checked finite and non-negative; past u64::MAX it saturates"
+)]
 pub fn human_age(s: f64) -> String {
     if !s.is_finite() || s < 0.0 {
         return "-".to_string();
@@ -523,7 +528,7 @@ mod tests {
     fn report() -> StatusReport {
         let ctx = ReportContext::new(
             Arc::new(DaemonState::new(
-                crate::alerts::sample_locked_status(),
+                crate::fixtures::locked_status(),
                 false,
                 UnixNanos(0),
             )),

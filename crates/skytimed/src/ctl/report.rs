@@ -3,12 +3,12 @@
 //! all show the same numbers; each call reads snapshots only and never waits
 //! on the discipline.
 
-use crate::alerts::fix_mode_name;
 use crate::ctl::protocol::*;
+use crate::human::fix_mode_name;
 use crate::state::{DaemonState, HistoryPoint};
 use skytime_gnss::FixMode;
 use skytime_ntp::{ClientSummary, Outcome};
-use skytime_refclock::Status;
+use skytime_refclock::{Nanos, Status};
 use skytime_timebase::{LeapChange, MonoNanos, NANOS_PER_SEC, UnixNanos};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -70,9 +70,7 @@ fn nts_report(daemon: &DaemonState) -> Option<NtsReport> {
         )
     });
     let cert = nts.certificate();
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now_s = crate::nts::certificate_now_s();
     let ke = &nts.ke;
     Some(NtsReport {
         ke_listen: nts.ke_addrs.iter().map(|a| a.to_string()).collect(),
@@ -262,7 +260,7 @@ impl ReportContext {
                 }),
             },
             holdover: s.holdover.map(|h| HoldoverReport {
-                elapsed_s: h.elapsed_s,
+                elapsed_s: h.elapsed.as_secs_f64(),
                 bound_ns: h.bound_ns,
                 limit_ns: h.limit_ns,
             }),
@@ -334,10 +332,10 @@ impl ReportContext {
                         used: sat.used,
                     })
                     .collect(),
-                delay_ms: s.nmea.delay_median_ms.or(s.nmea.delay_learned_ms),
-                delay_learned_ms: s.nmea.delay_learned_ms,
-                delay_median_ms: s.nmea.delay_median_ms,
-                delay_p95_ms: s.nmea.delay_p95_ms,
+                delay_ms: s.nmea.delay_median.or(s.nmea.delay_learned).map(Nanos::ms),
+                delay_learned_ms: s.nmea.delay_learned.map(Nanos::ms),
+                delay_median_ms: s.nmea.delay_median.map(Nanos::ms),
+                delay_p95_ms: s.nmea.delay_p95.map(Nanos::ms),
                 epochs_seen: s.nmea.epochs_seen,
                 epochs_paired: s.nmea.epochs_paired,
                 sentences: gnss.map_or(0, |g| g.sentences.load(Ordering::Relaxed)),
@@ -375,9 +373,9 @@ impl ReportContext {
             }),
             label_disagreement: s.label_disagreement.map(|d| LabelDisagreementReport {
                 offset_s: d.offset_s,
-                duration_s: d.duration_s,
-                confirm_after_s: d.confirm_after_s,
-                grace_s: d.grace_s,
+                duration_s: d.duration.as_secs_f64(),
+                confirm_after_s: d.confirm_after.as_secs(),
+                grace_s: d.grace.as_secs(),
                 serving_suspended: d.serving_suspended,
                 unannounced_leap: d.unannounced_leap.map(|l| leap_name(l).to_string()),
             }),
@@ -582,7 +580,7 @@ mod tests {
         assert_eq!(r.rates(t(0), &[client("10.0.0.1", 5)]), vec![0.0]);
         r.sample(t(0), vec![client("10.0.0.1", 10)]);
         for s in 1..=100 {
-            r.sample(t(s), vec![client("10.0.0.1", 10 + 2 * s as u64)]);
+            r.sample(t(s), vec![client("10.0.0.1", 10 + 2 * s.unsigned_abs())]);
         }
         // The window keeps 60 s: 10.0.0.1 grew by 2/s; a new client counts from 0.
         let rates = r.rates(t(100), &[client("10.0.0.1", 210), client("10.0.0.2", 30)]);

@@ -288,7 +288,7 @@ mod tests {
 
     fn context() -> Arc<ReportContext> {
         let daemon = Arc::new(DaemonState::new(
-            crate::alerts::sample_locked_status(),
+            crate::fixtures::locked_status(),
             true,
             UnixNanos(0),
         ));

@@ -195,11 +195,12 @@ mod tests {
     #[test]
     fn history_is_columns_filtered_by_since() {
         let daemon = Arc::new(DaemonState::new(
-            crate::alerts::sample_locked_status(),
+            crate::fixtures::locked_status(),
             true,
             UnixNanos(0),
         ));
-        for s in 0..10 {
+        let points = 10;
+        for s in 0..points {
             daemon.record(HistoryPoint {
                 at: UnixNanos::from_secs_nanos(1000 + s, 0),
                 offset_ns: s as f64 * 1.25,
@@ -216,7 +217,7 @@ mod tests {
         );
         ctx.refresh_history();
         let all = history_columns(&ctx, None);
-        assert_eq!(all.t.len(), 10);
+        assert_eq!(all.t, (1000..1000 + points).collect::<Vec<_>>());
         let recent = history_columns(&ctx, Some(1006));
         assert_eq!(recent.t, vec![1007, 1008, 1009]);
         assert_eq!(recent.offset_ns, vec![8.8, 10.0, 11.3]);
