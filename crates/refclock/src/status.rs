@@ -47,10 +47,6 @@ fn as_whole_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// Writes a delay as milliseconds: the JSON keeps its `_ms` fields.
-#[expect(
-    clippy::ref_option,
-    reason = "serde's serialize_with hands the field by reference"
-)]
 fn opt_as_ms<S: Serializer>(d: &Option<Nanos>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_some(&d.ms()),
@@ -93,7 +89,7 @@ impl SyncState {
 pub struct ReferenceId(pub [u8; 4]);
 
 impl Serialize for ReferenceId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.as_text())
     }
 }
