@@ -451,3 +451,56 @@ impl Status {
         self.stratum < 16
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed fields keep the JSON names and units they had as bare
+    /// numbers: seconds in `_s`, milliseconds in `_ms`.
+    #[test]
+    fn typed_spans_serialise_under_their_old_names_and_units() {
+        let holdover = HoldoverStatus {
+            elapsed: Duration::from_millis(12_500),
+            bound_ns: 40_000.0,
+            limit_ns: 1e6,
+        };
+        let json = serde_json::to_value(holdover).unwrap_or_default();
+        assert_eq!(json["elapsed_s"], 12.5, "{json}");
+
+        let dispute = LabelDisagreement {
+            offset_s: -1,
+            duration: Duration::from_millis(2_250),
+            confirm_after: Duration::from_secs(10),
+            grace: Duration::from_secs(2),
+            serving_suspended: true,
+            unannounced_leap: None,
+        };
+        let json = serde_json::to_value(dispute).unwrap_or_default();
+        assert_eq!(json["duration_s"], 2.25, "{json}");
+        assert_eq!(json["confirm_after_s"], 10, "{json}");
+        assert_eq!(json["grace_s"], 2, "{json}");
+
+        let nmea = NmeaStatus {
+            delay_learned: Some(Nanos(-1.5e6)),
+            delay_median: Some(Nanos::from_ms(480.0)),
+            delay_p95: None,
+            ..NmeaStatus::default()
+        };
+        let json = serde_json::to_value(&nmea).unwrap_or_default();
+        assert_eq!(json["delay_learned_ms"], -1.5, "{json}");
+        assert_eq!(json["delay_median_ms"], 480.0, "{json}");
+        assert!(json["delay_p95_ms"].is_null(), "{json}");
+        assert!(json.get("delay_learned").is_none(), "{json}");
+    }
+
+    #[test]
+    fn elapsed_is_zero_when_the_clock_did_not_advance() {
+        let t = MonoNanos(5_000_000_000);
+        assert_eq!(
+            elapsed(t, MonoNanos(7_500_000_000)),
+            Duration::from_millis(2_500)
+        );
+        assert_eq!(elapsed(t, MonoNanos(4_000_000_000)), Duration::ZERO);
+    }
+}
