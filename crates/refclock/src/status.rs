@@ -1,7 +1,7 @@
 //! The status snapshot: everything the rest of the box learns about the clock.
 
 use serde::{Serialize, Serializer};
-use skytime_gnss::{FixMode, SatelliteInfo};
+use skytime_core::{FixMode, SatelliteInfo};
 use skytime_timebase::{Arrival, LeapChange, MonoNanos, UnixNanos, UtcSecond};
 use std::time::Duration;
 
@@ -27,6 +27,16 @@ impl Nanos {
     pub fn ms(self) -> f64 {
         self.0 / 1e6
     }
+
+    /// From seconds.
+    pub fn from_secs(s: f64) -> Self {
+        Nanos(s * 1e9)
+    }
+
+    /// In seconds.
+    pub fn secs(self) -> f64 {
+        self.0 / 1e9
+    }
 }
 
 /// The time from `earlier` to `later` on the monotonic clock (zero if
@@ -44,6 +54,14 @@ fn as_secs_f64<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// Writes a [`Duration`] as whole seconds (for spans configured in seconds).
 fn as_whole_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_secs())
+}
+
+/// Writes a span as seconds: the JSON keeps its `_s` fields.
+pub(crate) fn opt_as_secs<S: Serializer>(d: &Option<Nanos>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.secs()),
+        None => s.serialize_none(),
+    }
 }
 
 /// Writes a delay as milliseconds: the JSON keeps its `_ms` fields.
@@ -492,6 +510,20 @@ mod tests {
         assert_eq!(json["delay_median_ms"], 480.0, "{json}");
         assert!(json["delay_p95_ms"].is_null(), "{json}");
         assert!(json.get("delay_learned").is_none(), "{json}");
+
+        let thermal = crate::thermal::ThermalStatus {
+            sensor: crate::thermal::SensorHealth::Absent,
+            reading_c: None,
+            coefficient_ppm_per_k: 0.0,
+            coefficient_sigma_ppm_per_k: 0.0,
+            lag: Some(Nanos::from_secs(-30.5)),
+            trusted: false,
+            blocks: 0,
+            faults: 0,
+            compensation_ppm: None,
+        };
+        let json = serde_json::to_value(&thermal).unwrap_or_default();
+        assert_eq!(json["lag_s"], -30.5, "{json}");
     }
 
     #[test]

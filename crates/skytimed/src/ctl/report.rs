@@ -270,7 +270,7 @@ impl ReportContext {
                 reading_c: t.reading_c,
                 coefficient_ppm_per_k: t.coefficient_ppm_per_k,
                 coefficient_sigma_ppm_per_k: t.coefficient_sigma_ppm_per_k,
-                lag_s: t.lag_s,
+                lag_s: t.lag.map(Nanos::secs),
                 trusted: t.trusted,
                 faults: t.faults,
                 compensation_ppm: t.compensation_ppm,
