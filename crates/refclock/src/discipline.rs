@@ -374,11 +374,16 @@ impl<C: Clock> Refclock<C> {
         } else {
             self.u_ppb
         };
-        self.applied_ns = self.applied_at(mono);
-        self.u_set_at = Some(mono);
-        self.u_ppb = ppb;
-        if let Err(e) = self.clock.set_frequency_ppb(ppb) {
-            warn!(error = %e, "setting the clock frequency failed");
+        match self.clock.set_frequency_ppb(ppb) {
+            // The model follows the clock only once it has accepted the
+            // change, from when it did (never before the event that asked).
+            Ok(effective) => {
+                let from = effective.max(mono);
+                self.applied_ns = self.applied_at(from);
+                self.u_set_at = Some(from);
+                self.u_ppb = ppb;
+            }
+            Err(e) => warn!(error = %e, "setting the clock frequency failed"),
         }
     }
 
@@ -392,7 +397,8 @@ impl<C: Clock> Refclock<C> {
 
     fn step_clock(&mut self, offset_ns: i64, mono: MonoNanos) -> bool {
         match self.clock.step(offset_ns) {
-            Ok(()) => {
+            Ok(effective) => {
+                let mono = effective.max(mono);
                 self.applied_ns += offset_ns as f64;
                 for e in self.edges.iter_mut() {
                     e.stamp += offset_ns;
@@ -1066,13 +1072,16 @@ impl<C: Clock> Refclock<C> {
         mono: MonoNanos,
     ) {
         let step = d.offset_s * NS_I;
-        if let Err(e) = self.clock.step(step) {
-            warn!(error = %e, "could not step the clock for an unannounced leap second; waiting for the receiver to be confirmed");
-            if let Some(dispute) = self.disagreement.as_mut() {
-                dispute.leap = None;
+        let mono = match self.clock.step(step) {
+            Ok(effective) => effective.max(mono),
+            Err(e) => {
+                warn!(error = %e, "could not step the clock for an unannounced leap second; waiting for the receiver to be confirmed");
+                if let Some(dispute) = self.disagreement.as_mut() {
+                    dispute.leap = None;
+                }
+                return self.check_label_dispute(mono);
             }
-            return self.check_label_dispute(mono);
-        }
+        };
         for e in self.edges.iter_mut() {
             e.stamp += step;
             e.label = e.label.map(|l| l + d.offset_s);

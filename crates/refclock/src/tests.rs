@@ -1,6 +1,7 @@
 //! Behaviour of the whole discipline in the small simulated world of
 //! [`crate::testsim`]: pairing, rejection, every state transition, leaps, drift.
 
+use crate::Clock;
 use crate::testsim::{Obs, World, error_stats, served_bad, test_config};
 use crate::{DriftRecord, RefclockConfig, ReferenceId, SyncState};
 use skytime_timebase::{Arrival, LeapChange, TimeSource, UnixNanos};
@@ -960,4 +961,29 @@ fn an_edges_declared_uncertainty_is_added_to_the_advertised_bound() {
         a.root_dispersion_ns
     );
     assert!(served_bad(&obs_plain).is_empty() && served_bad(&obs_declared).is_empty());
+}
+
+/// Found in issue 11: a frequency the clock refused (no CAP_SYS_TIME, a
+/// kernel range check) still moved the discipline's model of the frequency
+/// and of the phase it applied, so the model and the clock parted ways.
+#[test]
+fn a_refused_frequency_change_leaves_the_model_with_the_clocks_frequency() {
+    let w = World::default();
+    let mut refused_at_ppb = None;
+    let (obs, rc) = w.run_with(&test_config(), None, 400, |o, rc| {
+        if o.t_s == 200 {
+            rc.clock().refuse_frequency();
+            refused_at_ppb = Some(rc.clock().frequency_ppb());
+        }
+    });
+    let held = refused_at_ppb.expect("ran past 200 s");
+    assert!((rc.clock().frequency_ppb() - held).abs() < 1e-9);
+    for o in obs.iter().filter(|o| o.t_s > 200) {
+        let model_ppb = o.status.frequency_ppm * 1000.0;
+        assert!(
+            (model_ppb - held).abs() < 1e-6,
+            "at {} s the model says {model_ppb} ppb, the clock runs at {held} ppb",
+            o.t_s
+        );
+    }
 }
