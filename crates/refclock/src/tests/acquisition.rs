@@ -95,7 +95,7 @@ fn never_serves_before_lock() {
 #[test]
 fn spurious_edges_are_rejected_and_do_not_disturb_the_clock() {
     let spurious: Vec<f64> = (0..60)
-        .map(|i| 100.0 + i as f64 * 7.31 + 0.123 * (i % 7) as f64)
+        .map(|i| 100.0 + f64::from(i) * 7.31 + 0.123 * f64::from(i % 7))
         .collect();
     let w = World {
         spurious: spurious.clone(),

@@ -50,13 +50,13 @@ fn holdover_runs_out_into_unsynchronised_then_reacquires() {
     assert!((201..=204).contains(&hold), "holdover at {hold}");
     let unsync = first(&obs, hold, SyncState::Unsynchronised).unwrap_or(i64::MAX);
     assert!(unsync < 700, "never ran out of holdover");
-    let s = &obs[unsync as usize].status;
+    let s = &at(&obs, unsync).status;
     assert_eq!(s.stratum, 16);
     assert!(!s.serves_synchronised());
     // Root dispersion grew at a learned rate while serving.
-    let d0 = obs[(hold + 5) as usize].status.root_dispersion_ns;
-    let d1 = obs[(hold + 50) as usize].status.root_dispersion_ns;
-    assert!(d1 > d0 && obs[(hold + 5) as usize].status.dispersion_rate_ns_per_s > 0.0);
+    let d0 = at(&obs, hold + 5).status.root_dispersion_ns;
+    let d1 = at(&obs, hold + 50).status.root_dispersion_ns;
+    assert!(d1 > d0 && at(&obs, hold + 5).status.dispersion_rate_ns_per_s > 0.0);
     // The reference returns: acquiring, then locked.
     let reacq = first(&obs, 700, SyncState::Acquiring).unwrap_or(i64::MAX);
     let relock = first(&obs, 700, SyncState::Locked).unwrap_or(i64::MAX);
@@ -81,7 +81,7 @@ fn local_stratum_fallback_serves_locl_after_holdover() {
     let (obs, _) = outage_world().run(&cfg, 690);
     let unsync = first(&obs, 200, SyncState::Unsynchronised).unwrap_or(0);
     assert!(unsync > 0);
-    let s = &obs[unsync as usize + 1].status;
+    let s = &at(&obs, unsync + 1).status;
     assert_eq!((s.stratum, s.reference_id), (10, ReferenceId::LOCAL));
     // Before any lock, the fallback is never served.
     let (early, _) = outage_world().run(&cfg, 5);

@@ -5,12 +5,12 @@ use super::*;
 
 #[test]
 fn every_nmea_delay_from_0_to_950_ms_labels_the_right_second() {
-    for delay in (0..=950).step_by(50) {
+    for delay in (0..=950u32).step_by(50) {
         let w = World {
-            nmea_delay_ms: delay as f64,
+            nmea_delay_ms: f64::from(delay),
             nmea_jitter_ms: 20.0,
-            initial_offset_ns: -0.7e9 + delay as f64 * 1e5,
-            seed: delay as u64,
+            initial_offset_ns: -0.7e9 + f64::from(delay) * 1e5,
+            seed: u64::from(delay),
             ..World::default()
         };
         let (obs, rc) = w.run(&test_config(), 90);
@@ -30,7 +30,7 @@ fn every_nmea_delay_from_0_to_950_ms_labels_the_right_second() {
         assert!(served_bad(&obs).is_empty(), "delay {delay} ms");
         let learned = st.nmea.delay_learned_ms.unwrap_or(-1.0);
         assert!(
-            (learned - delay as f64).abs() < 25.0,
+            (learned - f64::from(delay)).abs() < 25.0,
             "delay {delay} ms learned as {learned}"
         );
     }
@@ -155,7 +155,7 @@ fn a_persistent_whole_second_disagreement_is_deliberately_followed() {
     // ...then believed: re-acquired (not served meanwhile) on its second.
     let reacq = first(&obs, 200, SyncState::Acquiring).unwrap_or(0);
     assert!((228..=235).contains(&reacq), "re-acquired at {reacq}");
-    assert!(!obs[reacq as usize].status.serves_synchronised());
+    assert!(!at(&obs, reacq).status.serves_synchronised());
     assert_eq!(st.rejections.whole_second_disagreements, 1);
     assert_eq!(rc.clock().steps().len(), 2);
     assert_eq!(st.state, SyncState::Locked);
@@ -182,20 +182,21 @@ fn unannounced_leap(insert: bool) {
     let st = rc.status();
     // On the uniform true scale, UTC is one second behind after an insert
     // and one second ahead after a delete.
-    let utc = if insert { -1e9 } else { 1e9 };
+    let utc_s: i32 = if insert { -1 } else { 1 };
+    let utc = f64::from(utc_s) * 1e9;
     // The first second labelled differently: 23:59:60 for an insert, the
     // true 23:59:59 (labelled 00:00:00) for a delete.
     let m = if insert { 600usize } else { 599 };
     assert!(obs[..m].iter().all(|o| o.status.leap == LeapChange::None));
     // Followed within a few seconds: one step, the filter kept (no re-acquiring).
     assert_eq!(rc.clock().steps().len(), 2, "{:?}", rc.clock().steps());
-    assert_eq!(rc.clock().steps()[1], utc as i64);
+    assert_eq!(rc.clock().steps()[1], i64::from(utc_s) * 1_000_000_000);
     assert_eq!(st.rejections.whole_second_disagreements, 0);
     assert_eq!(first(&obs, 100, SyncState::Acquiring), None);
     let on_utc = obs[m..]
         .iter()
         .find(|o| (o.error_ns - utc).abs() < 1000.0)
-        .map(|o| o.t_s as usize)
+        .map(|o| usize::try_from(o.t_s).expect("a second after the start"))
         .unwrap_or(usize::MAX);
     let served_old_second = obs[m..on_utc]
         .iter()

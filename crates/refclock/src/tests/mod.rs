@@ -7,8 +7,13 @@ use crate::testsim::{Obs, World, error_stats, served_bad, test_config};
 use crate::{DriftRecord, RefclockConfig, ReferenceId, SyncState};
 use skytime_timebase::{Arrival, LeapChange, TimeSource, UnixNanos};
 
+/// The observation `t` seconds after the start.
+fn at(obs: &[Obs], t: i64) -> &Obs {
+    &obs[usize::try_from(t).expect("a second after the start")]
+}
+
 fn state_at(obs: &[Obs], t: i64) -> SyncState {
-    obs[t as usize].status.state
+    at(obs, t).status.state
 }
 
 fn first(obs: &[Obs], from: i64, state: SyncState) -> Option<i64> {
