@@ -153,7 +153,7 @@ impl PulseTrain {
             } => {
                 let drift = (raw.applied - last.applied).abs();
                 (
-                    freq_ppb - 0.0,
+                    freq_ppb,
                     FREQUENCY_SIGMAS * freq_sigma_ppb + FREQUENCY_FLOOR_PER_S_NS,
                     BASE_TOLERANCE_NS + NOISE_SIGMAS * (2.0 * noise_var_ns2).sqrt() + drift,
                 )
