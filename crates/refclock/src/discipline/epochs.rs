@@ -3,10 +3,10 @@
 
 use super::label_arbiter::{Dispute, UNANNOUNCED_LEAP_EPOCHS};
 use super::{NS_I, Refclock, ns_from_s, secs_between};
-use crate::clock::Clock;
 use crate::pairing::Pairing;
 use crate::status::{RejectReason, SyncState};
-use skytime_gnss::Epoch;
+use skytime_core::Clock;
+use skytime_core::Epoch;
 use skytime_timebase::{LeapChange, MonoNanos, UtcSecond};
 use tracing::{info, warn};
 

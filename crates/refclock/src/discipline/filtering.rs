@@ -5,9 +5,9 @@
 use super::error_bound::{Bound, BoundInputs, GuardNoise};
 use super::pulse_train::EdgeRec;
 use super::{OUTLIER_STREAK_RESET, Refclock, Sample, secs_between};
-use crate::clock::Clock;
 use crate::filter::{FilterBank, Kalman, NoiseParams};
 use crate::status::{RejectReason, SyncState};
+use skytime_core::Clock;
 use skytime_timebase::MonoNanos;
 use tracing::{info, warn};
 

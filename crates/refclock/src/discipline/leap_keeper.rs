@@ -4,9 +4,9 @@
 //! Owns every piece of leap state; touches the clock only through
 //! `set_leap` and `set_tai_offset_s`.
 
-use crate::clock::Clock;
 use crate::leapfile::{LeapTable, end_of_month_unix_s};
 use crate::status::{LeapSource, LeapSourceDisagreement};
+use skytime_core::Clock;
 use skytime_timebase::{LeapChange, MonoNanos, UnixNanos, UtcSecond};
 use tracing::{info, warn};
 

@@ -28,7 +28,6 @@ mod pulse_train;
 mod snapshot;
 mod steering;
 
-use crate::clock::Clock;
 use crate::config::RefclockConfig;
 use crate::drift::DriftRecord;
 use crate::filter::{FilterBank, Kalman, NoiseLearner};
@@ -44,8 +43,8 @@ use error_bound::ErrorBound;
 use label_arbiter::LabelArbiter;
 use leap_keeper::LeapKeeper;
 use pulse_train::{Expectation, PulseTrain, Verdict};
-use skytime_gnss::ReceiverReport;
-use skytime_pps::PpsEdge;
+use skytime_core::Clock;
+use skytime_core::{PpsEdge, ReceiverReport};
 use skytime_timebase::{Arrival, MonoNanos};
 use steering::Steering;
 use tracing::{info, warn};

@@ -2,13 +2,13 @@
 //! the [`Status`] snapshot, the drift record, and the clock's own sync report.
 
 use super::{NS_I, Refclock, secs_between};
-use crate::clock::{Clock, SyncReport};
 use crate::config::ReferenceIdChoice;
 use crate::drift::DriftRecord;
 use crate::status::{
     HoldoverStatus, LabelDisagreement, NoiseStatus, ReferenceId, Status, SyncState,
 };
 use crate::thermal::ThermalStatus;
+use skytime_core::{Clock, SyncReport};
 use skytime_timebase::{MonoNanos, UnixNanos};
 
 /// The stratum that says "not synchronised".

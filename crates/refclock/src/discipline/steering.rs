@@ -5,8 +5,8 @@
 //! one-second phase term, and the start-up frequency. The model changes only
 //! when the clock accepts a command, from the instant it says it took effect.
 
-use crate::clock::Clock;
 use crate::drift::DriftRecord;
+use skytime_core::Clock;
 use skytime_timebase::MonoNanos;
 use tracing::{info, warn};
 
@@ -192,7 +192,7 @@ impl Steering {
         clock: &C,
         offset_ns: i64,
         mono: MonoNanos,
-    ) -> Result<MonoNanos, crate::ClockError> {
+    ) -> Result<MonoNanos, skytime_core::ClockError> {
         let at = clock.step(offset_ns)?.max(mono);
         self.record_step(at, offset_ns);
         Ok(at)
