@@ -277,6 +277,19 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_drift_frequency_starts_from_the_clocks_own() {
+        let (c, t0) = clock();
+        c.refuse_frequency();
+        let drift = DriftRecord {
+            frequency_ppm: -12.5,
+            skew_ppm: 0.5,
+        };
+        let st = Steering::new(&c, Some(drift), t0);
+        assert!(st.start_frequency_ppb().abs() < 1e-12);
+        assert!(st.frequency_ppb().abs() < 1e-12);
+    }
+
+    #[test]
     fn steps_count_and_move_earlier_stamps_to_the_new_frame() {
         let (c, t0) = clock();
         let mut st = Steering::new(&c, None, t0);
