@@ -504,7 +504,9 @@ impl<'a> Sim<'a> {
     /// to the refclock (or nothing, while the scenario says it is missing).
     fn read_sensor(&mut self, t_s: f64) {
         let cfg = &self.s.sensor;
-        let box_k = self.clock.sensed_temperature_delta_k();
+        let box_k = self
+            .clock
+            .with_oscillator(|o| o.sensed_temperature_delta_k());
         let Some(sn) = self.sensor.as_mut() else {
             return;
         };
@@ -764,8 +766,8 @@ impl<'a> Sim<'a> {
                 u8::from(serving),
                 status.offset_ns,
                 -status.frequency_ppm,
-                self.clock.natural_freq_ppb(),
-                self.clock.temperature_delta_k(),
+                self.clock.with_oscillator(|o| o.freq_error_ppb()),
+                self.clock.with_oscillator(|o| o.temperature_delta_k()),
                 self.pps_this_s,
                 self.chunks_this_s,
             )?;
