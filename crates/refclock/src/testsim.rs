@@ -191,6 +191,15 @@ enum Ev {
     Observe(i64),
 }
 
+/// Nanoseconds as a whole number (the fraction dropped, as `as` does).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the test world's delays and times are hours at most, far inside i64 ns"
+)]
+fn whole_ns(ns: f64) -> i64 {
+    ns as i64
+}
+
 fn in_any(v: &[(i64, i64)], s: i64) -> bool {
     v.iter().any(|&(a, b)| s >= a && s < b)
 }
@@ -209,7 +218,11 @@ fn label_for(s: i64, leap_at: Option<i64>, delete_at: Option<i64>) -> Option<Utc
     match leap_at {
         Some(at) if s == at => {
             let dt = chrono::DateTime::from_timestamp(s - 1, 0)?.naive_utc();
-            UtcSecond::new(dt.date(), dt.hour() as u8, dt.minute() as u8, 60)
+            let (hour, minute) = (
+                u8::try_from(dt.hour()).ok()?,
+                u8::try_from(dt.minute()).ok()?,
+            );
+            UtcSecond::new(dt.date(), hour, minute, 60)
         }
         Some(at) if s > at => UtcSecond::from_unix_secs(s - 1),
         _ => UtcSecond::from_unix_secs(s),
@@ -246,11 +259,11 @@ impl World {
                     .filter(|l| k >= l.0)
                     .map(|l| l.1)
                     .sum();
-                let d = (self.pps_latency_ns + extra + pps_j.sample(&mut rng)).max(0.0) as i64;
+                let d = whole_ns((self.pps_latency_ns + extra + pps_j.sample(&mut rng)).max(0.0));
                 events.push((t + d, Ev::Edge(seq)));
             }
             if !in_any(&self.nmea_outages, k) {
-                let d = (self.nmea_delay_ms * 1e6 + nmea_j.sample(&mut rng)).max(0.0) as i64;
+                let d = whole_ns((self.nmea_delay_ms * 1e6 + nmea_j.sample(&mut rng)).max(0.0));
                 events.push((t + d, Ev::Epoch { second: k }));
             }
             let tick = self.tick_ms.max(1) * 1_000_000;
@@ -265,7 +278,7 @@ impl World {
             events.push((start + at * 1_000_000_000 + 250_000_000, Ev::Jump(off)));
         }
         for &s in &self.spurious {
-            events.push((start + (s * 1e9) as i64, Ev::Edge(0)));
+            events.push((start + whole_ns(s * 1e9), Ev::Edge(0)));
         }
         events.sort_by_key(|e| e.0);
         let mut obs = Vec::new();

@@ -63,7 +63,15 @@ jitter_ms = 15
 
 /// Line rate of the simulated receiver: 9600 baud, 8N1, so 960 bytes per second.
 const BAUD: u32 = 9600;
-const BYTES_PER_SEC: f64 = BAUD as f64 / 10.0;
+
+/// Nanoseconds as a whole number (the fraction dropped, as `as` does).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the hat's latencies, jitters and delays are under a second, far inside i64 ns"
+)]
+fn whole_ns(ns: f64) -> i64 {
+    ns as i64
+}
 
 /// Why the hat could not start.
 #[derive(Debug, thiserror::Error)]
@@ -268,7 +276,7 @@ impl SimulatedPps {
             0.0
         };
         let host = UnixNanos(edge_secs * NANOS_PER_SEC)
-            .add_nanos((self.profile.pps_latency_ns + jitter).round() as i64);
+            .add_nanos(whole_ns((self.profile.pps_latency_ns + jitter).round()));
         self.clock.from_host_realtime(host)
     }
 
@@ -319,7 +327,8 @@ impl PpsSource for SimulatedPps {
                 return Ok(None);
             }
             let until_edge = edge_host.nanos_since(now);
-            std::thread::sleep(Duration::from_nanos(until_edge.min(remaining).max(0) as u64));
+            let nap_ns = u64::try_from(until_edge.min(remaining)).unwrap_or(0);
+            std::thread::sleep(Duration::from_nanos(nap_ns));
         }
     }
 
@@ -492,7 +501,7 @@ impl NmeaWriter {
                     0.0
                 };
                 let end_ns = label_secs * NANOS_PER_SEC
-                    + ((self.profile.nmea_delay_ms + jitter_ms).clamp(0.0, 990.0) * 1e6) as i64;
+                    + whole_ns((self.profile.nmea_delay_ms + jitter_ms).clamp(0.0, 990.0) * 1e6);
                 self.write_paced(&burst, UnixNanos(end_ns));
             }
             label_secs += 1;
@@ -503,17 +512,19 @@ impl NmeaWriter {
 
     /// Writes `bytes` so that the last one leaves at `end`, one byte per 1/960 s.
     fn write_paced(&mut self, bytes: &[u8], end: UnixNanos) {
-        let byte_ns = (NANOS_PER_SEC as f64 / BYTES_PER_SEC) as i64;
-        let start = end.add_nanos(-(byte_ns * bytes.len() as i64));
+        let byte_ns = 10 * NANOS_PER_SEC / i64::from(BAUD);
+        let line_ns =
+            |bytes: usize| i64::try_from(bytes).map_or(i64::MAX, |n| n.saturating_mul(byte_ns));
+        let start = end.add_nanos(-line_ns(bytes.len()));
         const CHUNK: usize = 8;
         for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
             if self.stop.load(Ordering::Relaxed) {
                 return;
             }
-            let due = start.add_nanos(byte_ns * ((i * CHUNK + chunk.len()) as i64));
+            let due = start.add_nanos(line_ns(i * CHUNK + chunk.len()));
             let wait = due.nanos_since(HostClock.realtime());
             if wait > 0 {
-                std::thread::sleep(Duration::from_nanos(wait as u64));
+                std::thread::sleep(Duration::from_nanos(u64::try_from(wait).unwrap_or(0)));
             }
             match self.master.write(chunk) {
                 Ok(n) if n == chunk.len() => {}

@@ -96,6 +96,26 @@ impl Queue {
     }
 }
 
+/// True time at the start of second `k` of a run, ns (saturating: no run is
+/// that long).
+fn second_start_ns(k: u64) -> i64 {
+    i64::try_from(k).map_or(i64::MAX, |k| k.saturating_mul(NANOS_PER_SEC))
+}
+
+/// How long `bytes` bytes take on the serial line, ns.
+fn line_ns(bytes: usize) -> i64 {
+    i64::try_from(bytes).map_or(i64::MAX, |n| n.saturating_mul(BYTE_NS))
+}
+
+/// Drops the fraction (saturating), as `as` does.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the simulator's times and durations, bounded by the validated scenario, are far inside i64"
+)]
+fn truncate_to_i64(v: f64) -> i64 {
+    v as i64
+}
+
 /// Independent random streams, so that changing one noise source's settings
 /// leaves the others' draws alone.
 fn rng(seed: u64, stream: u64) -> Xoshiro256PlusPlus {
@@ -223,10 +243,10 @@ pub fn run_scenario_with_settings(
     for k in 0..scenario.duration_s {
         sim.schedule_second(k + 1);
         sim.queue.push(
-            k as i64 * NANOS_PER_SEC + MEASURE_AT_NS,
+            second_start_ns(k) + MEASURE_AT_NS,
             Event::Measure { second: k },
         );
-        sim.run_until((k as i64 + 1) * NANOS_PER_SEC, out, trace)?;
+        sim.run_until(second_start_ns(k + 1), out, trace)?;
     }
     Ok(sim.finish())
 }

@@ -56,9 +56,10 @@ impl<'a> Sim<'a> {
             Some(ev) if ev.day == label.date() => ev.change,
             _ => LeapChange::None,
         };
-        let mut labels = Vec::with_capacity(s.duration_s as usize + 2);
+        let label_count = usize::try_from(s.duration_s).ok()?.checked_add(2)?;
+        let mut labels = Vec::with_capacity(label_count);
         labels.push(first);
-        for k in 1..(s.duration_s as usize + 2) {
+        for k in 1..label_count {
             let prev = labels[k - 1];
             labels.push(prev.next(leap_on(&prev)));
         }
@@ -96,7 +97,7 @@ impl<'a> Sim<'a> {
             None
         };
         let next_spurious_ns = match &spurious_gap {
-            Some(exp) => (exp.sample(&mut spurious_rng) * NANOS_PER_SEC as f64) as i64,
+            Some(exp) => truncate_to_i64(exp.sample(&mut spurious_rng) * NANOS_PER_SEC as f64),
             None => i64::MAX,
         };
         let details = empty_details();
@@ -151,7 +152,7 @@ impl<'a> Sim<'a> {
         }
         let reading = if cfg.garbage.iter().any(|w| w.contains(t_s)) {
             // Alternate the kinds of garbage a driver can return.
-            match (t_s as i64).rem_euclid(3) {
+            match truncate_to_i64(t_s).rem_euclid(3) {
                 0 => SensorReading::Unreadable("simulated: not a number".into()),
                 1 => SensorReading::Celsius(-273.0),
                 _ => SensorReading::Celsius(f64::NAN),
@@ -180,7 +181,7 @@ impl<'a> Sim<'a> {
     /// line noise, and the receiver's burst that labels it.
     pub(super) fn schedule_second(&mut self, k: u64) {
         let s = self.s;
-        let t0 = k as i64 * NANOS_PER_SEC;
+        let t0 = second_start_ns(k);
         let tk = k as f64;
         if self.sensor.is_some() && k.is_multiple_of(s.sensor.interval_s.max(1)) {
             self.queue.push(t0 + SENSOR_AT_NS, Event::Temperature);
@@ -196,8 +197,9 @@ impl<'a> Sim<'a> {
 
         if !s.pps.outages.iter().any(|w| w.contains(tk)) {
             let at = t0
-                + (pulse.emitted_offset_ns + s.pps.latency_ns + s.pps.jitter_ns * pps_z).round()
-                    as i64;
+                + truncate_to_i64(
+                    (pulse.emitted_offset_ns + s.pps.latency_ns + s.pps.jitter_ns * pps_z).round(),
+                );
             self.sequence = self.sequence.wrapping_add(1);
             let sequence = self.sequence;
             self.queue.push(
@@ -212,7 +214,7 @@ impl<'a> Sim<'a> {
             while self.next_spurious_ns < t0 + NANOS_PER_SEC {
                 self.sequence = self.sequence.wrapping_add(1);
                 let sequence = self.sequence;
-                let at = self.next_spurious_ns.max(t0) + s.pps.latency_ns.round() as i64;
+                let at = self.next_spurious_ns.max(t0) + truncate_to_i64(s.pps.latency_ns.round());
                 self.queue.push(
                     at,
                     Event::Edge {
@@ -221,14 +223,14 @@ impl<'a> Sim<'a> {
                     },
                 );
                 let gap_s: f64 = exp.sample(&mut self.spurious_rng);
-                self.next_spurious_ns += ((gap_s * NANOS_PER_SEC as f64) as i64).max(1);
+                self.next_spurious_ns += truncate_to_i64(gap_s * NANOS_PER_SEC as f64).max(1);
             }
         }
 
         if s.nmea.outages.iter().any(|w| w.contains(tk)) {
             return;
         }
-        let true_label = self.labels[k as usize];
+        let true_label = self.label(k);
         let shift_s = s
             .nmea
             .wrong_second
@@ -263,7 +265,7 @@ impl<'a> Sim<'a> {
         // TIM-TP, this second's TIM-TP for the next pulse, survey-in progress.
         bytes.append(&mut self.late_tim_tp);
         if s.receiver.tim_tp {
-            let next_label = shifted(self.labels[k as usize + 1]);
+            let next_label = shifted(self.label(k + 1));
             let frame = encode_tim_tp(&TimingReceiver::tim_tp(next_label, self.timing.upcoming()));
             let r = &s.receiver;
             if drop_u >= r.tim_tp_drop_probability {
@@ -286,8 +288,8 @@ impl<'a> Sim<'a> {
             bytes.extend_from_slice(&encode_tim_svin(&progress));
         }
         let delay_ms = (s.nmea.delay_ms + s.nmea.jitter_ms * nmea_z).clamp(0.0, 999.0);
-        let duration_ns = bytes.len() as i64 * BYTE_NS;
-        let mut end = t0 + (delay_ms * 1e6).round() as i64;
+        let duration_ns = line_ns(bytes.len());
+        let mut end = t0 + truncate_to_i64((delay_ms * 1e6).round());
         if end - duration_ns < self.burst_end_prev_ns {
             // The line is still busy with the previous burst: this one goes out after it.
             end = self.burst_end_prev_ns + duration_ns;
@@ -295,7 +297,7 @@ impl<'a> Sim<'a> {
         self.burst_end_prev_ns = end;
         let mut at = end - duration_ns;
         for chunk in split_chunks(&bytes) {
-            at += chunk.len() as i64 * BYTE_NS;
+            at += line_ns(chunk.len());
             self.queue.push(at, Event::Bytes(chunk.to_vec()));
         }
         self.queue
@@ -361,9 +363,7 @@ impl<'a> Sim<'a> {
         let now = self.clock.arrival();
         self.refclock.on_tick(now);
         let status = self.refclock.status();
-        let true_now = self.labels[second as usize]
-            .unix_nanos()
-            .add_nanos(MEASURE_AT_NS);
+        let true_now = self.label(second).unix_nanos().add_nanos(MEASURE_AT_NS);
         let err = self.clock.error_ns(true_now);
         let serving = status.serves_synchronised();
         // The bound a client would compute from what is served now.
@@ -389,7 +389,7 @@ impl<'a> Sim<'a> {
             writeln!(
                 out,
                 "{second},{},{err:.1},{},{},{bound:.1},{:.1},{:.6},{:.3},{:.3},{},{},{sensor_c},{health},{coeff},{sigma}",
-                self.labels[second as usize],
+                self.label(second),
                 status.state.as_str(),
                 u8::from(serving),
                 status.offset_ns,
@@ -405,6 +405,15 @@ impl<'a> Sim<'a> {
         Ok(())
     }
 
+    /// The UTC label of true second `k` of the run.
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "`labels` holds one entry per second of the run, so any second the run reaches fits in usize"
+    )]
+    fn label(&self, k: u64) -> UtcSecond {
+        self.labels[k as usize]
+    }
+
     pub(super) fn finish(mut self) -> ScenarioRun {
         self.details.kernel_leap_steps_s = self.clock.leap_steps_s();
         self.details.leap_flag_changes = self
@@ -412,8 +421,10 @@ impl<'a> Sim<'a> {
             .leap_requests()
             .into_iter()
             .map(|(ns, flag)| {
-                let k = (ns / NANOS_PER_SEC) as usize;
-                let label = self.labels.get(k).map_or(String::new(), |l| l.to_string());
+                let label = usize::try_from(ns / NANOS_PER_SEC)
+                    .ok()
+                    .and_then(|k| self.labels.get(k))
+                    .map_or(String::new(), |l| l.to_string());
                 (ns as f64 / 1e9, flag, label)
             })
             .collect();

@@ -36,7 +36,7 @@ pub fn project_scenarios(dir: &Path) -> Result<Vec<(std::path::PathBuf, Scenario
 }
 
 /// Splits a name into text and number runs so that "s10" sorts after "s2".
-fn natural_key(name: &str) -> Vec<(String, u64)> {
+pub(super) fn natural_key(name: &str) -> Vec<(String, u64)> {
     let mut key = Vec::new();
     let mut text = String::new();
     let mut chars = name.chars().peekable();

@@ -1,3 +1,4 @@
+use super::directory::natural_key;
 use super::*;
 
 const FULL: &str = r#"
@@ -40,7 +41,7 @@ insert_at_utc = "2016-12-31T23:59:60Z"
 #[test]
 fn every_key_of_the_issue_is_accepted() {
     let s = Scenario::parse(FULL, "full").expect("full scenario parses");
-    assert_eq!(s.clock.temperature[0].ramp_s, 900.0);
+    assert!((s.clock.temperature[0].ramp_s - 900.0).abs() < 1e-9);
     assert_eq!(s.nmea.wrong_second[0].offset_s, 1);
     let leap = s.leap_event().expect("leap resolved");
     assert_eq!(leap.change, LeapChange::Insert);
