@@ -13,6 +13,8 @@ use skytime_core::{
     SimClock as CoreSimClock, SteadyOscillator, SyncReport,
 };
 use skytime_timebase::{Arrival, LeapChange, MonoNanos, TimeSource, UnixNanos, UtcSecond};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The unit tests' clock: `skytime-core`'s simulated clock (the one the
 /// simulator and the simulated hat use, kernel leap behaviour included) on a
@@ -22,6 +24,8 @@ pub struct SimClock {
     inner: CoreSimClock<SteadyOscillator>,
     /// True Unix time of the clock's start, ns.
     start_ns: i64,
+    /// Set to make every frequency change fail (no CAP_SYS_TIME, say).
+    refuse_frequency: Arc<AtomicBool>,
 }
 
 impl SimClock {
@@ -33,6 +37,7 @@ impl SimClock {
                 offset_ns,
             ),
             start_ns: true_ns,
+            refuse_frequency: Arc::default(),
         }
     }
     /// Runs true time forward to `true_ns` (Unix ns), applying frequency and
@@ -55,6 +60,11 @@ impl SimClock {
     }
     pub fn set_osc_ppb(&self, ppb: f64) {
         self.inner.with_oscillator(|o| o.set_freq_ppb(ppb));
+    }
+    /// From now on every frequency change fails, as the kernel's would
+    /// without the capability.
+    pub fn refuse_frequency(&self) {
+        self.refuse_frequency.store(true, Ordering::Relaxed);
     }
     pub fn osc_ppb(&self) -> f64 {
         self.inner.with_oscillator(|o| o.freq_error_ppb())
@@ -88,13 +98,16 @@ impl TimeSource for SimClock {
 }
 
 impl Clock for SimClock {
-    fn set_frequency_ppb(&self, ppb: f64) -> Result<(), ClockError> {
+    fn set_frequency_ppb(&self, ppb: f64) -> Result<MonoNanos, ClockError> {
+        if self.refuse_frequency.load(Ordering::Relaxed) {
+            return Err(ClockError::PermissionDenied("frequency refused".into()));
+        }
         self.inner.set_frequency_ppb(ppb)
     }
     fn frequency_ppb(&self) -> f64 {
         self.inner.frequency_ppb()
     }
-    fn step(&self, offset_ns: i64) -> Result<(), ClockError> {
+    fn step(&self, offset_ns: i64) -> Result<MonoNanos, ClockError> {
         self.inner.step(offset_ns)
     }
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError> {

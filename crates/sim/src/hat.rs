@@ -225,14 +225,16 @@ impl TimeSource for SimulatedClock {
 /// Each command first runs the model to now, so it takes effect from this
 /// moment, and then republishes.
 impl Clock for SimulatedClock {
-    fn set_frequency_ppb(&self, ppb: f64) -> Result<(), ClockError> {
-        self.write(|model| model.set_frequency_ppb(ppb))
+    fn set_frequency_ppb(&self, ppb: f64) -> Result<MonoNanos, ClockError> {
+        self.write(|model| model.set_frequency_ppb(ppb))?;
+        Ok(HostClock.monotonic())
     }
     fn frequency_ppb(&self) -> f64 {
         self.shared.model.frequency_ppb()
     }
-    fn step(&self, offset_ns: i64) -> Result<(), ClockError> {
-        self.write(|model| model.step(offset_ns))
+    fn step(&self, offset_ns: i64) -> Result<MonoNanos, ClockError> {
+        self.write(|model| model.step(offset_ns))?;
+        Ok(HostClock.monotonic())
     }
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError> {
         self.write(|model| model.set_leap(leap))
