@@ -41,6 +41,14 @@ impl Histogram {
         (1u64 << octave) + (sub << (octave - SUB_BITS))
     }
 
+    /// Adds every value recorded in `other`.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+    }
+
     /// Records one value; negative values count as zero.
     pub fn record(&mut self, ns: i64) {
         let i = Self::index(ns.max(0) as u64);

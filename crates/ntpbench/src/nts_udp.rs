@@ -5,7 +5,7 @@
 //! authenticated, and their ratio. Printed, never asserted.
 
 use crate::compare::{Scratch, Server, spawn};
-use crate::load::{Clients, LoadResult, LoadSpec};
+use crate::load::{Clients, LoadResult, LoadSpec, Pacing};
 use crate::nts_session::NtsSession;
 use anyhow::{Context, Result};
 use skytime_nts::{KeyRole, Keyring, RotationPolicy};
@@ -143,6 +143,7 @@ pub fn run(args: &NtsUdpArgs) -> Result<()> {
                     rate_per_s: shape.rate_per_s,
                     duration: args.run,
                     drain: Duration::from_millis(300),
+                    pacing: Pacing::Batched,
                 });
                 let cpu = process_cpu_ns(pid)?.saturating_sub(before);
                 let (tally, counted) = if use_nts {
