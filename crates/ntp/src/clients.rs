@@ -88,6 +88,10 @@ impl ClientTable {
     /// Counts a request from `addr` and applies `limit`.
     pub fn record(&mut self, addr: IpAddr, now: MonoNanos, limit: Option<&RateLimit>) -> Verdict {
         let key = addr_key(addr);
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a hash: only its low bits, under set_mask, pick the set"
+        )]
         let set = (self.hasher.hash_one(key) as usize & self.set_mask) * WAYS;
         let ways = &mut self.slots[set..set + WAYS];
         let idx = match ways.iter().position(|s| s.requests > 0 && s.addr == key) {
@@ -135,6 +139,10 @@ impl ClientTable {
     /// just saw, so operators can tell which clients use NTS.
     pub fn mark_nts(&mut self, addr: IpAddr) {
         let key = addr_key(addr);
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a hash: only its low bits, under set_mask, pick the set"
+        )]
         let set = (self.hasher.hash_one(key) as usize & self.set_mask) * WAYS;
         if let Some(slot) = self.slots[set..set + WAYS]
             .iter_mut()

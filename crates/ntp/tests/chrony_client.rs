@@ -227,7 +227,12 @@ fn hostile_datagrams_get_no_answer_and_the_server_keeps_serving() {
     let dropped = stats.outcome(Outcome::Malformed)
         + stats.outcome(Outcome::BadVersion)
         + stats.outcome(Outcome::DroppedMode);
-    assert_eq!(dropped as usize, hostile.len(), "{:?}", stats.snapshot());
+    assert_eq!(
+        usize::try_from(dropped).expect("count"),
+        hostile.len(),
+        "{:?}",
+        stats.snapshot()
+    );
 
     // Still serving, with a receive timestamp from the kernel close to now.
     let before = HostClock.realtime();

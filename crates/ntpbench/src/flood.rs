@@ -46,7 +46,7 @@ impl Sampler {
         let mut req = [0u8; 48];
         req[0] = (4 << 3) | 3;
         let t1 = HostClock.realtime();
-        req[40..48].copy_from_slice(&(t1.0 as u64).to_be_bytes());
+        req[40..48].copy_from_slice(&t1.0.cast_unsigned().to_be_bytes());
         self.sock.send(&req).ok()?;
         let deadline = Instant::now() + Duration::from_millis(200);
         let mut rx = RxBatch::new(1, 128);
@@ -63,7 +63,7 @@ impl Sampler {
                 w.copy_from_slice(&buf[o..o + 8]);
                 u64::from_be_bytes(w)
             };
-            if word(24) != t1.0 as u64 {
+            if word(24) != t1.0.cast_unsigned() {
                 continue; // a stale reply
             }
             let t4 = reply.rx_time.unwrap_or_else(|| HostClock.realtime()).0;

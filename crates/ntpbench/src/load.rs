@@ -109,11 +109,9 @@ impl Clients {
         for i in 0..n {
             let local: SocketAddr = match target.ip() {
                 IpAddr::V4(_) => {
-                    let i = i as u32;
-                    SocketAddr::from((
-                        Ipv4Addr::new(127, net, (i / 250) as u8, (i % 250) as u8 + 1),
-                        0,
-                    ))
+                    let third = u8::try_from(i / 250).context("too many client sockets")?;
+                    let fourth = u8::try_from(i % 250).context("a remainder below 250")? + 1;
+                    SocketAddr::from((Ipv4Addr::new(127, net, third, fourth), 0))
                 }
                 IpAddr::V6(_) => "[::1]:0".parse().context("v6 loopback")?,
             };
@@ -180,7 +178,7 @@ impl Clients {
 
 /// Host realtime in ns, the cookie's unit.
 fn realtime_ns() -> u64 {
-    HostClock.realtime().0 as u64
+    HostClock.realtime().0.cast_unsigned()
 }
 
 fn request(cookie: u64) -> [u8; 48] {
@@ -201,6 +199,7 @@ fn send(fds: &[i32], spec: &LoadSpec, nts: Option<&NtsSession>) -> LoadResult {
     let mut nonce_counter = 0u64;
     // SAFETY: plain C structs, all-zero valid.
     let mut iov: [libc::iovec; SEND_BATCH] = unsafe { zeroed() };
+    // SAFETY: as above.
     let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { zeroed() };
     let mut r = LoadResult::default();
     let start = Instant::now();
@@ -212,7 +211,8 @@ fn send(fds: &[i32], spec: &LoadSpec, nts: Option<&NtsSession>) -> LoadResult {
         if elapsed >= duration {
             break;
         }
-        let due = (rate as u128 * elapsed.as_nanos() / 1_000_000_000) as u64;
+        let due = u64::try_from(u128::from(rate) * elapsed.as_nanos() / 1_000_000_000)
+            .unwrap_or(u64::MAX);
         if due <= offered {
             std::thread::sleep(Duration::from_micros(50));
             continue;
@@ -249,9 +249,8 @@ fn send(fds: &[i32], spec: &LoadSpec, nts: Option<&NtsSession>) -> LoadResult {
             let fd = fds[next % fds.len()];
             next += 1;
             // SAFETY: msgs[..n] point at live packets; the socket is connected.
-            let got =
-                unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as _, libc::MSG_DONTWAIT as _) };
-            let got = if got < 0 { 0 } else { got as u64 };
+            let got = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), vlen(n), libc::MSG_DONTWAIT) };
+            let got = u64::try_from(got).unwrap_or(0);
             r.sent += got;
             r.send_failures += n as u64 - got;
             offered += n as u64;
@@ -314,9 +313,18 @@ impl RxResult {
     }
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "|d| * 1e9 / 2^32 is below |d| / 4, inside i64"
+)]
 fn ntp_diff_ns(later: u64, earlier: u64) -> i64 {
-    let d = later.wrapping_sub(earlier) as i64;
-    ((d as i128 * 1_000_000_000) >> 32) as i64
+    let d = later.wrapping_sub(earlier).cast_signed();
+    ((i128::from(d) * 1_000_000_000) >> 32) as i64
+}
+
+/// A batch length as `sendmmsg` wants it (batches are at most SEND_BATCH).
+fn vlen(n: usize) -> libc::c_uint {
+    libc::c_uint::try_from(n).unwrap_or(0)
 }
 
 fn receive(
@@ -357,10 +365,7 @@ fn receive(
             let Some(socket) = usize::try_from(e.u64).ok().and_then(|i| sockets.get(i)) else {
                 continue;
             };
-            loop {
-                let Ok(got) = batch.recv(socket.as_fd(), Wait::Never) else {
-                    break;
-                };
+            while let Ok(got) = batch.recv(socket.as_fd(), Wait::Never) {
                 for d in batch.iter() {
                     out.record(d, start_cookie, nts);
                 }

@@ -152,10 +152,8 @@ impl Worker {
     }
 
     pub(super) fn run(mut self) {
-        if self.nice > 0 {
-            if netio::set_thread_nice(self.nice).is_err() && self.index == 0 {
-                tracing::warn!(nice = self.nice, "cannot lower the NTP workers' priority");
-            }
+        if self.nice > 0 && netio::set_thread_nice(self.nice).is_err() && self.index == 0 {
+            tracing::warn!(nice = self.nice, "cannot lower the NTP workers' priority");
         }
         let mut bufs = Buffers::new(self.batch);
         let mut pollfds: Vec<libc::pollfd> = self
