@@ -5,7 +5,8 @@
 //! near saturation. Servers alternate within every round so the shared
 //! machine's noise spreads over all of them; medians over rounds are printed.
 
-use crate::compare::{Server, process_cpu_s, start_chronyd, start_library, start_reflector};
+use crate::compare::{Server, start_chronyd, start_library, start_reflector};
+use crate::nts_udp::process_cpu_ns;
 use crate::compare::{set_port_base, start_skytimed};
 use crate::hist::Histogram;
 use crate::load::{Clients, LoadResult, LoadSpec, Pacing};
@@ -107,12 +108,12 @@ fn measure(server: &mut Server, args: &CostArgs) -> Result<Sample> {
     for (i, shape) in SHAPES.iter().enumerate() {
         let clients = Clients::open_from(server.addr, shape.sources, shape.net)?;
         wait_until_up(server, &clients)?;
-        let (cpu0, wake0) = (process_cpu_s(pid)?, wakeups(pid));
+        let (cpu0, wake0) = (process_cpu_ns(pid)?, wakeups(pid));
         let r = run_load(&clients, args.rate_per_s, args.run, shape.pacing);
-        let (cpu1, wake1) = (process_cpu_s(pid)?, wakeups(pid));
+        let (cpu1, wake1) = (process_cpu_ns(pid)?, wakeups(pid));
         let valid = r.received.saturating_sub(r.kods);
         if valid > 0 {
-            sample.cpu_us[i] = Some((cpu1 - cpu0) * 1e6 / valid as f64);
+            sample.cpu_us[i] = Some(cpu1.saturating_sub(cpu0) as f64 / 1000.0 / valid as f64);
             sample.wakeups_per_100[i] = wake0
                 .zip(wake1)
                 .map(|(a, b)| b.saturating_sub(a) as f64 * 100.0 / valid as f64);
@@ -208,7 +209,7 @@ fn print_cost(args: &CostArgs, plan: &[(String, usize, impl Sized)], samples: &[
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!(
-        "CPU per valid reply (utime+stime from /proc/PID/stat), offered {}/s for {} ms; median of {} rounds; {} cores shared with other work: noisy",
+        "CPU per valid reply (all threads' run time, /proc/PID/task/*/schedstat), offered {}/s for {} ms; median of {} rounds; {} cores shared with other work: noisy",
         args.rate_per_s,
         args.run.as_millis(),
         args.rounds,

@@ -40,7 +40,7 @@ pub struct NtsUdpArgs {
 
 /// CPU time of every thread of a process, ns (scheduler accounting, finer
 /// than the clock ticks of /proc/PID/stat).
-fn process_cpu_ns(pid: u32) -> Result<u64> {
+pub(crate) fn process_cpu_ns(pid: u32) -> Result<u64> {
     let mut total = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).context("list threads")? {
         let path = task?.path().join("schedstat");
