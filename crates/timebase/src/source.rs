@@ -40,9 +40,11 @@ pub struct Arrival {
 }
 
 /// The host's own kernel clocks, read only. Never steered through this type.
+#[cfg(feature = "host")]
 #[derive(Copy, Clone, Debug, Default)]
 pub struct HostClock;
 
+#[cfg(feature = "host")]
 impl HostClock {
     fn read(clock: libc::clockid_t) -> i64 {
         let mut ts = libc::timespec {
@@ -59,6 +61,7 @@ impl HostClock {
     }
 }
 
+#[cfg(feature = "host")]
 impl TimeSource for HostClock {
     fn realtime(&self) -> UnixNanos {
         UnixNanos(Self::read(libc::CLOCK_REALTIME))
@@ -68,7 +71,7 @@ impl TimeSource for HostClock {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "host"))]
 mod tests {
     use super::*;
 

@@ -17,6 +17,10 @@ pub const BLOCK: i64 = 64;
 /// The slope term's difference span, pulses (a multiple of [`STRIDE`]).
 pub const SLOPE_SPAN: i64 = 32;
 /// Entries kept: a day.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "86 400 / 16 = 5 400 fits any usize"
+)]
 const KEPT: usize = (86_400 / STRIDE) as usize;
 /// Half-life of the residual wander held, pulses (as the plain wander's).
 const HALF_LIFE: f64 = 86_400.0;
@@ -75,12 +79,14 @@ impl ThermalHistory {
             self.slots.clear();
             self.base = slot;
         }
-        let i = (slot - self.base) as usize;
+        // Never negative here (`slot >= base`); a distance too large for
+        // usize is as far off as one past two days.
+        let mut i = usize::try_from(slot - self.base).unwrap_or(usize::MAX);
         if i > KEPT * 2 {
             self.slots.clear();
             self.base = slot;
+            i = 0;
         }
-        let i = (slot - self.base) as usize;
         while self.slots.len() <= i {
             self.slots.push_back(None);
         }
@@ -95,11 +101,9 @@ impl ThermalHistory {
         if idx.rem_euclid(STRIDE) != 0 {
             return None;
         }
-        let i = idx / STRIDE - self.base;
-        if i < 0 {
-            return None;
-        }
-        self.slots.get(i as usize)?.as_ref()
+        // Before the oldest entry kept: not held.
+        let i = usize::try_from(idx / STRIDE - self.base).ok()?;
+        self.slots.get(i)?.as_ref()
     }
 
     /// Whether every entry from `from` to `to` (pulses) is held and healthy.
@@ -172,12 +176,18 @@ impl ThermalHistory {
             })
             .collect();
         for (k, &tau) in LAGS.iter().enumerate() {
-            let step = (tau / STRIDE) as usize;
+            let Ok(step) = usize::try_from(tau / STRIDE) else {
+                continue;
+            };
             for i in 2 * step..n {
                 let (Some(a), Some(b), Some(c)) = (rho[i], rho[i - step], rho[i - 2 * step]) else {
                     continue;
                 };
-                let age = (now_idx - (self.base + i as i64) * STRIDE).max(0) as f64;
+                // `i` < `KEPT`: it always fits; were it not to, age 0 holds
+                // the difference at full weight.
+                let age = i64::try_from(i)
+                    .map_or(0, |i| (now_idx - (self.base + i) * STRIDE).max(0))
+                    as f64;
                 let raw = a - 2.0 * b + c;
                 sum_sq[k] += raw * raw;
                 count[k] += 1;

@@ -35,8 +35,9 @@ pub struct ThermalStatus {
     pub sensor: SensorHealth,
     /// Last reading in use, °C.
     pub reading_c: Option<f64>,
-    /// Learned coefficient, ppm/K, and its one-sigma uncertainty.
+    /// Learned coefficient, ppm/K.
     pub coefficient_ppm_per_k: f64,
+    /// One-sigma uncertainty of the learned coefficient, ppm/K.
     pub coefficient_sigma_ppm_per_k: f64,
     /// Learned lag of the sensor behind the crystal, s (lag term over coefficient).
     pub lag_s: Option<f64>,
@@ -470,6 +471,10 @@ impl ThermalCompensator {
 mod tests {
     use super::*;
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "test times are thousands of seconds, far inside i64 nanoseconds"
+    )]
     fn at(s: f64) -> MonoNanos {
         MonoNanos((s * 1e9) as i64)
     }
@@ -563,10 +568,20 @@ mod tests {
         let mut restarted = ThermalCompensator::new(1.0, 10.0);
         restarted.restore(&record);
         assert!(restarted.trusted());
-        assert_eq!(restarted.model().coefficient().0, c.model().coefficient().0);
-        assert_eq!(
-            restarted.residual_bound_ns(1200.0),
-            c.residual_bound_ns(1200.0)
+        assert!(
+            restarted
+                .model()
+                .coefficient()
+                .0
+                .total_cmp(&c.model().coefficient().0)
+                .is_eq()
+        );
+        assert!(
+            restarted
+                .residual_bound_ns(1200.0)
+                .total_cmp(&c.residual_bound_ns(1200.0))
+                .is_eq(),
+            "the same wander bound, to the bit"
         );
     }
 }
