@@ -6,10 +6,10 @@
 //! machine's noise spreads over all of them; medians over rounds are printed.
 
 use crate::compare::{Server, start_chronyd, start_library, start_reflector};
-use crate::nts_udp::process_cpu_ns;
 use crate::compare::{set_port_base, start_skytimed};
 use crate::hist::Histogram;
 use crate::load::{Clients, LoadResult, LoadSpec, Pacing};
+use crate::nts_udp::process_cpu_ns;
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
