@@ -17,6 +17,10 @@ pub const BLOCK: i64 = 64;
 /// The slope term's difference span, pulses (a multiple of [`STRIDE`]).
 pub const SLOPE_SPAN: i64 = 32;
 /// Entries kept: a day.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "86 400 / 16 = 5400 fits any usize (try_from is not const)"
+)]
 const KEPT: usize = (86_400 / STRIDE) as usize;
 /// Half-life of the residual wander held, pulses (as the plain wander's).
 const HALF_LIFE: f64 = 86_400.0;
@@ -75,12 +79,14 @@ impl ThermalHistory {
             self.slots.clear();
             self.base = slot;
         }
-        let i = (slot - self.base) as usize;
-        if i > KEPT * 2 {
+        // slot >= base here; an index past usize (a 32-bit box) is far away too.
+        if usize::try_from(slot - self.base).map_or(true, |i| i > KEPT * 2) {
             self.slots.clear();
             self.base = slot;
         }
-        let i = (slot - self.base) as usize;
+        let Ok(i) = usize::try_from(slot - self.base) else {
+            return;
+        };
         while self.slots.len() <= i {
             self.slots.push_back(None);
         }
@@ -95,11 +101,8 @@ impl ThermalHistory {
         if idx.rem_euclid(STRIDE) != 0 {
             return None;
         }
-        let i = idx / STRIDE - self.base;
-        if i < 0 {
-            return None;
-        }
-        self.slots.get(i as usize)?.as_ref()
+        let i = usize::try_from(idx / STRIDE - self.base).ok()?;
+        self.slots.get(i)?.as_ref()
     }
 
     /// Whether every entry from `from` to `to` (pulses) is held and healthy.
@@ -172,12 +175,14 @@ impl ThermalHistory {
             })
             .collect();
         for (k, &tau) in LAGS.iter().enumerate() {
-            let step = (tau / STRIDE) as usize;
+            let step =
+                usize::try_from(tau / STRIDE).expect("lags are positive multiples of STRIDE");
             for i in 2 * step..n {
                 let (Some(a), Some(b), Some(c)) = (rho[i], rho[i - step], rho[i - 2 * step]) else {
                     continue;
                 };
-                let age = (now_idx - (self.base + i as i64) * STRIDE).max(0) as f64;
+                let i_slot = i64::try_from(i).expect("an index into a day's ring");
+                let age = (now_idx - (self.base + i_slot) * STRIDE).max(0) as f64;
                 let raw = a - 2.0 * b + c;
                 sum_sq[k] += raw * raw;
                 count[k] += 1;

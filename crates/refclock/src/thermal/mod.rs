@@ -35,8 +35,9 @@ pub struct ThermalStatus {
     pub sensor: SensorHealth,
     /// Last reading in use, °C.
     pub reading_c: Option<f64>,
-    /// Learned coefficient, ppm/K, and its one-sigma uncertainty.
+    /// Learned coefficient, ppm/K.
     pub coefficient_ppm_per_k: f64,
+    /// The coefficient's one-sigma uncertainty, ppm/K.
     pub coefficient_sigma_ppm_per_k: f64,
     /// Learned lag of the sensor behind the crystal, s (lag term over coefficient).
     pub lag_s: Option<f64>,
@@ -470,6 +471,10 @@ impl ThermalCompensator {
 mod tests {
     use super::*;
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "test times are hours, far inside i64 ns"
+    )]
     fn at(s: f64) -> MonoNanos {
         MonoNanos((s * 1e9) as i64)
     }
@@ -563,10 +568,14 @@ mod tests {
         let mut restarted = ThermalCompensator::new(1.0, 10.0);
         restarted.restore(&record);
         assert!(restarted.trusted());
-        assert_eq!(restarted.model().coefficient().0, c.model().coefficient().0);
+        // Bit for bit: the restored model is the persisted one, not an approximation.
         assert_eq!(
-            restarted.residual_bound_ns(1200.0),
-            c.residual_bound_ns(1200.0)
+            restarted.model().coefficient().0.to_bits(),
+            c.model().coefficient().0.to_bits()
+        );
+        assert_eq!(
+            restarted.residual_bound_ns(1200.0).to_bits(),
+            c.residual_bound_ns(1200.0).to_bits()
         );
     }
 }

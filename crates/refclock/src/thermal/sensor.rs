@@ -155,6 +155,11 @@ impl SensorMonitor {
     }
 
     /// Seconds of identical readings after which the sensor counts as frozen.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "clamped to FREEZE_MIN_READINGS..=FREEZE_MAX_S / interval, a small positive count"
+    )]
     fn freeze_readings(&self) -> u32 {
         let n = if self.p_same >= 1.0 {
             f64::INFINITY
@@ -163,8 +168,8 @@ impl SensorMonitor {
         };
         let max = (FREEZE_MAX_S / self.interval_s).ceil();
         n.clamp(
-            FREEZE_MIN_READINGS as f64,
-            max.max(FREEZE_MIN_READINGS as f64),
+            f64::from(FREEZE_MIN_READINGS),
+            max.max(f64::from(FREEZE_MIN_READINGS)),
         ) as u32
     }
 
@@ -223,6 +228,10 @@ impl SensorMonitor {
                     return None;
                 }
                 if let Some((_, prev)) = self.last {
+                    #[expect(
+                        clippy::float_cmp,
+                        reason = "a frozen sensor repeats the very same value; any difference is a change"
+                    )]
                     let same = if prev == v { 1.0 } else { 0.0 };
                     self.p_same += (same - self.p_same) / 100.0;
                 }
@@ -278,6 +287,10 @@ impl SensorMonitor {
 mod tests {
     use super::*;
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "test times are minutes, far inside i64 ns"
+    )]
     fn at(s: f64) -> MonoNanos {
         MonoNanos((s * 1e9) as i64)
     }
@@ -333,8 +346,8 @@ mod tests {
         // The new level, held: accepted after a while, smoothing restarted.
         for i in 101..115 {
             m.on_reading(
-                at(i as f64),
-                &SensorReading::Celsius(48.0 + 0.01 * (i % 3) as f64),
+                at(f64::from(i)),
+                &SensorReading::Celsius(48.0 + 0.01 * f64::from(i % 3)),
             );
         }
         assert_eq!(m.health(), SensorHealth::Ok);
@@ -346,7 +359,7 @@ mod tests {
         let mut m = SensorMonitor::new(1.0);
         healthy(&mut m, 0, 600);
         for i in 600..640 {
-            m.on_reading(at(i as f64), &SensorReading::Celsius(40.123));
+            m.on_reading(at(f64::from(i)), &SensorReading::Celsius(40.123));
         }
         assert_eq!(m.health(), SensorHealth::Frozen);
         healthy(&mut m, 640, 3);
@@ -358,7 +371,7 @@ mod tests {
         let mut m = SensorMonitor::new(1.0);
         for i in 0..600 {
             let v = if (i / 20) % 2 == 0 { 40.0 } else { 40.5 };
-            m.on_reading(at(i as f64), &SensorReading::Celsius(v));
+            m.on_reading(at(f64::from(i)), &SensorReading::Celsius(v));
         }
         assert_eq!(m.health(), SensorHealth::Ok);
     }
