@@ -233,8 +233,11 @@ step_pps_stops() {
     # of the state can miss a holdover that honestly lasts about a second (a
     # TCG guest's pulses are so noisy that the learned noise makes the bound
     # grow by milliseconds a second).
-    local cursor
-    cursor=$(gssh 'journalctl -u skytimed -n 0 --show-cursor --no-pager' 2>/dev/null | sed -n 's/^-- cursor: //p')
+    local cursor since from
+    since=$(gssh 'date +%s' 2>/dev/null)
+    cursor=$(gssh 'journalctl -u skytimed -n 1 --show-cursor --no-pager' 2>/dev/null | sed -n 's/^-- cursor: //p')
+    # After the last entry logged so far, or (no cursor) from a second ago.
+    if [[ -n $cursor ]]; then from="--after-cursor='$cursor'"; else from="--since=@$((${since:-0} - 1))"; fi
     touch "$run/control/pps-off"
     local states state j kview t changes verdict
     # The state each second for 30 s, run-length encoded ("locked x2,
@@ -245,7 +248,7 @@ step_pps_stops() {
     j=$(ntp_probe 2)
     kview=$(kernel_view)
     rm -f "$run/control/pps-off"
-    gssh "journalctl -u skytimed --after-cursor='$cursor' --no-pager -o short-precise" >"$run/journal-pps-stop.txt" 2>&1
+    gssh "journalctl -u skytimed $from --no-pager -o short-precise" >"$run/journal-pps-stop.txt" 2>&1
     changes=$(grep 'refclock state change' "$run/journal-pps-stop.txt" || true)
     # Holdover first (the bound still holds), then, only once the bound
     # passes holdover_max_root_dispersion_us, unsynchronised.
