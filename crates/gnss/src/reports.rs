@@ -8,24 +8,11 @@ use crate::ubx::{self, messages};
 use skytime_timebase::Arrival;
 use std::collections::VecDeque;
 
+/// One report, in arrival order with the epochs (defined in `skytime-core`).
+pub use skytime_core::ReceiverReport;
+
 /// Reports kept when nobody takes them (replaying a capture): the newest win.
 const MAX_QUEUED: usize = 64;
-
-/// One report, in arrival order with the epochs.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ReceiverReport {
-    /// TIM-TP: the next pulse's time and quantisation error.
-    TimePulse {
-        /// The message.
-        report: messages::TimePulseReport,
-        /// When its last byte arrived.
-        arrival: Arrival,
-    },
-    /// TIM-SVIN or NAV-SVIN.
-    SurveyIn(messages::SurveyIn),
-    /// The receiver's family or firmware became known or changed.
-    Identified(ReceiverInfo),
-}
 
 #[derive(Debug, Default)]
 pub(crate) struct Reports {

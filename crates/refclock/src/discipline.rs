@@ -13,7 +13,6 @@
 //! believed and the clock re-acquired. A one-second change at a month's end
 //! is a leap second nobody announced, and is followed within seconds.
 
-use crate::clock::{Clock, SyncReport};
 use crate::config::{RefclockConfig, ReferenceIdChoice};
 use crate::drift::DriftRecord;
 use crate::filter::{FilterBank, Kalman, NoiseLearner, NoiseParams};
@@ -28,8 +27,7 @@ use crate::status::{
 use crate::thermal::persist::ThermalRecord;
 use crate::thermal::{SensorReading, ThermalCompensator, ThermalStatus};
 use crate::wander::WanderTracker;
-use skytime_gnss::{Epoch, ReceiverReport};
-use skytime_pps::PpsEdge;
+use skytime_core::{Clock, Epoch, PpsEdge, ReceiverReport, SyncReport};
 use skytime_timebase::{Arrival, LeapChange, MonoNanos, UnixNanos, UtcSecond};
 use std::collections::VecDeque;
 use tracing::{info, warn};

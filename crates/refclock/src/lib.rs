@@ -6,12 +6,10 @@
 //! acts only through the [`Clock`] trait, so a simulated oscillator and the
 //! kernel (`clock_adjtime`) run the same code.
 
-mod clock;
 mod config;
 mod discipline;
 pub mod drift;
 pub mod filter;
-pub mod kernel;
 pub mod leapfile;
 pub mod pairing;
 mod phase_history;
@@ -22,11 +20,12 @@ mod status;
 pub mod thermal;
 mod wander;
 
-pub use clock::{Clock, ClockError, SyncReport};
 pub use config::{RefclockConfig, ReferenceIdChoice};
 pub use discipline::Refclock;
 pub use drift::{DriftError, DriftRecord};
 pub use qerr_correction::{QerrStatus, SurveyInStatus};
+/// The clock seam lives in `skytime-core`; re-exported so callers keep their paths.
+pub use skytime_core::{Clock, ClockError, SyncReport};
 pub use status::{
     HoldoverStatus, LabelDisagreement, LeapSource, LeapSourceDisagreement, NmeaStatus, NoiseStatus,
     PpsStatus, ReferenceId, RejectReason, RejectionEvent, Rejections, Status, SyncState,

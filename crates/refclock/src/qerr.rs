@@ -19,7 +19,7 @@
 //! edge. Sans-IO: message arrivals and edges come in with stamps on one clock,
 //! decisions go out.
 
-use skytime_gnss::ubx::messages::{TimeBase, TimePulseReport};
+use skytime_core::receiver::{TimeBase, TimePulseReport};
 use std::collections::VecDeque;
 
 /// Unix time of the GPS epoch, 1980-01-06 00:00:00 UTC.

@@ -7,8 +7,8 @@
 
 use crate::qerr::{QerrCounters, QerrDecision, QerrPairing, SkipReason};
 use serde::Serialize;
-use skytime_gnss::ReceiverReport;
-use skytime_gnss::ubx::messages::SurveyIn;
+use skytime_core::ReceiverReport;
+use skytime_core::receiver::SurveyIn;
 use skytime_timebase::MonoNanos;
 use tracing::info;
 
@@ -168,7 +168,7 @@ impl QerrCorrection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skytime_gnss::ubx::messages::{TimeBase, TimePulseReport};
+    use skytime_core::receiver::{TimeBase, TimePulseReport};
     use skytime_timebase::{Arrival, UnixNanos};
 
     const GPS_EPOCH_UNIX_S: i64 = 315_964_800;

@@ -1,7 +1,7 @@
 //! The status snapshot: everything the rest of the box learns about the clock.
 
 use serde::Serialize;
-use skytime_gnss::{FixMode, SatelliteInfo};
+use skytime_core::{FixMode, SatelliteInfo};
 use skytime_timebase::{Arrival, LeapChange, MonoNanos, UnixNanos, UtcSecond};
 
 /// Where the discipline stands. Only `Locked`, and `Holdover` while its error

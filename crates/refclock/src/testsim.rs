@@ -3,14 +3,12 @@
 //! full simulator, with scenario files, is `crates/sim`.)
 #![allow(dead_code)]
 
-use crate::clock::{Clock, ClockError, SyncReport};
 use crate::{Refclock, RefclockConfig, Status};
 use chrono::Timelike;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
-use skytime_gnss::{Epoch, FixMode};
-use skytime_pps::PpsEdge;
+use skytime_core::{Clock, ClockError, Epoch, FixMode, PpsEdge, SyncReport};
 use skytime_timebase::{Arrival, LeapChange, MonoNanos, TimeSource, UnixNanos, UtcSecond};
 use std::sync::{Arc, Mutex};
 

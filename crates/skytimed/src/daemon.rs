@@ -277,7 +277,7 @@ fn run(cli: Cli) -> Result<()> {
         drop(hat);
         result
     } else {
-        let clock = skytime_refclock::kernel::KernelClock::new();
+        let clock = skytime_kernel::KernelClock::new();
         // The serial reader stamps arrivals with the same kernel clock.
         let time: Arc<dyn TimeSource> = Arc::new(HostClock);
         let serial = SerialReader::open(&config.gnss, Arc::clone(&time))?;

@@ -11,5 +11,7 @@ mod source;
 mod utc;
 
 pub use instant::{MonoNanos, NANOS_PER_SEC, UnixNanos};
-pub use source::{Arrival, HostClock, TimeSource};
+#[cfg(feature = "host")]
+pub use source::HostClock;
+pub use source::{Arrival, TimeSource};
 pub use utc::{LeapChange, UtcSecond};

@@ -43,9 +43,11 @@ pub struct Arrival {
 }
 
 /// The host's own kernel clocks, read only. Never steered through this type.
+#[cfg(feature = "host")]
 #[derive(Copy, Clone, Debug, Default)]
 pub struct HostClock;
 
+#[cfg(feature = "host")]
 impl HostClock {
     fn read(clock: libc::clockid_t) -> i64 {
         let mut ts = libc::timespec {
@@ -64,6 +66,7 @@ impl HostClock {
     }
 }
 
+#[cfg(feature = "host")]
 impl TimeSource for HostClock {
     fn realtime(&self) -> UnixNanos {
         UnixNanos(Self::read(libc::CLOCK_REALTIME))
@@ -73,7 +76,7 @@ impl TimeSource for HostClock {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "host"))]
 mod tests {
     use super::*;
 

@@ -40,14 +40,8 @@ pub enum Reply {
     Pmtk(pmtk::Reply),
 }
 
-/// What the receiver says it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReceiverInfo {
-    /// Maker and module or chip, e.g. `u-blox LEA-M8T-0`, `MediaTek MT3333`.
-    pub family: String,
-    /// Firmware version, e.g. `TIM 1.10`.
-    pub firmware: String,
-}
+/// What the receiver says it is (defined in `skytime-core`).
+pub use skytime_core::ReceiverInfo;
 
 /// How configuration ended.
 #[derive(Clone, Debug, PartialEq, Eq)]

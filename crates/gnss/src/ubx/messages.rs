@@ -7,6 +7,9 @@ use super::{
     CLASS_ACK, CLASS_MON, CLASS_NAV, CLASS_TIM, Frame, ID_ACK_ACK, ID_ACK_NAK, ID_MON_VER,
     ID_NAV_SVIN, ID_TIM_SVIN, ID_TIM_TP, encode,
 };
+/// The decoded timing reports are `skytime-core` types, so the refclock takes
+/// them without linking this crate.
+pub use skytime_core::receiver::{SurveyIn, TimeBase, TimePulseReport};
 
 /// A message this crate understands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,59 +149,6 @@ pub fn encode_mon_ver(version: &ReceiverVersion) -> Vec<u8> {
     encode(CLASS_MON, ID_MON_VER, &p)
 }
 
-/// Which time scale TIM-TP's time of week is in.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum TimeBase {
-    /// The GNSS's own time (GPS time for timeRefGnss 0).
-    Gnss,
-    /// UTC.
-    Utc,
-}
-
-/// TIM-TP: the time of the *next* pulse, sent before it, with the
-/// quantisation error (qErr) the receiver will make on it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct TimePulseReport {
-    /// Time of week of the pulse, ms.
-    pub tow_ms: u32,
-    /// Sub-millisecond part of it, ms · 2^-32.
-    pub tow_sub_ms: u32,
-    /// Quantisation error of the pulse, ps: the ideal pulse minus the real
-    /// one (add it to the edge's stamp; A. Wallin's F9T measurement).
-    pub q_err_ps: i32,
-    /// Week number of the time base.
-    pub week: u16,
-    /// Scale of tow_ms and week.
-    pub time_base: TimeBase,
-    /// The receiver knows the UTC offset.
-    pub utc_available: bool,
-    /// RAIM: 0 unavailable, 1 not active, 2 active.
-    pub raim: u8,
-    /// qErr is meaningful (flag qErrInvalid clear).
-    pub q_err_valid: bool,
-    /// refInfo bits 0–3: the GNSS of the time reference (0 GPS, 1 GLONASS, 2 BeiDou, 3 Galileo).
-    pub time_ref_gnss: u8,
-    /// refInfo bits 4–7: the UTC standard.
-    pub utc_standard: u8,
-}
-
-impl TimePulseReport {
-    /// qErr if the receiver vouches for it.
-    pub fn q_err_ps(&self) -> Option<i32> {
-        self.q_err_valid.then_some(self.q_err_ps)
-    }
-
-    /// The pulse's time of week, ns, rounded down.
-    pub fn tow_ns(&self) -> u64 {
-        u64::from(self.tow_ms) * 1_000_000 + ((u64::from(self.tow_sub_ms) * 1_000_000) >> 32)
-    }
-
-    /// The pulse's whole second of the week (what a pairing checks).
-    pub fn tow_s(&self) -> u32 {
-        self.tow_ms / 1000
-    }
-}
-
 /// TIM-TP (0x0D 0x01), 16 bytes: towMS U4 @0, towSubMS U4 @4 (2^-32 ms),
 /// qErr I4 @8 (ps), week U2 @12, flags X1 @14 (bit 0 timeBase UTC, bit 1 utc
 /// available, bits 2–3 raim, bit 4 qErrInvalid), refInfo X1 @15.
@@ -237,21 +187,6 @@ pub fn encode_tim_tp(r: &TimePulseReport) -> Vec<u8> {
         | u8::from(!r.q_err_valid) << 4;
     p[15] = (r.time_ref_gnss & 0x0F) | r.utc_standard << 4;
     encode(CLASS_TIM, ID_TIM_TP, &p)
-}
-
-/// Survey-in progress, from either message that reports it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct SurveyIn {
-    /// Time surveyed so far, s.
-    pub duration_s: u32,
-    /// Positions averaged.
-    pub observations: u32,
-    /// Accuracy of the mean position, mm.
-    pub accuracy_mm: u32,
-    /// The survey met its limits; the position is held.
-    pub valid: bool,
-    /// The survey is still running.
-    pub active: bool,
 }
 
 /// TIM-SVIN (0x0D 0x04), 28 bytes: dur U4 @0 (s), meanX/Y/Z I4 @4/8/12 (cm),

@@ -4,7 +4,7 @@
 
 use super::*;
 use proptest::prelude::*;
-use skytime_gnss::ubx::messages::TimeBase;
+use skytime_core::receiver::TimeBase;
 
 /// 2026-01-01T00:00:00Z.
 const START_UNIX_S: i64 = 1_767_225_600;

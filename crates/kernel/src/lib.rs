@@ -1,4 +1,5 @@
-//! The kernel clock on a real box: `clock_adjtime(CLOCK_REALTIME)`.
+//! The kernel clock on a real box: `clock_adjtime(CLOCK_REALTIME)`, the one
+//! [`Clock`] that steers the host (the refclock core sees only the trait).
 //!
 //! Frequency goes through ADJ_FREQUENCY (scaled ppm, 16-bit fraction), the one
 //! start-up step through ADJ_SETOFFSET, leap seconds through STA_INS/STA_DEL,
@@ -7,7 +8,7 @@
 //! PLL/FLL are never enabled: the discipline is ours. Tests only ever make
 //! read-only (modes = 0) calls through [`KernelClock::read`].
 
-use crate::clock::{Clock, ClockError, SyncReport};
+use skytime_core::{Clock, ClockError, SyncReport};
 use skytime_timebase::{HostClock, LeapChange, MonoNanos, TimeSource, UnixNanos};
 
 /// The kernel's frequency unit: ppm with a 16-bit binary fraction.
@@ -129,6 +130,10 @@ impl TimeSource for KernelClock {
 }
 
 /// The ADJ_FREQUENCY value for a correction in ppb, clamped to the kernel's range.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "clamped to ±500 ppm first: at most ±32,768,000, well inside i64"
+)]
 pub fn scaled_ppm(ppb: f64) -> i64 {
     let ppm = (ppb / 1000.0).clamp(-KERNEL_MAX_PPM, KERNEL_MAX_PPM);
     (ppm * SCALED_PPM_PER_PPM).round() as i64
@@ -186,6 +191,10 @@ impl Clock for KernelClock {
     }
 
     fn report_sync(&self, report: SyncReport) -> Result<(), ClockError> {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "clamped to 0..=16e6 µs (or that bound itself) before the cast"
+        )]
         let to_us = |ns: f64| {
             if ns.is_finite() {
                 (ns / 1000.0).clamp(0.0, KERNEL_MAX_ERROR_US).ceil() as i64
