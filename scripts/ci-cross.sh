@@ -191,8 +191,8 @@ fi
 if [[ $armhf == 1 ]]; then
     if [[ $run_tests == 1 ]]; then
         # Debug profile: overflow checks on, where 32-bit usize matters most.
-        section "armv7: skytime-pps tests under qemu-arm"
-        cargo test --target "$armv7" -p skytime-pps "${test_targets[@]}" --no-fail-fast -- "${test_args[@]}"
+        section "armv7: skytime-pps and skytime-kernel tests under qemu-arm (32-bit timex and ioctl layouts)"
+        cargo test --target "$armv7" -p skytime-pps -p skytime-kernel "${test_targets[@]}" --no-fail-fast -- "${test_args[@]}"
     fi
 fi
 

@@ -19,7 +19,7 @@ pub const SLOPE_SPAN: i64 = 32;
 /// Entries kept: a day.
 #[expect(
     clippy::cast_possible_truncation,
-    reason = "86 400 / 16 = 5400 fits any usize (try_from is not const)"
+    reason = "86 400 / 16 = 5 400 fits any usize"
 )]
 const KEPT: usize = (86_400 / STRIDE) as usize;
 /// Half-life of the residual wander held, pulses (as the plain wander's).
@@ -79,14 +79,14 @@ impl ThermalHistory {
             self.slots.clear();
             self.base = slot;
         }
-        // slot >= base here; an index past usize (a 32-bit box) is far away too.
-        if usize::try_from(slot - self.base).map_or(true, |i| i > KEPT * 2) {
+        // Never negative here (`slot >= base`); a distance too large for
+        // usize is as far off as one past two days.
+        let mut i = usize::try_from(slot - self.base).unwrap_or(usize::MAX);
+        if i > KEPT * 2 {
             self.slots.clear();
             self.base = slot;
+            i = 0;
         }
-        let Ok(i) = usize::try_from(slot - self.base) else {
-            return;
-        };
         while self.slots.len() <= i {
             self.slots.push_back(None);
         }
@@ -101,6 +101,7 @@ impl ThermalHistory {
         if idx.rem_euclid(STRIDE) != 0 {
             return None;
         }
+        // Before the oldest entry kept: not held.
         let i = usize::try_from(idx / STRIDE - self.base).ok()?;
         self.slots.get(i)?.as_ref()
     }
@@ -175,14 +176,18 @@ impl ThermalHistory {
             })
             .collect();
         for (k, &tau) in LAGS.iter().enumerate() {
-            let step =
-                usize::try_from(tau / STRIDE).expect("lags are positive multiples of STRIDE");
+            let Ok(step) = usize::try_from(tau / STRIDE) else {
+                continue;
+            };
             for i in 2 * step..n {
                 let (Some(a), Some(b), Some(c)) = (rho[i], rho[i - step], rho[i - 2 * step]) else {
                     continue;
                 };
-                let i_slot = i64::try_from(i).expect("an index into a day's ring");
-                let age = (now_idx - (self.base + i_slot) * STRIDE).max(0) as f64;
+                // `i` < `KEPT`: it always fits; were it not to, age 0 holds
+                // the difference at full weight.
+                let age = i64::try_from(i)
+                    .map_or(0, |i| (now_idx - (self.base + i) * STRIDE).max(0))
+                    as f64;
                 let raw = a - 2.0 * b + c;
                 sum_sq[k] += raw * raw;
                 count[k] += 1;

@@ -37,7 +37,7 @@ pub struct ThermalStatus {
     pub reading_c: Option<f64>,
     /// Learned coefficient, ppm/K.
     pub coefficient_ppm_per_k: f64,
-    /// The coefficient's one-sigma uncertainty, ppm/K.
+    /// One-sigma uncertainty of the learned coefficient, ppm/K.
     pub coefficient_sigma_ppm_per_k: f64,
     /// Learned lag of the sensor behind the crystal, s (lag term over coefficient).
     pub lag_s: Option<f64>,
@@ -473,7 +473,7 @@ mod tests {
 
     #[expect(
         clippy::cast_possible_truncation,
-        reason = "test times are hours, far inside i64 ns"
+        reason = "test times are thousands of seconds, far inside i64 nanoseconds"
     )]
     fn at(s: f64) -> MonoNanos {
         MonoNanos((s * 1e9) as i64)
@@ -568,14 +568,20 @@ mod tests {
         let mut restarted = ThermalCompensator::new(1.0, 10.0);
         restarted.restore(&record);
         assert!(restarted.trusted());
-        // Bit for bit: the restored model is the persisted one, not an approximation.
-        assert_eq!(
-            restarted.model().coefficient().0.to_bits(),
-            c.model().coefficient().0.to_bits()
+        assert!(
+            restarted
+                .model()
+                .coefficient()
+                .0
+                .total_cmp(&c.model().coefficient().0)
+                .is_eq()
         );
-        assert_eq!(
-            restarted.residual_bound_ns(1200.0).to_bits(),
-            c.residual_bound_ns(1200.0).to_bits()
+        assert!(
+            restarted
+                .residual_bound_ns(1200.0)
+                .total_cmp(&c.residual_bound_ns(1200.0))
+                .is_eq(),
+            "the same wander bound, to the bit"
         );
     }
 }

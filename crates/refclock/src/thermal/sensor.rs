@@ -155,11 +155,6 @@ impl SensorMonitor {
     }
 
     /// Seconds of identical readings after which the sensor counts as frozen.
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "clamped to FREEZE_MIN_READINGS..=FREEZE_MAX_S / interval, a small positive count"
-    )]
     fn freeze_readings(&self) -> u32 {
         let n = if self.p_same >= 1.0 {
             f64::INFINITY
@@ -167,10 +162,15 @@ impl SensorMonitor {
             FREEZE_FALSE_ALARM.ln() / self.p_same.max(1e-9).ln()
         };
         let max = (FREEZE_MAX_S / self.interval_s).ceil();
-        n.clamp(
-            f64::from(FREEZE_MIN_READINGS),
-            max.max(f64::from(FREEZE_MIN_READINGS)),
-        ) as u32
+        let min = f64::from(FREEZE_MIN_READINGS);
+        let count = n.clamp(min, max.max(min));
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "clamped to at least FREEZE_MIN_READINGS; a float-to-int cast saturates at u32::MAX"
+        )]
+        let count = count as u32;
+        count
     }
 
     /// One reading at `at`. Returns the value in use (°C) when healthy.
@@ -230,7 +230,7 @@ impl SensorMonitor {
                 if let Some((_, prev)) = self.last {
                     #[expect(
                         clippy::float_cmp,
-                        reason = "a frozen sensor repeats the very same value; any difference is a change"
+                        reason = "a frozen sensor repeats the identical reading, bit for bit"
                     )]
                     let same = if prev == v { 1.0 } else { 0.0 };
                     self.p_same += (same - self.p_same) / 100.0;
@@ -289,7 +289,7 @@ mod tests {
 
     #[expect(
         clippy::cast_possible_truncation,
-        reason = "test times are minutes, far inside i64 ns"
+        reason = "test times are thousands of seconds, far inside i64 nanoseconds"
     )]
     fn at(s: f64) -> MonoNanos {
         MonoNanos((s * 1e9) as i64)
