@@ -1,6 +1,6 @@
 //! The one thing the discipline may touch.
 
-use skytime_timebase::{LeapChange, TimeSource};
+use skytime_timebase::{LeapChange, MonoNanos, TimeSource};
 
 /// Errors from steering a clock.
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +31,16 @@ pub struct SyncReport {
 pub trait Clock: TimeSource {
     /// Sets the frequency correction in parts per billion (positive: run faster).
     /// The discipline slews phase by adjusting this; it never uses the kernel PLL.
-    fn set_frequency_ppb(&self, ppb: f64) -> Result<(), ClockError>;
+    /// Returns the monotonic instant the new frequency took effect (as
+    /// ntpd-rs's `NtpClock` does), so that the discipline's model of the phase
+    /// it applied changes only once, and from when, the clock accepted it.
+    fn set_frequency_ppb(&self, ppb: f64) -> Result<MonoNanos, ClockError>;
     /// The frequency correction currently applied, in parts per billion.
     fn frequency_ppb(&self) -> f64;
     /// Steps the clock by `offset_ns` (positive: forward). Used only at start-up
-    /// when the offset is beyond the configured step threshold.
-    fn step(&self, offset_ns: i64) -> Result<(), ClockError>;
+    /// when the offset is beyond the configured step threshold, and to follow
+    /// an unannounced leap second. Returns the monotonic instant it took effect.
+    fn step(&self, offset_ns: i64) -> Result<MonoNanos, ClockError>;
     /// Arms (or disarms) the insert/delete flag for the coming midnight.
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError>;
     /// Publishes the discipline's view of the clock's quality.

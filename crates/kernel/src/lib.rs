@@ -151,7 +151,7 @@ pub fn step_timeval(offset_ns: i64) -> (i64, i64) {
 }
 
 impl Clock for KernelClock {
-    fn set_frequency_ppb(&self, ppb: f64) -> Result<(), ClockError> {
+    fn set_frequency_ppb(&self, ppb: f64) -> Result<MonoNanos, ClockError> {
         if !ppb.is_finite() {
             return Err(ClockError::Failed(format!(
                 "refusing non-finite frequency {ppb}"
@@ -160,20 +160,20 @@ impl Clock for KernelClock {
         let mut tx = zeroed_timex();
         tx.modes = libc::ADJ_FREQUENCY;
         tx.freq = scaled_ppm(ppb) as _;
-        adjtime(&mut tx).map(|_| ())
+        adjtime(&mut tx).map(|_| self.host.monotonic())
     }
 
     fn frequency_ppb(&self) -> f64 {
         self.read().map(|s| s.frequency_ppb).unwrap_or(0.0)
     }
 
-    fn step(&self, offset_ns: i64) -> Result<(), ClockError> {
+    fn step(&self, offset_ns: i64) -> Result<MonoNanos, ClockError> {
         let (sec, nsec) = step_timeval(offset_ns);
         let mut tx = zeroed_timex();
         tx.modes = libc::ADJ_SETOFFSET | libc::ADJ_NANO;
         tx.time.tv_sec = sec as _;
         tx.time.tv_usec = nsec as _;
-        adjtime(&mut tx).map(|_| ())
+        adjtime(&mut tx).map(|_| self.host.monotonic())
     }
 
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError> {

@@ -28,6 +28,8 @@ struct ClockState {
     steps: Vec<i64>,
     reports: u64,
     last_report: SyncReport,
+    /// Set to make every frequency change fail (no CAP_SYS_TIME, say).
+    refuse_frequency: bool,
 }
 
 /// A clock on a simulated oscillator; clones share one clock.
@@ -93,6 +95,11 @@ impl SimClock {
     pub fn set_osc_ppb(&self, ppb: f64) {
         self.lock().osc_ppb = ppb;
     }
+    /// From now on every frequency change fails, as the kernel's would
+    /// without the capability.
+    pub fn refuse_frequency(&self) {
+        self.lock().refuse_frequency = true;
+    }
     pub fn osc_ppb(&self) -> f64 {
         self.lock().osc_ppb
     }
@@ -122,18 +129,23 @@ impl TimeSource for SimClock {
 }
 
 impl Clock for SimClock {
-    fn set_frequency_ppb(&self, ppb: f64) -> Result<(), ClockError> {
+    fn set_frequency_ppb(&self, ppb: f64) -> Result<MonoNanos, ClockError> {
+        if self.lock().refuse_frequency {
+            return Err(ClockError::PermissionDenied("frequency refused".into()));
+        }
         self.lock().corr_ppb = ppb;
-        Ok(())
+        Ok(self.monotonic())
     }
     fn frequency_ppb(&self) -> f64 {
         self.lock().corr_ppb
     }
-    fn step(&self, offset_ns: i64) -> Result<(), ClockError> {
-        let mut s = self.lock();
-        s.offset_ns += offset_ns as f64;
-        s.steps.push(offset_ns);
-        Ok(())
+    fn step(&self, offset_ns: i64) -> Result<MonoNanos, ClockError> {
+        {
+            let mut s = self.lock();
+            s.offset_ns += offset_ns as f64;
+            s.steps.push(offset_ns);
+        }
+        Ok(self.monotonic())
     }
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError> {
         self.lock().leap = leap;

@@ -234,7 +234,7 @@ impl TimeSource for SimulatedClock {
 }
 
 impl Clock for SimulatedClock {
-    fn set_frequency_ppb(&self, ppb: f64) -> Result<(), ClockError> {
+    fn set_frequency_ppb(&self, ppb: f64) -> Result<MonoNanos, ClockError> {
         if !ppb.is_finite() || ppb.abs() > 500_000.0 {
             return Err(ClockError::Failed(format!(
                 "frequency {ppb} ppb out of range"
@@ -248,17 +248,17 @@ impl Clock for SimulatedClock {
         model.correction_since_s = t;
         model.correction_ppb = ppb;
         self.republish(&mut model);
-        Ok(())
+        Ok(HostClock.monotonic())
     }
     fn frequency_ppb(&self) -> f64 {
         self.model().correction_ppb
     }
-    fn step(&self, offset_ns: i64) -> Result<(), ClockError> {
+    fn step(&self, offset_ns: i64) -> Result<MonoNanos, ClockError> {
         let mut model = self.model();
         model.steps_ns += offset_ns as f64;
         model.step_count += 1;
         self.republish(&mut model);
-        Ok(())
+        Ok(HostClock.monotonic())
     }
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError> {
         self.model().leap_armed = leap;

@@ -206,25 +206,27 @@ impl TimeSource for SimClock {
 }
 
 impl Clock for SimClock {
-    fn set_frequency_ppb(&self, ppb: f64) -> Result<(), ClockError> {
+    fn set_frequency_ppb(&self, ppb: f64) -> Result<MonoNanos, ClockError> {
         if !ppb.is_finite() {
             return Err(ClockError::Failed(format!(
                 "frequency {ppb} ppb is not a number"
             )));
         }
         self.lock().corr_ppb = ppb.clamp(-MAX_FREQUENCY_PPB, MAX_FREQUENCY_PPB);
-        Ok(())
+        Ok(self.monotonic())
     }
 
     fn frequency_ppb(&self) -> f64 {
         self.lock().corr_ppb
     }
 
-    fn step(&self, offset_ns: i64) -> Result<(), ClockError> {
-        let mut s = self.lock();
-        s.steps_ns += offset_ns;
-        s.steps += 1;
-        Ok(())
+    fn step(&self, offset_ns: i64) -> Result<MonoNanos, ClockError> {
+        {
+            let mut s = self.lock();
+            s.steps_ns += offset_ns;
+            s.steps += 1;
+        }
+        Ok(self.monotonic())
     }
 
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError> {
