@@ -8,158 +8,116 @@ use chrono::Timelike;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
-use skytime_core::{Clock, ClockError, Epoch, FixMode, PpsEdge, SyncReport};
+use skytime_core::{
+    Clock, ClockError, Epoch, FixMode, FreeRunning, KernelLeapState, PpsEdge,
+    SimClock as CoreSimClock, SteadyOscillator, SyncReport,
+};
 use skytime_timebase::{Arrival, LeapChange, MonoNanos, TimeSource, UnixNanos, UtcSecond};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-#[derive(Debug, Default)]
-struct ClockState {
-    /// True time, ns since the Unix epoch.
-    true_ns: i64,
-    /// Local minus true, ns.
-    offset_ns: f64,
-    /// Oscillator's own frequency error, ppb.
-    osc_ppb: f64,
-    /// Correction applied by the discipline, ppb.
-    corr_ppb: f64,
-    leap: LeapChange,
-    /// TAI−UTC as the discipline set it (and the kernel would move it).
-    tai_s: Option<i32>,
-    steps: Vec<i64>,
-    reports: u64,
-    last_report: SyncReport,
+/// The unit tests' clock: `skytime-core`'s simulated clock (the one the
+/// simulator and the simulated hat use, kernel leap behaviour included) on a
+/// steady oscillator, addressed in absolute true time. Clones share one clock.
+#[derive(Clone, Debug)]
+pub struct SimClock {
+    inner: CoreSimClock<SteadyOscillator>,
+    /// True Unix time of the clock's start, ns.
+    start_ns: i64,
     /// Set to make every frequency change fail (no CAP_SYS_TIME, say).
-    refuse_frequency: bool,
+    refuse_frequency: Arc<AtomicBool>,
 }
-
-/// A clock on a simulated oscillator; clones share one clock.
-#[derive(Clone, Debug, Default)]
-pub struct SimClock(Arc<Mutex<ClockState>>);
 
 impl SimClock {
     pub fn new(true_ns: i64, offset_ns: f64, osc_ppb: f64) -> Self {
-        SimClock(Arc::new(Mutex::new(ClockState {
-            true_ns,
-            offset_ns,
-            osc_ppb,
-            ..Default::default()
-        })))
+        SimClock {
+            inner: CoreSimClock::new(
+                SteadyOscillator::new(osc_ppb),
+                UnixNanos(true_ns),
+                offset_ns,
+            ),
+            start_ns: true_ns,
+            refuse_frequency: Arc::default(),
+        }
     }
-    fn lock(&self) -> std::sync::MutexGuard<'_, ClockState> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-    /// Runs true time forward to `true_ns`, applying frequency and the kernel's
-    /// leap-second behaviour (an armed insert repeats the second at midnight).
+    /// Runs true time forward to `true_ns` (Unix ns), applying frequency and
+    /// the kernel's leap-second behaviour.
     pub fn advance_to(&self, true_ns: i64) {
-        let mut s = self.lock();
-        if true_ns <= s.true_ns {
-            return;
-        }
-        let dt = (true_ns - s.true_ns) as f64 / 1e9;
-        let before = s.true_ns as f64 + s.offset_ns;
-        s.offset_ns += (s.osc_ppb + s.corr_ppb) * dt;
-        s.true_ns = true_ns;
-        let after = s.true_ns as f64 + s.offset_ns;
-        let midnight = ((after / 1e9 / 86_400.0).floor() * 86_400.0) * 1e9;
-        if before < midnight && after >= midnight {
-            match s.leap {
-                LeapChange::Insert => {
-                    s.offset_ns -= 1e9;
-                    s.tai_s = s.tai_s.map(|t| t + 1);
-                }
-                LeapChange::Delete => {}
-                LeapChange::None => {}
-            }
-            s.leap = LeapChange::None;
-        }
-        // A delete skips 23:59:59: the clock jumps at 23:59:59 local.
-        if s.leap == LeapChange::Delete {
-            let sec_of_day = (after / 1e9).rem_euclid(86_400.0);
-            if sec_of_day >= 86_399.0 {
-                s.offset_ns += 1e9;
-                s.leap = LeapChange::None;
-            }
-        }
+        self.inner.advance_to(true_ns - self.start_ns);
     }
     /// Something outside the discipline moves the clock (another program,
     /// a glitch): a real phase jump.
     pub fn disturb(&self, offset_ns: f64) {
-        self.lock().offset_ns += offset_ns;
+        self.inner.disturb(offset_ns);
     }
+    /// Local minus true, ns.
     pub fn error_ns(&self) -> f64 {
-        self.lock().offset_ns
+        self.inner.error_ns(UnixNanos(self.true_ns()))
     }
+    /// True time, ns since the Unix epoch.
     pub fn true_ns(&self) -> i64 {
-        self.lock().true_ns
+        self.start_ns + self.inner.true_ns()
     }
     pub fn set_osc_ppb(&self, ppb: f64) {
-        self.lock().osc_ppb = ppb;
+        self.inner.with_oscillator(|o| o.set_freq_ppb(ppb));
     }
     /// From now on every frequency change fails, as the kernel's would
     /// without the capability.
     pub fn refuse_frequency(&self) {
-        self.lock().refuse_frequency = true;
+        self.refuse_frequency.store(true, Ordering::Relaxed);
     }
     pub fn osc_ppb(&self) -> f64 {
-        self.lock().osc_ppb
+        self.inner.with_oscillator(|o| o.freq_error_ppb())
     }
     pub fn steps(&self) -> Vec<i64> {
-        self.lock().steps.clone()
+        self.inner.step_offsets_ns()
     }
+    /// The leap flag as the discipline left it (the kernel keeps it set
+    /// through TIME_WAIT until the discipline clears it).
     pub fn leap(&self) -> LeapChange {
-        self.lock().leap
+        self.inner.leap_flag()
+    }
+    pub fn leap_state(&self) -> KernelLeapState {
+        self.inner.leap_state()
     }
     pub fn tai_s(&self) -> Option<i32> {
-        self.lock().tai_s
+        self.inner.tai_offset_s()
     }
     pub fn last_report(&self) -> (u64, SyncReport) {
-        let s = self.lock();
-        (s.reports, s.last_report)
+        (self.inner.report_count(), self.inner.last_report())
     }
 }
 
 impl TimeSource for SimClock {
     fn realtime(&self) -> UnixNanos {
-        let s = self.lock();
-        UnixNanos(s.true_ns + s.offset_ns.round() as i64)
+        self.inner.realtime()
     }
     fn monotonic(&self) -> MonoNanos {
-        MonoNanos(self.lock().true_ns - 1_000_000_000_000_000_000)
+        self.inner.monotonic()
     }
 }
 
 impl Clock for SimClock {
     fn set_frequency_ppb(&self, ppb: f64) -> Result<MonoNanos, ClockError> {
-        if self.lock().refuse_frequency {
+        if self.refuse_frequency.load(Ordering::Relaxed) {
             return Err(ClockError::PermissionDenied("frequency refused".into()));
         }
-        self.lock().corr_ppb = ppb;
-        Ok(self.monotonic())
+        self.inner.set_frequency_ppb(ppb)
     }
     fn frequency_ppb(&self) -> f64 {
-        self.lock().corr_ppb
+        self.inner.frequency_ppb()
     }
     fn step(&self, offset_ns: i64) -> Result<MonoNanos, ClockError> {
-        {
-            let mut s = self.lock();
-            s.offset_ns += offset_ns as f64;
-            s.steps.push(offset_ns);
-        }
-        Ok(self.monotonic())
+        self.inner.step(offset_ns)
     }
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError> {
-        self.lock().leap = leap;
-        Ok(())
+        self.inner.set_leap(leap)
     }
     fn set_tai_offset_s(&self, tai_minus_utc_s: i32) -> Result<(), ClockError> {
-        self.lock().tai_s = Some(tai_minus_utc_s);
-        Ok(())
+        self.inner.set_tai_offset_s(tai_minus_utc_s)
     }
     fn report_sync(&self, report: SyncReport) -> Result<(), ClockError> {
-        let mut s = self.lock();
-        s.reports += 1;
-        s.last_report = report;
-        Ok(())
+        self.inner.report_sync(report)
     }
 }
 
@@ -246,6 +204,15 @@ enum Ev {
     Observe(i64),
 }
 
+/// Nanoseconds as a whole number (the fraction dropped, as `as` does).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the test world's delays and times are hours at most, far inside i64 ns"
+)]
+fn whole_ns(ns: f64) -> i64 {
+    ns as i64
+}
+
 fn in_any(v: &[(i64, i64)], s: i64) -> bool {
     v.iter().any(|&(a, b)| s >= a && s < b)
 }
@@ -264,7 +231,11 @@ fn label_for(s: i64, leap_at: Option<i64>, delete_at: Option<i64>) -> Option<Utc
     match leap_at {
         Some(at) if s == at => {
             let dt = chrono::DateTime::from_timestamp(s - 1, 0)?.naive_utc();
-            UtcSecond::new(dt.date(), dt.hour() as u8, dt.minute() as u8, 60)
+            let (hour, minute) = (
+                u8::try_from(dt.hour()).ok()?,
+                u8::try_from(dt.minute()).ok()?,
+            );
+            UtcSecond::new(dt.date(), hour, minute, 60)
         }
         Some(at) if s > at => UtcSecond::from_unix_secs(s - 1),
         _ => UtcSecond::from_unix_secs(s),
@@ -301,11 +272,11 @@ impl World {
                     .filter(|l| k >= l.0)
                     .map(|l| l.1)
                     .sum();
-                let d = (self.pps_latency_ns + extra + pps_j.sample(&mut rng)).max(0.0) as i64;
+                let d = whole_ns((self.pps_latency_ns + extra + pps_j.sample(&mut rng)).max(0.0));
                 events.push((t + d, Ev::Edge(seq)));
             }
             if !in_any(&self.nmea_outages, k) {
-                let d = (self.nmea_delay_ms * 1e6 + nmea_j.sample(&mut rng)).max(0.0) as i64;
+                let d = whole_ns((self.nmea_delay_ms * 1e6 + nmea_j.sample(&mut rng)).max(0.0));
                 events.push((t + d, Ev::Epoch { second: k }));
             }
             let tick = self.tick_ms.max(1) * 1_000_000;
@@ -320,7 +291,7 @@ impl World {
             events.push((start + at * 1_000_000_000 + 250_000_000, Ev::Jump(off)));
         }
         for &s in &self.spurious {
-            events.push((start + (s * 1e9) as i64, Ev::Edge(0)));
+            events.push((start + whole_ns(s * 1e9), Ev::Edge(0)));
         }
         events.sort_by_key(|e| e.0);
         let mut obs = Vec::new();

@@ -17,6 +17,7 @@
 use crate::nmea_out::{FixInfo, nmea_burst};
 use crate::oscillator::{Oscillator, OscillatorParams};
 use crate::scenario::Scenario;
+use crate::sim_clock::SimClock;
 use arc_swap::ArcSwap;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::pty::openpty;
@@ -33,7 +34,7 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -62,7 +63,15 @@ jitter_ms = 15
 
 /// Line rate of the simulated receiver: 9600 baud, 8N1, so 960 bytes per second.
 const BAUD: u32 = 9600;
-const BYTES_PER_SEC: f64 = BAUD as f64 / 10.0;
+
+/// Nanoseconds as a whole number (the fraction dropped, as `as` does).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the hat's latencies, jitters and delays are under a second, far inside i64 ns"
+)]
+fn whole_ns(ns: f64) -> i64 {
+    ns as i64
+}
 
 /// Why the hat could not start.
 #[derive(Debug, thiserror::Error)]
@@ -94,48 +103,17 @@ impl ErrorSegment {
     }
 }
 
-/// The exact model behind the published segments; only writers touch it.
-struct ClockModel {
-    oscillator: Oscillator,
-    origin: UnixNanos,
-    initial_offset_ns: f64,
-    correction_ppb: f64,
-    /// Phase gained from corrections before `correction_since_s`, ns.
-    correction_phase_ns: f64,
-    correction_since_s: f64,
-    steps_ns: f64,
-    step_count: u64,
-    leap_armed: LeapChange,
-    sync: SyncReport,
-}
-
-impl ClockModel {
-    fn seconds_since_origin(&self, host: UnixNanos) -> f64 {
-        host.nanos_since(self.origin) as f64 / NANOS_PER_SEC as f64
-    }
-
-    /// Advances the oscillator to `host` and returns the exact error and rate there.
-    fn segment_at(&mut self, host: UnixNanos) -> ErrorSegment {
-        let t = self
-            .seconds_since_origin(host)
-            .max(self.oscillator.time_s());
-        self.oscillator.advance_to(t);
-        let correction_ns =
-            self.correction_phase_ns + self.correction_ppb * (t - self.correction_since_s);
-        ErrorSegment {
-            since: host,
-            error_ns: self.initial_offset_ns
-                + self.oscillator.phase_gain_ns()
-                + correction_ns
-                + self.steps_ns,
-            rate_ppb: self.oscillator.freq_error_ppb() + self.correction_ppb,
-        }
-    }
-}
-
 struct ClockShared {
     segment: ArcSwap<ErrorSegment>,
-    model: Mutex<ClockModel>,
+    /// The exact model: the simulator's clock (the one `skytime-core` clock,
+    /// kernel leap behaviour included), with the host clock as true time;
+    /// only writers touch it.
+    model: SimClock,
+    /// Host realtime at the model's true time zero.
+    origin: UnixNanos,
+    /// Held by every writer from running the model to publishing, so a
+    /// segment is never computed from one moment and stored after a later one.
+    writer: Mutex<()>,
 }
 
 /// The disciplined clock of the simulated hat: host clock plus simulated error.
@@ -150,57 +128,64 @@ impl SimulatedClock {
     /// oscillator; time zero of the oscillator is now.
     pub fn new(params: &OscillatorParams, initial_offset_ns: f64, seed: u64) -> Self {
         let origin = HostClock.realtime();
-        let mut model = ClockModel {
-            oscillator: Oscillator::new(params, seed),
-            origin,
-            initial_offset_ns,
-            correction_ppb: 0.0,
-            correction_phase_ns: 0.0,
-            correction_since_s: 0.0,
-            steps_ns: 0.0,
-            step_count: 0,
-            leap_armed: LeapChange::None,
-            sync: SyncReport::default(),
+        let model = SimClock::new(Oscillator::new(params, seed), origin, initial_offset_ns);
+        let segment = ErrorSegment {
+            since: origin,
+            error_ns: model.error_ns(origin),
+            rate_ppb: model.rate_ppb(),
         };
-        let segment = model.segment_at(origin);
         Self {
             shared: Arc::new(ClockShared {
                 segment: ArcSwap::from_pointee(segment),
-                model: Mutex::new(model),
+                model,
+                origin,
+                writer: Mutex::new(()),
             }),
         }
     }
 
-    fn model(&self) -> MutexGuard<'_, ClockModel> {
+    /// Runs the model to now, applies `command` to it and publishes the
+    /// result, all under the writer lock.
+    fn write<R>(&self, command: impl FnOnce(&SimClock) -> R) -> R {
         // A panic while holding the lock leaves the model consistent enough to
         // keep simulating; never let it take the daemon down.
-        self.shared.model.lock().unwrap_or_else(|p| p.into_inner())
+        let _writer = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let leaps_before = self.shared.model.leap_steps_s();
+        self.republish();
+        let result = command(&self.shared.model);
+        self.republish();
+        let leaps = self.shared.model.leap_steps_s();
+        if leaps != leaps_before {
+            let name = if leaps < leaps_before {
+                "inserted"
+            } else {
+                "deleted"
+            };
+            tracing::info!(leap = name, "simulated clock applied the armed leap second");
+        }
+        result
     }
 
-    fn republish(&self, model: &mut ClockModel) {
-        let segment = model.segment_at(HostClock.realtime());
-        self.shared.segment.store(Arc::new(segment));
+    /// Runs the model to host time now and publishes its error and rate there.
+    /// Only under the writer lock.
+    fn republish(&self) {
+        let host = HostClock.realtime();
+        let model = &self.shared.model;
+        model.advance_to(host.nanos_since(self.shared.origin));
+        // The error at the model's own true time: the same as at `host`
+        // unless the host clock stepped back, which the model never follows.
+        let model_true = self.shared.origin.add_nanos(model.true_ns());
+        self.shared.segment.store(Arc::new(ErrorSegment {
+            since: host,
+            error_ns: model.error_ns(model_true),
+            rate_ppb: model.rate_ppb(),
+        }));
     }
 
     /// Moves the model forward to now: random-walk steps, temperature, and an
-    /// armed leap second at midnight (stepping back 1 s, as the kernel does).
+    /// armed leap second when the clock reaches its moment (as the kernel does).
     pub fn advance(&self) {
-        let mut model = self.model();
-        let host = HostClock.realtime();
-        let local = self.from_host_realtime(host);
-        if model.leap_armed != LeapChange::None && local.secs().rem_euclid(86_400) < 2 {
-            let (delta, name) = match model.leap_armed {
-                LeapChange::Insert => (-1.0e9, "inserted"),
-                _ => (1.0e9, "deleted"),
-            };
-            model.steps_ns += delta;
-            model.leap_armed = LeapChange::None;
-            tracing::info!(
-                leap = name,
-                "simulated clock applied the armed leap second at midnight"
-            );
-        }
-        self.republish(&mut model);
+        self.write(|_| ());
     }
 
     /// The simulated clock's true error now (clock minus host), in ns: what a
@@ -211,12 +196,12 @@ impl SimulatedClock {
 
     /// How many times the discipline stepped this clock.
     pub fn step_count(&self) -> u64 {
-        self.model().step_count
+        self.shared.model.steps()
     }
 
     /// The last quality report the discipline published.
     pub fn last_sync_report(&self) -> SyncReport {
-        self.model().sync
+        self.shared.model.last_report()
     }
 }
 
@@ -227,46 +212,38 @@ impl TimeSource for SimulatedClock {
     fn monotonic(&self) -> MonoNanos {
         HostClock.monotonic()
     }
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the simulated error is seconds at most, far inside i64 ns"
+    )]
     fn from_host_realtime(&self, host: UnixNanos) -> UnixNanos {
         let error = self.shared.segment.load().error_at(host);
         host.add_nanos(error.round() as i64)
     }
 }
 
+/// Each command first runs the model to now, so it takes effect from this
+/// moment, and then republishes.
 impl Clock for SimulatedClock {
     fn set_frequency_ppb(&self, ppb: f64) -> Result<MonoNanos, ClockError> {
-        if !ppb.is_finite() || ppb.abs() > 500_000.0 {
-            return Err(ClockError::Failed(format!(
-                "frequency {ppb} ppb out of range"
-            )));
-        }
-        let mut model = self.model();
-        let t = model
-            .seconds_since_origin(HostClock.realtime())
-            .max(model.correction_since_s);
-        model.correction_phase_ns += model.correction_ppb * (t - model.correction_since_s);
-        model.correction_since_s = t;
-        model.correction_ppb = ppb;
-        self.republish(&mut model);
+        self.write(|model| model.set_frequency_ppb(ppb))?;
         Ok(HostClock.monotonic())
     }
     fn frequency_ppb(&self) -> f64 {
-        self.model().correction_ppb
+        self.shared.model.frequency_ppb()
     }
     fn step(&self, offset_ns: i64) -> Result<MonoNanos, ClockError> {
-        let mut model = self.model();
-        model.steps_ns += offset_ns as f64;
-        model.step_count += 1;
-        self.republish(&mut model);
+        self.write(|model| model.step(offset_ns))?;
         Ok(HostClock.monotonic())
     }
     fn set_leap(&self, leap: LeapChange) -> Result<(), ClockError> {
-        self.model().leap_armed = leap;
-        Ok(())
+        self.write(|model| model.set_leap(leap))
     }
     fn report_sync(&self, report: SyncReport) -> Result<(), ClockError> {
-        self.model().sync = report;
-        Ok(())
+        self.shared.model.report_sync(report)
+    }
+    fn set_tai_offset_s(&self, tai_minus_utc_s: i32) -> Result<(), ClockError> {
+        self.shared.model.set_tai_offset_s(tai_minus_utc_s)
     }
 }
 
@@ -301,7 +278,7 @@ impl SimulatedPps {
             0.0
         };
         let host = UnixNanos(edge_secs * NANOS_PER_SEC)
-            .add_nanos((self.profile.pps_latency_ns + jitter).round() as i64);
+            .add_nanos(whole_ns((self.profile.pps_latency_ns + jitter).round()));
         self.clock.from_host_realtime(host)
     }
 
@@ -352,7 +329,8 @@ impl PpsSource for SimulatedPps {
                 return Ok(None);
             }
             let until_edge = edge_host.nanos_since(now);
-            std::thread::sleep(Duration::from_nanos(until_edge.min(remaining).max(0) as u64));
+            let nap_ns = u64::try_from(until_edge.min(remaining)).unwrap_or(0);
+            std::thread::sleep(Duration::from_nanos(nap_ns));
         }
     }
 
@@ -525,7 +503,7 @@ impl NmeaWriter {
                     0.0
                 };
                 let end_ns = label_secs * NANOS_PER_SEC
-                    + ((self.profile.nmea_delay_ms + jitter_ms).clamp(0.0, 990.0) * 1e6) as i64;
+                    + whole_ns((self.profile.nmea_delay_ms + jitter_ms).clamp(0.0, 990.0) * 1e6);
                 self.write_paced(&burst, UnixNanos(end_ns));
             }
             label_secs += 1;
@@ -536,17 +514,19 @@ impl NmeaWriter {
 
     /// Writes `bytes` so that the last one leaves at `end`, one byte per 1/960 s.
     fn write_paced(&mut self, bytes: &[u8], end: UnixNanos) {
-        let byte_ns = (NANOS_PER_SEC as f64 / BYTES_PER_SEC) as i64;
-        let start = end.add_nanos(-(byte_ns * bytes.len() as i64));
+        let byte_ns = 10 * NANOS_PER_SEC / i64::from(BAUD);
+        let line_ns =
+            |bytes: usize| i64::try_from(bytes).map_or(i64::MAX, |n| n.saturating_mul(byte_ns));
+        let start = end.add_nanos(-line_ns(bytes.len()));
         const CHUNK: usize = 8;
         for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
             if self.stop.load(Ordering::Relaxed) {
                 return;
             }
-            let due = start.add_nanos(byte_ns * ((i * CHUNK + chunk.len()) as i64));
+            let due = start.add_nanos(line_ns(i * CHUNK + chunk.len()));
             let wait = due.nanos_since(HostClock.realtime());
             if wait > 0 {
-                std::thread::sleep(Duration::from_nanos(wait as u64));
+                std::thread::sleep(Duration::from_nanos(u64::try_from(wait).unwrap_or(0)));
             }
             match self.master.write(chunk) {
                 Ok(n) if n == chunk.len() => {}
