@@ -76,6 +76,10 @@ impl RateLimitConfig {
             return None;
         }
         let exp = i32::from(self.interval_log2_s.clamp(-30, 30));
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "at most 1e9 * 2^30 ns, well inside i64"
+        )]
         let interval_ns = (1e9 * 2f64.powi(exp)).round() as i64;
         Some(RateLimit {
             interval_ns: interval_ns.max(1),

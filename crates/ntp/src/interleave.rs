@@ -31,6 +31,10 @@ impl TimestampMap {
         }
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "shifted right by 64 - log2(slots): the value is below the slot count"
+    )]
     fn slot(&self, rx: NtpTimestamp) -> usize {
         // Fibonacci hashing: the low bits of timestamps are noisy, the high bits
         // are not; the multiply mixes both into the top bits.

@@ -17,6 +17,7 @@
 //! Benchmark against chronyd and a bare reflector: `scripts/bench-ntp.sh`.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod access;
 pub mod clients;

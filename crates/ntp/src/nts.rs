@@ -107,13 +107,13 @@ pub(crate) fn write_nak_fields(
     unique_id: &[u8],
 ) -> Option<usize> {
     let end = header_len + 4 + unique_id.len();
+    let field_len = u16::try_from(4 + unique_id.len()).ok()?;
     if end > out.len() {
         return None;
     }
     out[header_len..header_len + 2]
         .copy_from_slice(&ef::field_type::UNIQUE_IDENTIFIER.to_be_bytes());
-    out[header_len + 2..header_len + 4]
-        .copy_from_slice(&((4 + unique_id.len()) as u16).to_be_bytes());
+    out[header_len + 2..header_len + 4].copy_from_slice(&field_len.to_be_bytes());
     out[header_len + 4..end].copy_from_slice(unique_id);
     Some(end)
 }

@@ -52,7 +52,7 @@ impl NtpTimestamp {
 
     /// The wire form of a realtime instant (era folded away, nanoseconds rounded).
     pub fn from_unix(t: UnixNanos) -> Self {
-        let secs = t.secs().wrapping_add(NTP_UNIX_OFFSET_S) as u64;
+        let secs = t.secs().wrapping_add(NTP_UNIX_OFFSET_S).cast_unsigned();
         let frac = ((u64::from(t.subsec_nanos()) << 32) + (NANOS_PER_SEC as u64 / 2))
             / NANOS_PER_SEC as u64;
         NtpTimestamp((secs << 32).wrapping_add(frac))
@@ -60,12 +60,17 @@ impl NtpTimestamp {
 
     /// The realtime instant this timestamp denotes in the era closest to `pivot`
     /// (the ±68-year window RFC 5905 §6 prescribes).
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "NTP seconds are the Unix seconds modulo 2^32, two's complement (the era is dropped on purpose)"
+    )]
     pub fn to_unix_near(self, pivot: UnixNanos) -> UnixNanos {
         let pivot_secs = pivot.secs().wrapping_add(NTP_UNIX_OFFSET_S) as u32;
-        let delta_s = (self.seconds().wrapping_sub(pivot_secs)) as i32;
+        let delta_s = self.seconds().wrapping_sub(pivot_secs).cast_signed();
         let secs = pivot.secs() + i64::from(delta_s);
         let nanos = ((self.0 & 0xffff_ffff) * NANOS_PER_SEC as u64 + (1 << 31)) >> 32;
-        UnixNanos(secs * NANOS_PER_SEC + nanos as i64)
+        UnixNanos(secs * NANOS_PER_SEC + nanos.cast_signed())
     }
 
     /// Whole seconds within the era.
@@ -103,7 +108,13 @@ impl NtpShort {
         NtpShort(if units >= f64::from(u32::MAX) {
             u32::MAX
         } else {
-            units as u32
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a whole number in 1..u32::MAX (checked above)"
+            )]
+            let units = units as u32;
+            units
         })
     }
 
@@ -160,8 +171,8 @@ impl Header {
             version: (buf[0] >> 3) & 0x7,
             mode: buf[0] & 0x7,
             stratum: buf[1],
-            poll: buf[2] as i8,
-            precision: buf[3] as i8,
+            poll: buf[2].cast_signed(),
+            precision: buf[3].cast_signed(),
             root_delay: NtpShort(u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]])),
             root_dispersion: NtpShort(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]])),
             reference_id,
@@ -176,8 +187,8 @@ impl Header {
     pub fn write(&self, out: &mut [u8]) {
         out[0] = ((self.leap & 0x3) << 6) | ((self.version & 0x7) << 3) | (self.mode & 0x7);
         out[1] = self.stratum;
-        out[2] = self.poll as u8;
-        out[3] = self.precision as u8;
+        out[2] = self.poll.cast_unsigned();
+        out[3] = self.precision.cast_unsigned();
         out[4..8].copy_from_slice(&self.root_delay.0.to_be_bytes());
         out[8..12].copy_from_slice(&self.root_dispersion.0.to_be_bytes());
         out[12..16].copy_from_slice(&self.reference_id);

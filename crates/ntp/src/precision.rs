@@ -20,6 +20,10 @@ pub fn measure(clock: &dyn TimeSource) -> i8 {
 }
 
 /// The precision exponent for a clock step of `step_ns` nanoseconds.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "clamped to -30..=0 before the cast"
+)]
 pub fn from_step_ns(step_ns: i64) -> i8 {
     if step_ns <= 0 || step_ns == i64::MAX {
         // Never saw the clock move: claim no better than a millisecond-ish clock.

@@ -27,7 +27,7 @@ fn ring(id: u32) -> SharedCookieKeys {
         CookieKeys::new(vec![CookieKey {
             id,
             created_unix_s: 0,
-            material: SessionKey::from_bytes([id as u8; 32]),
+            material: SessionKey::from_bytes([id.to_le_bytes()[0]; 32]),
         }])
         .expect("keys"),
     ))

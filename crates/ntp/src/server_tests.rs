@@ -57,7 +57,7 @@ fn request(version: u8, transmit: u64) -> Vec<u8> {
 fn sign(mut p: Vec<u8>, key_id: u32) -> Vec<u8> {
     let store = keys();
     let key = store.get(key_id).expect("test key");
-    let mut d = [0u8; crate::keys::MAX_DIGEST_LEN];
+    let mut d = [0u8; MAX_DIGEST_LEN];
     let n = key.compute(&p, &mut d);
     p.extend_from_slice(&key_id.to_be_bytes());
     p.extend_from_slice(&d[..n]);
@@ -343,7 +343,13 @@ fn default_limit_lets_a_busy_nat_through_and_stops_a_flood() {
     arrivals.sort_unstable();
     let mut limited = 0;
     for (i, at) in arrivals.iter().enumerate() {
-        let ex = ask(&mut s, &request(4, i as u64 + 1), LAN, T0 + at, &st);
+        let ex = ask(
+            &mut s,
+            &request(4, u64::try_from(i).expect("non-negative") + 1),
+            LAN,
+            T0 + at,
+            &st,
+        );
         if !matches!(ex.action, ServerAction::Reply(r) if r.outcome == Outcome::Served) {
             limited += 1;
         }
@@ -353,7 +359,13 @@ fn default_limit_lets_a_busy_nat_through_and_stops_a_flood() {
     let mut served = 0;
     for i in 0..10_000i64 {
         let at = T0 + 10_000_000_000_000 + i * 100_000;
-        let ex = ask(&mut s, &request(4, i as u64 + 1), "192.168.1.99", at, &st);
+        let ex = ask(
+            &mut s,
+            &request(4, u64::try_from(i).expect("non-negative") + 1),
+            "192.168.1.99",
+            at,
+            &st,
+        );
         if matches!(ex.action, ServerAction::Reply(r) if r.outcome == Outcome::Served) {
             served += 1;
         }
@@ -373,10 +385,7 @@ fn authenticated_requests_get_macd_replies_for_each_algorithm() {
         s.finish(&r, &mut ex.out, UnixNanos(T0 + 1_000));
         let reply = &ex.out[..r.len];
         let key = keys().get(key_id).cloned().expect("key");
-        let mac = crate::packet::parse_framing(reply)
-            .expect("framing")
-            .mac
-            .expect("mac");
+        let mac = parse_framing(reply).expect("framing").mac.expect("mac");
         assert_eq!(mac.key_id, key_id);
         assert!(key.verify(&reply[..mac.offset], mac.digest), "key {key_id}");
     }

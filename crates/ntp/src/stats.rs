@@ -69,6 +69,11 @@ impl WorkerCounters {
     pub(crate) fn io(&self, c: IoCounter, n: u64) {
         bump(&self.io[c as usize], n);
     }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a rate: non-negative, and the saturating cast bounds it"
+    )]
     pub(crate) fn set_rate(&self, per_s: f64) {
         self.rate_milli
             .store((per_s * 1000.0) as u64, Ordering::Relaxed);

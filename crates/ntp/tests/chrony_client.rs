@@ -227,7 +227,12 @@ fn hostile_datagrams_get_no_answer_and_the_server_keeps_serving() {
     let dropped = stats.outcome(Outcome::Malformed)
         + stats.outcome(Outcome::BadVersion)
         + stats.outcome(Outcome::DroppedMode);
-    assert_eq!(dropped as usize, hostile.len(), "{:?}", stats.snapshot());
+    assert_eq!(
+        usize::try_from(dropped).expect("count"),
+        hostile.len(),
+        "{:?}",
+        stats.snapshot()
+    );
 
     // Still serving, with a receive timestamp from the kernel close to now.
     let before = HostClock.realtime();
@@ -325,44 +330,16 @@ fn timed_exchange(
     server: SocketAddr,
     packet: &[u8],
 ) -> (Header, skytime_timebase::UnixNanos) {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     sock.send_to(packet, server).expect("send");
-    let mut buf = [0u8; 256];
-    let mut ctrl = [0u64; 16];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: all-zero msghdr is valid; the fields set point at live buffers.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = ctrl.as_mut_ptr().cast();
-    msg.msg_controllen = 128;
-    // SAFETY: msg describes live buffers; the socket has a read timeout.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    assert!(n >= 48, "no reply");
-    let mut t4 = None;
-    // SAFETY: walks the control buffer the kernel just filled.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
-                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
-                // time_t is 32 bits on 32-bit Pi OS images.
-                #[allow(clippy::unnecessary_cast)]
-                let secs = ts.tv_sec as i64;
-                t4 = Some(skytime_timebase::UnixNanos::from_secs_nanos(
-                    secs,
-                    ts.tv_nsec as u32,
-                ));
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
+    let mut rx = skytime_netio::RxBatch::new(1, 256);
+    rx.recv(sock.as_fd(), skytime_netio::Wait::Blocking)
+        .expect("no reply");
+    let reply = rx.get(0).expect("one datagram");
+    assert!(reply.payload.len() >= 48, "short reply");
     (
-        Header::parse(&buf).expect("reply header"),
-        t4.expect("SO_TIMESTAMPNS on the reply"),
+        Header::parse(reply.payload).expect("reply header"),
+        reply.rx_time.expect("SO_TIMESTAMPNS on the reply"),
     )
 }
 
@@ -394,18 +371,7 @@ fn interleaved_exchange_on(listen: &str) {
     for s in [&xleave, &basic] {
         s.set_read_timeout(Some(Duration::from_millis(500)))
             .expect("timeout");
-        let one: libc::c_int = 1;
-        // SAFETY: a live c_int and its size.
-        let rc = unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(s),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0);
+        skytime_netio::enable_rx_timestamps(std::os::fd::AsFd::as_fd(s)).expect("SO_TIMESTAMPNS");
     }
     let near = HostClock.realtime();
     // First exchange in basic form (origin zero), as chrony starts.

@@ -105,7 +105,7 @@ fn the_policy_allocates_nothing_per_packet() {
         let src = if i % 50 == 0 {
             wan
         } else {
-            IpAddr::from([192, 168, (i % 7) as u8, (i % 251) as u8])
+            IpAddr::from([192, 168, low_byte(i % 7), low_byte(i % 251)])
         };
         let req: &[u8] = match i % 8 {
             0 => &plain,
@@ -130,8 +130,8 @@ fn the_policy_allocates_nothing_per_packet() {
                         version: 4,
                         mode: mode::CLIENT,
                         origin_ts: h.receive_ts,
-                        receive_ts: NtpTimestamp(i as u64 + 11),
-                        transmit_ts: NtpTimestamp(i as u64 + 12),
+                        receive_ts: NtpTimestamp(i.cast_unsigned() + 11),
+                        transmit_ts: NtpTimestamp(i.cast_unsigned() + 12),
                         ..Header::default()
                     }
                     .write(&mut interleaved);
@@ -159,7 +159,7 @@ fn the_nts_path_allocates_nothing_per_packet() {
         CookieKeys::new(vec![CookieKey {
             id,
             created_unix_s: 0,
-            material: SessionKey::from_bytes([id as u8; 32]),
+            material: SessionKey::from_bytes([id.to_le_bytes()[0]; 32]),
         }])
         .expect("keys")
     };
@@ -203,7 +203,7 @@ fn the_nts_path_allocates_nothing_per_packet() {
     let mut out = [0u8; 1024];
     let mut replies = 0u64;
     let mut run = |server: &mut Server, i: i64, replies: &mut u64| {
-        let req = &requests[i as usize % requests.len()];
+        let req = &requests[usize::try_from(i).expect("non-negative") % requests.len()];
         let rx = UnixNanos(t0 + i * 1_000);
         if let ServerAction::Reply(r) =
             server.handle(req, src, rx, MonoNanos(i * 1_000), &state, &mut out)
@@ -227,4 +227,9 @@ fn the_nts_path_allocates_nothing_per_packet() {
         "allocations on the NTS path"
     );
     assert_eq!(replies, 4_000, "every request answered (replies or NAKs)");
+}
+
+/// The low byte of a small non-negative remainder.
+fn low_byte(v: i64) -> u8 {
+    u8::try_from(v).expect("a remainder below 256")
 }

@@ -3,12 +3,13 @@
 //! highest rate each answers with under 1 % loss, measures response times and
 //! the server's CPU per reply at a fixed rate, and prints one table.
 
-use crate::load::{Clients, LoadResult, LoadSpec};
+use crate::load::{Clients, LoadResult, LoadSpec, Pacing};
 use anyhow::{Context, Result, bail};
 use std::fs;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 /// Knobs of one comparison run; every run is bounded in count and time.
@@ -76,7 +77,25 @@ impl Drop for Scratch {
     }
 }
 
+/// Next port `free_port` hands out when a base is set (0: any free port).
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+/// Makes servers listen on `base`, `base + 1`, ... (0: any free port).
+pub(crate) fn set_port_base(base: u16) {
+    NEXT_PORT.store(base, Ordering::Relaxed);
+}
+
+/// A loopback UDP port for the next server: from the base set by
+/// [`set_port_base`], or any free one.
 pub(crate) fn free_port() -> Result<u16> {
+    let next = NEXT_PORT.load(Ordering::Relaxed);
+    if next != 0 {
+        NEXT_PORT.store(
+            next.checked_add(1).context("port range exhausted")?,
+            Ordering::Relaxed,
+        );
+        return Ok(next);
+    }
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -126,7 +145,7 @@ fn start_self(subcommand: &str, tag: &str, name: &str, workers: usize) -> Result
     spawn(name, workers, &mut cmd, addr, dir, &log)
 }
 
-fn start_reflector(workers: usize) -> Result<Server> {
+pub(crate) fn start_reflector(workers: usize) -> Result<Server> {
     start_self(
         "reflector",
         "reflector",
@@ -135,11 +154,11 @@ fn start_reflector(workers: usize) -> Result<Server> {
     )
 }
 
-fn start_library(workers: usize) -> Result<Server> {
+pub(crate) fn start_library(workers: usize) -> Result<Server> {
     start_self("serve", "lib", "skytime-ntp library server", workers)
 }
 
-fn start_chronyd(chronyd: &Path) -> Result<Server> {
+pub(crate) fn start_chronyd(chronyd: &Path) -> Result<Server> {
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let dir = Scratch::new("chronyd")?;
@@ -228,6 +247,7 @@ fn trial(clients: &Clients, rate: u64, args: &CompareArgs) -> LoadResult {
         rate_per_s: rate,
         duration: args.trial,
         drain: Duration::from_millis(300),
+        pacing: Pacing::Batched,
     });
     eprintln!(
         "    {rate:>7}/s: sent {:>9.0}/s, loss {:>6.2} %, p99 {:>7.1} us",
@@ -311,6 +331,7 @@ fn measure(server: &mut Server, args: &CompareArgs) -> Row {
         rate_per_s: LIGHT_RATE,
         duration: Duration::from_secs(1),
         drain: Duration::from_millis(300),
+        pacing: Pacing::Batched,
     }));
 
     // Idle cost, then CPU per reply at the fixed rate.
@@ -328,6 +349,7 @@ fn measure(server: &mut Server, args: &CompareArgs) -> Row {
         rate_per_s: args.cpu_rate,
         duration: args.cpu_run,
         drain: Duration::from_millis(300),
+        pacing: Pacing::Batched,
     });
     let after = process_cpu_s(pid);
     if let (Ok(a), Ok(b)) = (before, after)

@@ -6,13 +6,14 @@
 //! the same server, and prints both.
 
 use crate::compare::{Server, start_skytimed};
-use crate::load::{Clients, LoadSpec, enable_rx_timestamps, rx_timestamp};
+use crate::load::{Clients, LoadSpec, Pacing};
 use anyhow::{Context, Result, bail};
+use skytime_netio::{self as netio, RxBatch, Wait};
 use skytime_ntp::NtpTimestamp;
 use skytime_timebase::{HostClock, TimeSource};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +38,7 @@ impl Sampler {
         sock.bind(&local.into())?;
         sock.connect(&target.into())?;
         sock.set_read_timeout(Some(Duration::from_millis(200)))?;
-        enable_rx_timestamps(&sock).context("SO_TIMESTAMPNS")?;
+        netio::enable_rx_timestamps(sock.as_fd()).context("SO_TIMESTAMPNS")?;
         Ok(Sampler { sock })
     }
 
@@ -45,25 +46,16 @@ impl Sampler {
         let mut req = [0u8; 48];
         req[0] = (4 << 3) | 3;
         let t1 = HostClock.realtime();
-        req[40..48].copy_from_slice(&(t1.0 as u64).to_be_bytes());
+        req[40..48].copy_from_slice(&t1.0.cast_unsigned().to_be_bytes());
         self.sock.send(&req).ok()?;
         let deadline = Instant::now() + Duration::from_millis(200);
+        let mut rx = RxBatch::new(1, 128);
         while Instant::now() < deadline {
-            let mut buf = [0u8; 128];
-            let mut ctrl = [0u64; 16];
-            let mut iov = libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            };
-            // SAFETY: all-zero msghdr is valid; fields set below point at live buffers.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = ctrl.as_mut_ptr().cast();
-            msg.msg_controllen = 128;
-            // SAFETY: msg describes live buffers; blocking read bounded by SO_RCVTIMEO.
-            let n = unsafe { libc::recvmsg(self.sock.as_raw_fd(), &mut msg, 0) };
-            if n < 48 {
+            // Blocking read bounded by SO_RCVTIMEO.
+            rx.recv(self.sock.as_fd(), Wait::Blocking).ok()?;
+            let reply = rx.get(0)?;
+            let buf = reply.payload;
+            if buf.len() < 48 {
                 return None;
             }
             let word = |o: usize| {
@@ -71,12 +63,10 @@ impl Sampler {
                 w.copy_from_slice(&buf[o..o + 8]);
                 u64::from_be_bytes(w)
             };
-            if word(24) != t1.0 as u64 {
+            if word(24) != t1.0.cast_unsigned() {
                 continue; // a stale reply
             }
-            // SAFETY: the kernel filled the control buffer described by msg.
-            let t4 = unsafe { rx_timestamp(&msg) }
-                .map_or_else(|| HostClock.realtime().0, |ns| ns as i64);
+            let t4 = reply.rx_time.unwrap_or_else(|| HostClock.realtime()).0;
             let t2 = NtpTimestamp(word(32)).to_unix_near(t1).0;
             let t3 = NtpTimestamp(word(40)).to_unix_near(t1).0;
             let t1 = t1.0;
@@ -246,6 +236,7 @@ pub fn flood_check(
             rate_per_s: rate,
             duration: run + Duration::from_millis(500),
             drain: Duration::from_millis(200),
+            pacing: Pacing::Batched,
         })
     });
     std::thread::sleep(Duration::from_millis(300));

@@ -22,6 +22,10 @@ impl Default for Histogram {
 }
 
 impl Histogram {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "values below SUB, a 5-bit sub-bucket and an octave below 64"
+    )]
     fn index(ns: u64) -> usize {
         if ns < SUB as u64 {
             return ns as usize;
@@ -32,6 +36,10 @@ impl Histogram {
         (((msb - SUB_BITS + 1) as usize) * SUB + sub).min(41 * SUB - 1)
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "idx is below 41 * SUB, so idx / SUB is below 41"
+    )]
     fn lower_bound(idx: usize) -> u64 {
         if idx < SUB {
             return idx as u64;
@@ -41,9 +49,17 @@ impl Histogram {
         (1u64 << octave) + (sub << (octave - SUB_BITS))
     }
 
+    /// Adds every value recorded in `other`.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+    }
+
     /// Records one value; negative values count as zero.
     pub fn record(&mut self, ns: i64) {
-        let i = Self::index(ns.max(0) as u64);
+        let i = Self::index(ns.max(0).unsigned_abs());
         self.counts[i] += 1;
         self.total += 1;
     }
@@ -53,6 +69,11 @@ impl Histogram {
         if self.total == 0 {
             return None;
         }
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "at least 1 and at most about total (q is 0..=1)"
+        )]
         let target = ((self.total as f64) * q).ceil().max(1.0) as u64;
         let mut seen = 0;
         for (i, c) in self.counts.iter().enumerate() {

@@ -7,11 +7,13 @@
 use crate::hist::Histogram;
 use crate::nts_session::{MAX_REQUEST_LEN, NtsSession};
 use anyhow::{Context, Result};
+use skytime_netio::{self as netio, Datagram, RxBatch, Wait};
+use skytime_ntp::NtpTimestamp;
 use skytime_timebase::{HostClock, TimeSource};
 use socket2::{Domain, Protocol, Socket, Type};
-use std::mem::{size_of, zeroed};
+use std::mem::zeroed;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +34,18 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// How long to keep listening for late replies after the last request.
     pub drain: Duration,
+    /// How requests are grouped into system calls.
+    pub pacing: Pacing,
+}
+
+/// How the sender groups requests.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Pacing {
+    /// Up to `SEND_BATCH` requests per `sendmmsg`, all from one source socket.
+    Batched,
+    /// One request per system call, each from the next source socket, as
+    /// independent clients send: the server sees no bursts from one source.
+    Steady,
 }
 
 /// What one run measured.
@@ -54,6 +68,9 @@ pub struct LoadResult {
     pub response_ns: Histogram,
     /// The server's own T3 - T2 from the reply fields.
     pub t3_minus_t2_ns: Histogram,
+    /// The transmit-stamp gap basic-mode clients feel: the client's kernel
+    /// receive stamp minus the reply's T3 (loopback, one host clock).
+    pub rx_minus_t3_ns: Histogram,
     /// Wall time of the sending phase.
     pub elapsed: Duration,
 }
@@ -92,11 +109,9 @@ impl Clients {
         for i in 0..n {
             let local: SocketAddr = match target.ip() {
                 IpAddr::V4(_) => {
-                    let i = i as u32;
-                    SocketAddr::from((
-                        Ipv4Addr::new(127, net, (i / 250) as u8, (i % 250) as u8 + 1),
-                        0,
-                    ))
+                    let third = u8::try_from(i / 250).context("too many client sockets")?;
+                    let fourth = u8::try_from(i % 250).context("a remainder below 250")? + 1;
+                    SocketAddr::from((Ipv4Addr::new(127, net, third, fourth), 0))
                 }
                 IpAddr::V6(_) => "[::1]:0".parse().context("v6 loopback")?,
             };
@@ -112,7 +127,7 @@ impl Clients {
             s.set_nonblocking(true)?;
             let _ = s.set_recv_buffer_size(1 << 20);
             let _ = s.set_send_buffer_size(1 << 20);
-            enable_rx_timestamps(&s).context("SO_TIMESTAMPNS")?;
+            netio::enable_rx_timestamps(s.as_fd()).context("SO_TIMESTAMPNS")?;
             sockets.push(s);
         }
         Ok(Clients { sockets, nts: None })
@@ -131,6 +146,7 @@ impl Clients {
             rate_per_s: 20,
             duration: Duration::from_millis(100),
             drain: timeout,
+            pacing: Pacing::Batched,
         };
         let r = self.run(&spec);
         r.received > 0
@@ -138,51 +154,31 @@ impl Clients {
 
     /// Offers `spec.rate_per_s` for `spec.duration`, then drains.
     pub fn run(&self, spec: &LoadSpec) -> LoadResult {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = AtomicBool::new(false);
         let start_cookie = realtime_ns();
         let fds: Vec<i32> = self.sockets.iter().map(|s| s.as_raw_fd()).collect();
-        let rx_stop = stop.clone();
-        let rx_fds = fds.clone();
-        let rx_nts = self.nts.clone();
-        let receiver =
-            std::thread::spawn(move || receive(&rx_fds, start_cookie, &rx_stop, rx_nts.as_deref()));
-        let mut result = send(&fds, spec.rate_per_s, spec.duration, self.nts.as_deref());
-        std::thread::sleep(spec.drain);
-        stop.store(true, Ordering::Relaxed);
-        let rx = receiver.join().unwrap_or_default();
+        let nts = self.nts.as_deref();
+        let (mut result, rx) = std::thread::scope(|scope| {
+            let receiver = scope.spawn(|| receive(&self.sockets, start_cookie, &stop, nts));
+            let result = send(&fds, spec, nts);
+            std::thread::sleep(spec.drain);
+            stop.store(true, Ordering::Relaxed);
+            (result, receiver.join().unwrap_or_default())
+        });
         result.received = rx.received;
         result.kods = rx.kods;
         result.unsynchronised = rx.unsynchronised;
         result.nts_authentic = rx.nts_authentic;
         result.response_ns = rx.response_ns;
         result.t3_minus_t2_ns = rx.t3_minus_t2_ns;
+        result.rx_minus_t3_ns = rx.rx_minus_t3_ns;
         result
     }
 }
 
 /// Host realtime in ns, the cookie's unit.
 fn realtime_ns() -> u64 {
-    HostClock.realtime().0 as u64
-}
-
-/// Asks the kernel to stamp each datagram `s` receives (read back with
-/// [`rx_timestamp`]).
-pub(crate) fn enable_rx_timestamps(s: &Socket) -> std::io::Result<()> {
-    let one: libc::c_int = 1;
-    // SAFETY: a live c_int and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&one as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    HostClock.realtime().0.cast_unsigned()
 }
 
 fn request(cookie: u64) -> [u8; 48] {
@@ -193,11 +189,17 @@ fn request(cookie: u64) -> [u8; 48] {
     p
 }
 
-fn send(fds: &[i32], rate: u64, duration: Duration, nts: Option<&NtsSession>) -> LoadResult {
+fn send(fds: &[i32], spec: &LoadSpec, nts: Option<&NtsSession>) -> LoadResult {
+    let (rate, duration) = (spec.rate_per_s, spec.duration);
+    let per_call = match spec.pacing {
+        Pacing::Batched => SEND_BATCH,
+        Pacing::Steady => 1,
+    };
     let mut packets = [[0u8; MAX_REQUEST_LEN]; SEND_BATCH];
     let mut nonce_counter = 0u64;
     // SAFETY: plain C structs, all-zero valid.
     let mut iov: [libc::iovec; SEND_BATCH] = unsafe { zeroed() };
+    // SAFETY: as above.
     let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { zeroed() };
     let mut r = LoadResult::default();
     let start = Instant::now();
@@ -209,7 +211,8 @@ fn send(fds: &[i32], rate: u64, duration: Duration, nts: Option<&NtsSession>) ->
         if elapsed >= duration {
             break;
         }
-        let due = (rate as u128 * elapsed.as_nanos() / 1_000_000_000) as u64;
+        let due = u64::try_from(u128::from(rate) * elapsed.as_nanos() / 1_000_000_000)
+            .unwrap_or(u64::MAX);
         if due <= offered {
             std::thread::sleep(Duration::from_micros(50));
             continue;
@@ -222,7 +225,7 @@ fn send(fds: &[i32], rate: u64, duration: Duration, nts: Option<&NtsSession>) ->
             deficit = max_backlog;
         }
         while deficit > 0 {
-            let n = (deficit as usize).min(SEND_BATCH);
+            let n = usize::try_from(deficit).unwrap_or(per_call).min(per_call);
             let cookie = realtime_ns();
             for k in 0..n {
                 let header = request(cookie + k as u64);
@@ -246,9 +249,8 @@ fn send(fds: &[i32], rate: u64, duration: Duration, nts: Option<&NtsSession>) ->
             let fd = fds[next % fds.len()];
             next += 1;
             // SAFETY: msgs[..n] point at live packets; the socket is connected.
-            let got =
-                unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), n as _, libc::MSG_DONTWAIT as _) };
-            let got = if got < 0 { 0 } else { got as u64 };
+            let got = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), vlen(n), libc::MSG_DONTWAIT) };
+            let got = u64::try_from(got).unwrap_or(0);
             r.sent += got;
             r.send_failures += n as u64 - got;
             offered += n as u64;
@@ -267,15 +269,66 @@ struct RxResult {
     nts_authentic: u64,
     response_ns: Histogram,
     t3_minus_t2_ns: Histogram,
+    rx_minus_t3_ns: Histogram,
 }
 
+impl RxResult {
+    /// Counts one reply of this run (one whose cookie is not older than `start_cookie`).
+    fn record(&mut self, d: Datagram<'_>, start_cookie: u64, nts: Option<&NtsSession>) {
+        let b = d.payload;
+        if b.len() < 48 {
+            return;
+        }
+        let word = |o: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[o..o + 8]);
+            u64::from_be_bytes(w)
+        };
+        let cookie = word(24);
+        if cookie < start_cookie {
+            return; // a late reply from an earlier run
+        }
+        let rx = d.rx_time.unwrap_or_else(|| HostClock.realtime());
+        self.received += 1;
+        if b[1] == 0 {
+            self.kods += 1;
+            return;
+        }
+        if let Some(session) = nts
+            && session.reply_is_authentic(b)
+        {
+            self.nts_authentic += 1;
+        }
+        if b[0] >> 6 == 3 {
+            self.unsynchronised += 1;
+        }
+        let cookie_ns = i64::try_from(cookie).unwrap_or(i64::MAX);
+        self.response_ns.record(rx.0.saturating_sub(cookie_ns));
+        let (t2, t3) = (word(32), word(40));
+        if t2 != 0 && t3 != 0 {
+            self.t3_minus_t2_ns.record(ntp_diff_ns(t3, t2));
+            let t3_unix = NtpTimestamp(t3).to_unix_near(rx);
+            self.rx_minus_t3_ns.record(rx.0.saturating_sub(t3_unix.0));
+        }
+    }
+}
+
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "|d| * 1e9 / 2^32 is below |d| / 4, inside i64"
+)]
 fn ntp_diff_ns(later: u64, earlier: u64) -> i64 {
-    let d = later.wrapping_sub(earlier) as i64;
-    ((d as i128 * 1_000_000_000) >> 32) as i64
+    let d = later.wrapping_sub(earlier).cast_signed();
+    ((i128::from(d) * 1_000_000_000) >> 32) as i64
+}
+
+/// A batch length as `sendmmsg` wants it (batches are at most SEND_BATCH).
+fn vlen(n: usize) -> libc::c_uint {
+    libc::c_uint::try_from(n).unwrap_or(0)
 }
 
 fn receive(
-    fds: &[i32],
+    sockets: &[Socket],
     start_cookie: u64,
     stop: &AtomicBool,
     nts: Option<&NtsSession>,
@@ -286,7 +339,8 @@ fn receive(
     if ep < 0 {
         return out;
     }
-    for (i, &fd) in fds.iter().enumerate() {
+    for (i, socket) in sockets.iter().enumerate() {
+        let fd = socket.as_raw_fd();
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
             u64: i as u64,
@@ -294,11 +348,7 @@ fn receive(
         // SAFETY: ev is a live epoll_event.
         unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) };
     }
-    let mut bufs = vec![[0u8; RECV_LEN]; RECV_BATCH];
-    let mut ctrl = vec![[0u64; 16]; RECV_BATCH];
-    // SAFETY: plain C structs, all-zero valid.
-    let mut iov: Vec<libc::iovec> = (0..RECV_BATCH).map(|_| unsafe { zeroed() }).collect();
-    let mut msgs: Vec<libc::mmsghdr> = (0..RECV_BATCH).map(|_| unsafe { zeroed() }).collect();
+    let mut batch = RxBatch::new(RECV_BATCH, RECV_LEN);
     let mut events: Vec<libc::epoll_event> = (0..64)
         .map(|_| libc::epoll_event { events: 0, u64: 0 })
         .collect();
@@ -311,73 +361,15 @@ fn receive(
             }
             continue;
         }
-        for e in &events[..n as usize] {
-            let fd = fds[e.u64 as usize % fds.len()];
-            loop {
-                for j in 0..RECV_BATCH {
-                    iov[j] = libc::iovec {
-                        iov_base: bufs[j].as_mut_ptr().cast(),
-                        iov_len: RECV_LEN,
-                    };
-                    let h = &mut msgs[j].msg_hdr;
-                    h.msg_name = std::ptr::null_mut();
-                    h.msg_namelen = 0;
-                    h.msg_iov = &mut iov[j];
-                    h.msg_iovlen = 1;
-                    h.msg_control = ctrl[j].as_mut_ptr().cast();
-                    h.msg_controllen = 128;
-                    h.msg_flags = 0;
+        for e in &events[..usize::try_from(n).unwrap_or(0)] {
+            let Some(socket) = usize::try_from(e.u64).ok().and_then(|i| sockets.get(i)) else {
+                continue;
+            };
+            while let Ok(got) = batch.recv(socket.as_fd(), Wait::Never) {
+                for d in batch.iter() {
+                    out.record(d, start_cookie, nts);
                 }
-                // SAFETY: every header points at live buffers of the stated sizes.
-                let got = unsafe {
-                    libc::recvmmsg(
-                        fd,
-                        msgs.as_mut_ptr(),
-                        RECV_BATCH as _,
-                        libc::MSG_DONTWAIT as _,
-                        std::ptr::null_mut(),
-                    )
-                };
-                if got <= 0 {
-                    break;
-                }
-                for j in 0..got as usize {
-                    let len = msgs[j].msg_len as usize;
-                    if len < 48 {
-                        continue;
-                    }
-                    let b = &bufs[j];
-                    let word = |o: usize| {
-                        let mut w = [0u8; 8];
-                        w.copy_from_slice(&b[o..o + 8]);
-                        u64::from_be_bytes(w)
-                    };
-                    let cookie = word(24);
-                    if cookie < start_cookie {
-                        continue; // a late reply from an earlier run
-                    }
-                    // SAFETY: the kernel filled this message's control buffer.
-                    let rx = unsafe { rx_timestamp(&msgs[j].msg_hdr) }.unwrap_or_else(realtime_ns);
-                    out.received += 1;
-                    if b[1] == 0 {
-                        out.kods += 1;
-                        continue;
-                    }
-                    if let Some(session) = nts
-                        && session.reply_is_authentic(&b[..len.min(RECV_LEN)])
-                    {
-                        out.nts_authentic += 1;
-                    }
-                    if b[0] >> 6 == 3 {
-                        out.unsynchronised += 1;
-                    }
-                    out.response_ns.record(rx as i64 - cookie as i64);
-                    let (t2, t3) = (word(32), word(40));
-                    if t2 != 0 && t3 != 0 {
-                        out.t3_minus_t2_ns.record(ntp_diff_ns(t3, t2));
-                    }
-                }
-                if (got as usize) < RECV_BATCH {
+                if got < RECV_BATCH {
                     break;
                 }
             }
@@ -386,24 +378,4 @@ fn receive(
     // SAFETY: ep is our epoll fd.
     unsafe { libc::close(ep) };
     out
-}
-
-/// The kernel receive time (host realtime, ns) of a datagram read with
-/// [`enable_rx_timestamps`] on.
-///
-/// # Safety
-/// `hdr` must describe a control buffer the kernel filled.
-pub(crate) unsafe fn rx_timestamp(hdr: &libc::msghdr) -> Option<u64> {
-    // SAFETY: the CMSG macros stay inside the kernel-filled buffer.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(hdr);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS {
-                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
-                return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
-            }
-            c = libc::CMSG_NXTHDR(hdr, c);
-        }
-    }
-    None
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::unnecessary_cast)]
 
 mod compare;
+mod cost;
 mod flood;
 mod hist;
 mod load;
@@ -69,6 +70,35 @@ enum Cmd {
         /// Rounds over all servers (best max rate, median CPU are summarised).
         #[arg(long, default_value_t = 1)]
         rounds: usize,
+    },
+    /// Server CPU per valid reply at 1 and 2 workers against the reflector at
+    /// the same thread count, in a burst and a steady 256-source shape, and
+    /// the transmit-stamp gap (client RX stamp - T3) beside chronyd's.
+    Cost {
+        /// Thread counts (server workers = reflector threads).
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        workers: Vec<usize>,
+        /// skytimed binary (omit to measure the library server only).
+        #[arg(long)]
+        skytimed: Option<PathBuf>,
+        /// chronyd binary, run with -x (omit to skip it).
+        #[arg(long)]
+        chronyd: Option<PathBuf>,
+        /// Offered rate of both CPU shapes.
+        #[arg(long, default_value_t = 100_000)]
+        rate: u64,
+        /// Rate of the near-saturation gap run.
+        #[arg(long, default_value_t = 60_000)]
+        heavy_rate: u64,
+        /// Length of each run.
+        #[arg(long, default_value_t = 2000)]
+        run_ms: u64,
+        /// Rounds over all servers (medians are printed).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// First loopback UDP port for the servers, one each (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port_base: u16,
     },
     /// Served-clock error of skytimed --simulate, unloaded and while flooded.
     FloodCheck {
@@ -188,6 +218,25 @@ fn main() -> Result<()> {
             max_rate,
             rounds: rounds.clamp(1, 10),
         }),
+        Cmd::Cost {
+            workers,
+            skytimed,
+            chronyd,
+            rate,
+            heavy_rate,
+            run_ms,
+            rounds,
+            port_base,
+        } => cost::run(&cost::CostArgs {
+            workers,
+            skytimed,
+            chronyd,
+            rate_per_s: rate.clamp(1, 1_000_000),
+            heavy_rate_per_s: heavy_rate.clamp(1, 1_000_000),
+            run: Duration::from_millis(run_ms.clamp(100, 30_000)),
+            rounds: rounds.clamp(1, 20),
+            port_base,
+        }),
         Cmd::FloodCheck {
             skytimed,
             workers,
@@ -215,6 +264,7 @@ fn main() -> Result<()> {
                 rate_per_s: rate,
                 duration: Duration::from_millis(duration_ms.min(60_000)),
                 drain: Duration::from_millis(300),
+                pacing: load::Pacing::Batched,
             });
             let q = |h: &hist::Histogram, p| h.quantile(p).map_or(f64::NAN, |v| v as f64 / 1000.0);
             println!(

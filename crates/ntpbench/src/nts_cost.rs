@@ -25,7 +25,10 @@ fn thread_cpu() -> Duration {
     };
     // SAFETY: clock_gettime writes one timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 fn state(t0: i64) -> SystemState {
@@ -171,7 +174,7 @@ fn handshakes_per_second(handshakes: u32) -> Result<f64> {
                 let mut cookies = Vec::with_capacity(COOKIES_PER_SESSION);
                 for n in 0..COOKIES_PER_SESSION {
                     let mut c = [0u8; COOKIE_LEN];
-                    cookie_keys.seal(&keys, &[n as u8; 16], &mut c);
+                    cookie_keys.seal(&keys, &[n.to_le_bytes()[0]; 16], &mut c);
                     cookies.push(c);
                 }
                 let req = record::decode_request(&got)

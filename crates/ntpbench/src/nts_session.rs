@@ -21,6 +21,10 @@ pub struct NtsSession {
     nonce_prefix: [u8; 8],
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "fields of a request of at most MAX_REQUEST_LEN bytes"
+)]
 fn put_field_header(out: &mut [u8], at: usize, kind: u16, len: usize) -> usize {
     out[at..at + 2].copy_from_slice(&kind.to_be_bytes());
     out[at + 2..at + 4].copy_from_slice(&(len as u16).to_be_bytes());

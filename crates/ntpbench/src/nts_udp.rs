@@ -5,7 +5,7 @@
 //! authenticated, and their ratio. Printed, never asserted.
 
 use crate::compare::{Scratch, Server, spawn};
-use crate::load::{Clients, LoadResult, LoadSpec};
+use crate::load::{Clients, LoadResult, LoadSpec, Pacing};
 use crate::nts_session::NtsSession;
 use anyhow::{Context, Result};
 use skytime_nts::{KeyRole, Keyring, RotationPolicy};
@@ -40,7 +40,7 @@ pub struct NtsUdpArgs {
 
 /// CPU time of every thread of a process, ns (scheduler accounting, finer
 /// than the clock ticks of /proc/PID/stat).
-fn process_cpu_ns(pid: u32) -> Result<u64> {
+pub(crate) fn process_cpu_ns(pid: u32) -> Result<u64> {
     let mut total = 0u64;
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).context("list threads")? {
         let path = task?.path().join("schedstat");
@@ -143,6 +143,7 @@ pub fn run(args: &NtsUdpArgs) -> Result<()> {
                     rate_per_s: shape.rate_per_s,
                     duration: args.run,
                     drain: Duration::from_millis(300),
+                    pacing: Pacing::Batched,
                 });
                 let cpu = process_cpu_ns(pid)?.saturating_sub(before);
                 let (tally, counted) = if use_nts {

@@ -9,6 +9,19 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 const BATCH: usize = 32;
+/// `BATCH` as `recvmmsg` wants it.
+const BATCH_LEN: libc::c_uint = 32;
+/// `sockaddr_storage`'s size, as `msg_namelen` wants it.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "sockaddr_storage is 128 bytes by definition"
+)]
+const STORAGE_LEN: libc::socklen_t = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+
+/// A batch length as `sendmmsg` wants it.
+fn vlen(n: usize) -> libc::c_uint {
+    libc::c_uint::try_from(n).unwrap_or(BATCH_LEN)
+}
 
 /// Serves `addr` with `workers` SO_REUSEPORT threads until the process is killed.
 pub fn run(addr: SocketAddr, workers: usize) -> Result<()> {
@@ -32,8 +45,11 @@ fn reflect(s: &Socket) {
     let mut bufs = [[0u8; 256]; BATCH];
     // SAFETY: plain C structs for which all-zero is valid.
     let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
+    // SAFETY: as above.
     let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
+    // SAFETY: as above.
     let mut msgs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    // SAFETY: as above.
     let mut out: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
     loop {
         for j in 0..BATCH {
@@ -43,7 +59,7 @@ fn reflect(s: &Socket) {
             };
             let h = &mut msgs[j].msg_hdr;
             h.msg_name = (&mut addrs[j] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_namelen = STORAGE_LEN;
             h.msg_iov = &mut iov[j];
             h.msg_iovlen = 1;
         }
@@ -52,7 +68,7 @@ fn reflect(s: &Socket) {
             libc::recvmmsg(
                 fd,
                 msgs.as_mut_ptr(),
-                BATCH as _,
+                BATCH_LEN,
                 libc::MSG_WAITFORONE as _,
                 std::ptr::null_mut(),
             )
@@ -60,7 +76,7 @@ fn reflect(s: &Socket) {
         if got <= 0 {
             continue;
         }
-        let got = got as usize;
+        let got = usize::try_from(got).unwrap_or(0);
         for j in 0..got {
             let len = (msgs[j].msg_len as usize).min(256);
             let b = &mut bufs[j];
@@ -75,9 +91,15 @@ fn reflect(s: &Socket) {
         let mut done = 0;
         while done < got {
             // SAFETY: out[done..got] point at live buffers and addresses.
-            let sent =
-                unsafe { libc::sendmmsg(fd, out[done..].as_mut_ptr(), (got - done) as _, 0) };
-            done += if sent <= 0 { 1 } else { sent as usize };
+            let sent = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    out[done..].as_mut_ptr(),
+                    BATCH_LEN.min(vlen(got - done)),
+                    0,
+                )
+            };
+            done += usize::try_from(sent).map_or(1, |s| s.max(1));
         }
     }
 }
