@@ -285,7 +285,7 @@ fn parse_gsv<'a>(
         for sat in g.sats_info.iter().flatten() {
             s.sats.push(Sat {
                 prn: u16::try_from(sat.prn()).map_err(|_| Malformed)?,
-                snr_dbhz: sat.snr().map(|x| x.clamp(0.0, 99.0) as u8),
+                snr_dbhz: sat.snr().map(snr_dbhz),
             });
         }
         return Ok(());
@@ -353,6 +353,16 @@ pub(crate) fn parse_time(field: &str) -> Result<Option<TimeOfDay>, Malformed> {
     }))
 }
 
+/// GSV's SNR field (0..99 dB-Hz) as a whole number; out-of-range or NaN reads as 0..99.
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "clamped to 0..=99 first (NaN casts to 0), which fits u8"
+)]
+fn snr_dbhz(x: f32) -> u8 {
+    x.clamp(0.0, 99.0) as u8
+}
+
 fn parse_ddmmyy(field: &str) -> DateField {
     let b = field.as_bytes();
     if b.is_empty() {
@@ -362,7 +372,8 @@ fn parse_ddmmyy(field: &str) -> DateField {
         return DateField::Bad;
     }
     let two = |i: usize| u32::from(b[i] - b'0') * 10 + u32::from(b[i + 1] - b'0');
-    ymd(two(4) as i32, two(2), two(0), true)
+    let year = i32::from(b[4] - b'0') * 10 + i32::from(b[5] - b'0');
+    ymd(year, two(2), two(0), true)
 }
 
 fn parse_zda_date(day: &str, month: &str, year: &str) -> DateField {
@@ -375,7 +386,9 @@ fn parse_zda_date(day: &str, month: &str, year: &str) -> DateField {
             .flatten()
     };
     match (num(day), num(month), num(year)) {
-        (Some(d), Some(m), Some(y)) => ymd(y as i32, m, d, year.len() <= 2),
+        (Some(d), Some(m), Some(y)) => {
+            i32::try_from(y).map_or(DateField::Bad, |y| ymd(y, m, d, year.len() <= 2))
+        }
         _ => DateField::Bad,
     }
 }

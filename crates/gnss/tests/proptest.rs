@@ -41,7 +41,7 @@ proptest! {
         let mut total = 0usize;
         for (i, c) in chunks.iter().enumerate() {
             total += c.len();
-            let t = Arrival { monotonic: MonoNanos(i as i64 * 30_000_000), ..Arrival::default() };
+            let t = Arrival { monotonic: MonoNanos(i64::try_from(i).unwrap() * 30_000_000), ..Arrival::default() };
             asm.push(c, t, &mut out);
             if i % idle_every == 0 {
                 asm.flush_idle(t, &mut out);
@@ -50,7 +50,7 @@ proptest! {
         asm.finish(&mut out);
         // Every epoch needs at least one sentence of at least "$GPZDA,hhmmss*hh".
         prop_assert!(out.len() <= total / 16 + 1);
-        prop_assert_eq!(asm.stats().bytes as usize, total);
+        prop_assert_eq!(asm.stats().bytes, u64::try_from(total).unwrap());
         for e in &out {
             prop_assert!(e.sentences.len() <= 64);
             prop_assert!(e.satellites.len() <= 256);

@@ -146,7 +146,7 @@ fn epochs_arrive_at_the_end_of_each_burst_and_survive_a_replug() {
         };
         assert!(e.valid, "burst {i}: {e:?}");
         assert_eq!(
-            e.utc.hms().2 as u32,
+            u32::from(e.utc.hms().2),
             chrono::Timelike::second(&now),
             "label is the burst's second"
         );

@@ -88,8 +88,10 @@ impl KernelClock {
     }
 
     /// Reads the kernel state without changing it (modes = 0).
-    // c_long is 32 bits on armhf: the conversions are not useless there.
-    #[allow(clippy::useless_conversion)]
+    #[allow(
+        clippy::useless_conversion,
+        reason = "c_long is 32 bits on armhf: the conversions are not useless there"
+    )]
     pub fn read(&self) -> Result<KernelState, ClockError> {
         let mut tx = zeroed_timex();
         let rc = adjtime(&mut tx)?;

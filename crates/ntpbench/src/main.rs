@@ -4,7 +4,10 @@
 
 // timespec fields are 32-bit on 32-bit Pi OS images: the `as i64` casts are
 // not redundant there.
-#![allow(clippy::unnecessary_cast)]
+#![allow(
+    clippy::unnecessary_cast,
+    reason = "timespec fields are 32-bit on 32-bit Pi OS images, so the casts are needed there"
+)]
 
 mod compare;
 mod cost;

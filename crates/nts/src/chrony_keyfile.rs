@@ -73,7 +73,7 @@ pub fn parse(text: &str, path: &Path) -> Result<CookieKeys, KeyfileError> {
             .ok_or_else(|| syntax(number, "ID is not 8 hex digits"))?;
         let material = decode_key(hex).ok_or_else(|| syntax(number, "key is not 64 hex digits"))?;
         if let Some(previous) = keys.last().map(|k: &CookieKey| k.id)
-            && id.wrapping_sub(previous) % CHRONY_KEYS as u32 != 1
+            && id.wrapping_sub(previous) % u32::try_from(CHRONY_KEYS).expect("4 slots fit u32") != 1
         {
             return Err(syntax(number, "key IDs are not in chrony's slot order"));
         }

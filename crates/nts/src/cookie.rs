@@ -194,7 +194,7 @@ mod tests {
             .map(|(i, &id)| CookieKey {
                 id,
                 created_unix_s: i as u64,
-                material: SessionKey::from_bytes([id as u8; KEY_LEN]),
+                material: SessionKey::from_bytes([id.to_le_bytes()[0]; KEY_LEN]),
             })
             .collect();
         CookieKeys::new(keys).expect("non-empty")

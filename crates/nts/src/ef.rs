@@ -257,21 +257,22 @@ pub fn write_reply_fields(
         HEADER_LEN,
         field_type::UNIQUE_IDENTIFIER,
         EF_HEADER_LEN + unique_id.len(),
-    );
+    )?;
     out[HEADER_LEN + EF_HEADER_LEN..uid_end].copy_from_slice(unique_id);
     let room = (limit - uid_end - AUTH_OVERHEAD) / COOKIE_EF_LEN;
     let cookies = auth.cookies_wanted.min(room);
     let plaintext_len = cookies * COOKIE_EF_LEN;
     let auth_offset = uid_end;
     let auth_len = (limit - auth_offset) & !3;
-    write_ef_header(out, auth_offset, field_type::AUTHENTICATOR, auth_len);
+    write_ef_header(out, auth_offset, field_type::AUTHENTICATOR, auth_len)?;
     let body = auth_offset + EF_HEADER_LEN;
-    out[body..body + 2].copy_from_slice(&(NONCE_LEN as u16).to_be_bytes());
-    out[body + 2..body + 4].copy_from_slice(&((TAG_LEN + plaintext_len) as u16).to_be_bytes());
+    out[body..body + 2].copy_from_slice(&u16::try_from(NONCE_LEN).ok()?.to_be_bytes());
+    let ciphertext_len = u16::try_from(TAG_LEN + plaintext_len).ok()?;
+    out[body + 2..body + 4].copy_from_slice(&ciphertext_len.to_be_bytes());
     let plaintext_start = body + 4 + NONCE_LEN + TAG_LEN;
     for i in 0..cookies {
         let at = plaintext_start + i * COOKIE_EF_LEN;
-        write_ef_header(out, at, field_type::COOKIE, COOKIE_EF_LEN);
+        write_ef_header(out, at, field_type::COOKIE, COOKIE_EF_LEN)?;
         let mut cookie = [0u8; COOKIE_LEN];
         keys.seal(&auth.session, &nonces(), &mut cookie);
         out[at + EF_HEADER_LEN..at + COOKIE_EF_LEN].copy_from_slice(&cookie);
@@ -305,9 +306,11 @@ pub fn seal_reply(out: &mut [u8], pending: &PendingSeal, s2c: &SessionKey) {
     debug_assert!(body + 4 + NONCE_LEN + TAG_LEN + pending.plaintext_len <= pending.len);
 }
 
-fn write_ef_header(out: &mut [u8], at: usize, kind: u16, len: usize) {
+/// `None` when `len` does not fit the field's 16 bits (never for a UDP-sized reply).
+fn write_ef_header(out: &mut [u8], at: usize, kind: u16, len: usize) -> Option<()> {
     out[at..at + 2].copy_from_slice(&kind.to_be_bytes());
-    out[at + 2..at + 4].copy_from_slice(&(len as u16).to_be_bytes());
+    out[at + 2..at + 4].copy_from_slice(&u16::try_from(len).ok()?.to_be_bytes());
+    Some(())
 }
 
 #[cfg(any(test, feature = "client"))]

@@ -8,7 +8,7 @@ fn keys(id: u32) -> CookieKeys {
     CookieKeys::new(vec![CookieKey {
         id,
         created_unix_s: 0,
-        material: SessionKey::from_bytes([id as u8; KEY_LEN]),
+        material: SessionKey::from_bytes([id.to_le_bytes()[0]; KEY_LEN]),
     }])
     .expect("keys")
 }
@@ -148,7 +148,7 @@ fn malformed_nts_requests_are_dropped_not_nakked() {
         (field_type::COOKIE, &cookie[..]),
     ] {
         two_cookies.extend_from_slice(&kind.to_be_bytes());
-        two_cookies.extend_from_slice(&((4 + body.len()) as u16).to_be_bytes());
+        two_cookies.extend_from_slice(&u16::try_from(4 + body.len()).unwrap().to_be_bytes());
         two_cookies.extend_from_slice(body);
     }
     let mut bad_placeholder = header().to_vec();
@@ -158,7 +158,7 @@ fn malformed_nts_requests_are_dropped_not_nakked() {
         (field_type::COOKIE_PLACEHOLDER, &[0u8; 20][..]),
     ] {
         bad_placeholder.extend_from_slice(&kind.to_be_bytes());
-        bad_placeholder.extend_from_slice(&((4 + body.len()) as u16).to_be_bytes());
+        bad_placeholder.extend_from_slice(&u16::try_from(4 + body.len()).unwrap().to_be_bytes());
         bad_placeholder.extend_from_slice(body);
     }
     bad_placeholder.extend_from_slice(&request(&keys, 0)[48 + 36 + 104..]);

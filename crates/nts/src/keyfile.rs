@@ -186,7 +186,7 @@ mod tests {
         CookieKey {
             id,
             created_unix_s: created,
-            material: SessionKey::from_bytes([id as u8; KEY_LEN]),
+            material: SessionKey::from_bytes([id.to_le_bytes()[0]; KEY_LEN]),
         }
     }
 

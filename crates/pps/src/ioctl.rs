@@ -61,7 +61,7 @@ mod tests {
     /// (write = 1, read = 2). Written out here, independently of nix.
     fn asm_generic_ioc(dir: u32, ty: u8, nr: u8, size: usize) -> u32 {
         assert!(size < (1 << 14), "size field is 14 bits");
-        (dir << 30) | ((size as u32) << 16) | (u32::from(ty) << 8) | u32::from(nr)
+        (dir << 30) | (u32::try_from(size).unwrap() << 16) | (u32::from(ty) << 8) | u32::from(nr)
     }
     const IOC_WRITE: u32 = 1;
     const IOC_READ: u32 = 2;
@@ -100,8 +100,10 @@ mod tests {
         target_arch = "riscv64"
     ))]
     #[test]
-    // The request type is c_ulong (u64 here, u32 on armhf) or c_int on musl.
-    #[allow(clippy::unnecessary_cast)]
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "the request type is c_ulong (u64 here, u32 on armhf) or c_int on musl"
+    )]
     fn request_numbers_match_the_kernel_for_this_targets_pointer_width() {
         let ptr = size_of::<usize>();
         let ours = [
@@ -143,7 +145,7 @@ mod tests {
         // pps_ktime is {__s64 sec; __s32 nsec; __u32 flags} on every ABI; the
         // 8-byte alignment of __s64 holds on arm EABI, arm64 and x86_64 (i386
         // packs to 4, which is the kernel's compat layout there).
-        let s64_align = std::mem::align_of::<i64>();
+        let s64_align = align_of::<i64>();
         let ktime = 16;
         let kinfo: usize = 8 + 2 * ktime + 4;
         let kinfo = kinfo.div_ceil(s64_align) * s64_align;

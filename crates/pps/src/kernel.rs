@@ -126,19 +126,21 @@ impl KernelPps {
         // into the valid, writable `caps`.
         unsafe { ioctl::get_cap(fd, &mut caps) }
             .map_err(|e| not_pps_or_io(&path, "PPS_GETCAP", e))?;
-        check_caps(&path, caps as u32, config.edge)?;
+        check_caps(&path, caps.cast_unsigned(), config.edge)?;
 
         let mut params = pps_kparams::default();
         // SAFETY: PPS_GETPARAMS writes a pps_kparams into the valid `params`.
         unsafe { ioctl::get_params(fd, &mut params) }
             .map_err(|e| not_pps_or_io(&path, "PPS_GETPARAMS", e))?;
+        // pps.h's flags are unsigned; the kparams fields are c_int bit masks.
         let want = match config.edge {
             PpsEdgeKind::Assert => PPS_CAPTUREASSERT,
             PpsEdgeKind::Clear => PPS_CAPTURECLEAR,
-        } as libc::c_int;
+        }
+        .cast_signed();
         if params.mode & want == 0 {
-            params.api_version = PPS_API_VERS as libc::c_int;
-            params.mode |= want | PPS_TSFMT_TSPEC as libc::c_int;
+            params.api_version = PPS_API_VERS.cast_signed();
+            params.mode |= want | PPS_TSFMT_TSPEC.cast_signed();
             // SAFETY: PPS_SETPARAMS reads a pps_kparams from the valid `params`.
             unsafe { ioctl::set_params(fd, &params) }.map_err(|e| match e {
                 nix::errno::Errno::EPERM | nix::errno::Errno::EACCES => PpsError::PermissionDenied {
@@ -255,8 +257,8 @@ impl PpsSource for KernelPps {
                 return Ok(None);
             }
             let t = pps_ktime {
-                sec: left.as_secs() as i64,
-                nsec: left.subsec_nanos() as i32,
+                sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                nsec: i32::try_from(left.subsec_nanos()).expect("sub-second nanos < 1e9"),
                 flags: 0,
             };
             let capture = match self.fetch_raw(t) {

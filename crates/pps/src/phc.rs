@@ -175,10 +175,12 @@ impl PhcPps {
         let step = self.last_accepted_phc_ns.map_or(1, |last| {
             ((event.phc_ns - last + 500_000_000) / 1_000_000_000).max(1)
         });
-        if step > 1 {
+        if let Ok(missed) = u64::try_from(step - 1)
+            && missed > 0
+        {
             self.counters
                 .missed_pulses
-                .fetch_add((step - 1) as u64, Ordering::Relaxed);
+                .fetch_add(missed, Ordering::Relaxed);
             self.counters.sequence_gaps.fetch_add(1, Ordering::Relaxed);
         }
         self.last_accepted_phc_ns = Some(event.phc_ns);

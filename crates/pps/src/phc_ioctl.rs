@@ -108,8 +108,10 @@ mod tests {
 
     #[cfg(any(target_arch = "aarch64", target_arch = "x86_64", target_arch = "arm"))]
     #[test]
-    // The request type is c_ulong (u64 here, u32 on armhf) or c_int on musl.
-    #[allow(clippy::unnecessary_cast)]
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "the request type is c_ulong (u64 here, u32 on armhf) or c_int on musl"
+    )]
     fn request_numbers_match_the_kernel_headers() {
         // _IOC(dir, '=', nr, size), from <linux/ptp_clock.h> as gcc computes it.
         let ioc = |dir: u64, nr: u64, size: u64| (dir << 30) | (size << 16) | (0x3d << 8) | nr;

@@ -411,7 +411,7 @@ mod tests {
                     .iter()
                     .enumerate()
                     .map(|(i, (before, after))| {
-                        let t = sys + i as i64 * 1_000_000;
+                        let t = sys + i64::try_from(i).unwrap() * 1_000_000;
                         (t - before, phc.at(t), t + after)
                     })
                     .collect();

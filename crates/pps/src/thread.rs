@@ -127,7 +127,7 @@ impl PpsThread {
                         }
                         Ok(None) => {
                             if !silent_logged {
-                                tracing::warn!(source = %source.describe(), timeout_ms = options.fetch_timeout.as_millis() as u64, "no PPS pulse");
+                                tracing::warn!(source = %source.describe(), timeout_ms = u64::try_from(options.fetch_timeout.as_millis()).unwrap_or(u64::MAX), "no PPS pulse");
                                 silent_logged = true;
                             }
                             PpsEvent::Silent

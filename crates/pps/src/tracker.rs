@@ -118,7 +118,7 @@ impl EdgeTracker {
             // line (antenna cut, receiver stopped) skips no sequence numbers.
             let interval_ns = time.nanos_since(last_time);
             let seconds = if interval_ns > 0 {
-                ((interval_ns + NANOS_PER_SEC / 2) / NANOS_PER_SEC) as u64
+                u64::try_from((interval_ns + NANOS_PER_SEC / 2) / NANOS_PER_SEC).unwrap_or(0)
             } else {
                 0
             };

@@ -167,7 +167,7 @@ mod tests {
     fn chrony_style_file_parses() {
         let r = DriftRecord::parse("          -1.234567             0.045678\n", Path::new("x"))
             .expect("parses");
-        assert_eq!(r.frequency_ppm, -1.234567);
-        assert_eq!(r.skew_ppm, 0.045678);
+        assert!((r.frequency_ppm + 1.234567).abs() < 1e-12, "{r:?}");
+        assert!((r.skew_ppm - 0.045678).abs() < 1e-12, "{r:?}");
     }
 }

@@ -228,7 +228,6 @@ fn solve(a: &mut [[f64; 4]; 3], n: usize) -> Option<[f64; 3]> {
         }
     }
     let mut out = [0.0; 3];
-    #[allow(clippy::needless_range_loop)]
     for i in 0..n {
         out[i] = a[i][3] / a[i][i];
     }
@@ -513,7 +512,7 @@ mod tests {
         let mut learner = NoiseLearner::new(1.0);
         let (mut x, mut f) = (0.0, 5000.0);
         for i in 0..n {
-            learner.add(i as i64, x + pm.sample(&mut rng));
+            learner.add(i64::try_from(i).unwrap(), x + pm.sample(&mut rng));
             x += f;
             f += rw.sample(&mut rng);
         }
@@ -582,7 +581,7 @@ mod tests {
         let mut k = Kalman::new(0.0, 1e6, 0.0, 1e8);
         for i in 1..50 {
             k = k.predicted(1.0, 0.0, &q, 1.0);
-            k.update(100.0 + 2000.0 * i as f64, q.r);
+            k.update(100.0 + 2000.0 * f64::from(i), q.r);
         }
         assert!((k.f - 2000.0).abs() < 0.5, "f {}", k.f);
         assert!(k.pxx.sqrt() < 2.0 && k.pff.sqrt() < 1.0, "{k:?}");

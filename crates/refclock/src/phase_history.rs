@@ -21,6 +21,11 @@ impl PhaseHistory {
         self.slots.iter_mut().for_each(|h| *h = None);
     }
 
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        reason = "the ring holds a few thousand pulses, and rem_euclid is in 0..len"
+    )]
     fn slot(&self, idx: i64) -> usize {
         idx.rem_euclid(self.slots.len() as i64) as usize
     }

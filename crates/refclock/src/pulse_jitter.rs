@@ -90,7 +90,7 @@ mod tests {
         let mut pj = PulseJitter::new();
         for i in 0..n {
             let mut psi = freq_ppb * i as f64 + noise.sample(&mut rng);
-            if glitch_every > 0 && (i as usize).is_multiple_of(glitch_every) {
+            if glitch_every > 0 && usize::try_from(i).unwrap().is_multiple_of(glitch_every) {
                 psi += 5e6;
             }
             pj.add(i, psi);

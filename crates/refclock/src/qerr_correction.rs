@@ -174,6 +174,14 @@ mod tests {
     const GPS_EPOCH_UNIX_S: i64 = 315_964_800;
     const LABEL: i64 = 1_772_323_200; // 2026-03-01T00:00:00Z
 
+    #[track_caller]
+    fn assert_ns(got_ns: f64, want_ns: f64) {
+        assert!(
+            (got_ns - want_ns).abs() < 1e-9,
+            "{got_ns} ns, want {want_ns} ns"
+        );
+    }
+
     fn tim_tp(label_unix_s: i64, q_err_ps: i32, arrival_ns: i64) -> ReceiverReport {
         let since = label_unix_s - GPS_EPOCH_UNIX_S;
         ReceiverReport::TimePulse {
@@ -200,9 +208,9 @@ mod tests {
     fn a_paired_message_corrects_its_edge_and_is_counted() {
         let mut q = QerrCorrection::new(true);
         q.on_report(&tim_tp(LABEL, -7_250, 500_000_000));
-        assert_eq!(q.correction_ns(MonoNanos(1_000_000_000), LABEL), -7.25);
+        assert_ns(q.correction_ns(MonoNanos(1_000_000_000), LABEL), -7.25);
         // The next edge has no message of its own.
-        assert_eq!(q.correction_ns(MonoNanos(2_000_000_000), LABEL + 1), 0.0);
+        assert_ns(q.correction_ns(MonoNanos(2_000_000_000), LABEL + 1), 0.0);
         let st = q.status().expect("status after TIM-TP");
         assert_eq!((st.messages, st.applied, st.skipped_no_message), (1, 1, 1));
         assert_eq!(st.last_correction_ns, Some(-7.25));
@@ -212,7 +220,7 @@ mod tests {
     fn switched_off_it_corrects_nothing_but_still_counts_messages() {
         let mut q = QerrCorrection::new(false);
         q.on_report(&tim_tp(LABEL, 9_000, 500_000_000));
-        assert_eq!(q.correction_ns(MonoNanos(1_000_000_000), LABEL), 0.0);
+        assert_ns(q.correction_ns(MonoNanos(1_000_000_000), LABEL), 0.0);
         let st = q.status().expect("status");
         assert!(!st.enabled);
         assert_eq!((st.messages, st.applied), (1, 0));
@@ -221,7 +229,7 @@ mod tests {
     #[test]
     fn without_any_timing_report_there_is_no_status_and_no_correction() {
         let mut q = QerrCorrection::new(true);
-        assert_eq!(q.correction_ns(MonoNanos(1_000_000_000), LABEL), 0.0);
+        assert_ns(q.correction_ns(MonoNanos(1_000_000_000), LABEL), 0.0);
         assert!(q.status().is_none());
     }
 

@@ -1,7 +1,10 @@
 //! A tiny simulated world for the unit tests: an oscillator-driven clock that
 //! the discipline steers, a PPS line and a receiver, in simulated time. (The
 //! full simulator, with scenario files, is `crates/sim`.)
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test module uses part of the world; an unused helper in one build is expected"
+)]
 
 use crate::{Refclock, RefclockConfig, Status};
 use chrono::Timelike;

@@ -138,7 +138,7 @@ fn main() -> ExitCode {
 }
 
 /// The figures the temperature compensation is judged by, on one line.
-fn sensor_line(r: &skytime_sim::ScenarioReport) -> String {
+fn sensor_line(r: &ScenarioReport) -> String {
     format!(
         "holdover max |error| {} µs, RMS {:.1} ns, served_bad_s {}",
         r.holdover_max_abs_offset_ns

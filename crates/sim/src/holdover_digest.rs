@@ -5,20 +5,22 @@
 /// What one run says about its holdover bound.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HoldoverDigest {
-    /// Seconds in holdover, and of those, served as synchronised.
+    /// Seconds in holdover.
     pub holdover_s: u64,
+    /// Of those, the seconds served as synchronised.
     pub holdover_served_s: u64,
     /// Largest |error| over the served holdover seconds, ns.
     pub holdover_max_err_ns: f64,
     /// The largest bound served in the longest holdover episode (reached as
-    /// the outage ends), ns, and its ratio to that episode's largest |error|
-    /// (NaN without a served holdover).
+    /// the outage ends), ns.
     pub peak_bound_ns: f64,
+    /// That bound's ratio to the episode's largest |error| (NaN without a
+    /// served holdover).
     pub peak_ratio: f64,
     /// The smallest bound / |error| while coasting (served holdover seconds
-    /// up to each episode's largest bound; below 1: served wrong), and the
-    /// second of the run where it was seen.
+    /// up to each episode's largest bound; below 1: served wrong).
     pub coast_min_ratio: f64,
+    /// The second of the run where `coast_min_ratio` was seen.
     pub coast_min_at_s: u64,
     /// The same after the bound collapsed (pulses back, state still holdover).
     pub return_min_ratio: f64,
@@ -128,6 +130,11 @@ mod tests {
         format!("{t},x,{err},{state},{},{bound}", u8::from(serving))
     }
 
+    #[track_caller]
+    fn assert_close(got: f64, want: f64, what: &str) {
+        assert!((got - want).abs() < 1e-9, "{got}, want {want}: {what}");
+    }
+
     #[test]
     fn the_longest_episode_gives_the_peak_ratio_and_the_tightest_second_is_found() {
         let mut lines = vec![
@@ -145,13 +152,14 @@ mod tests {
         lines.push(line(7, 9000.0, "holdover", false, 60.0));
         let d = digest_trace(&lines.join("\n"));
         assert_eq!((d.holdover_s, d.holdover_served_s), (6, 5));
-        assert_eq!(d.peak_bound_ns, 800.0);
-        assert_eq!(d.peak_ratio, 8.0, "800 ns over the episode's worst 100 ns");
+        assert_close(d.peak_bound_ns, 800.0, "the bound as the outage ends");
+        assert_close(d.peak_ratio, 8.0, "800 ns over the episode's worst 100 ns");
         assert_eq!((d.coast_min_ratio, d.coast_min_at_s), (4.0, 1));
-        assert_eq!(d.return_min_ratio, 3.0);
-        assert_eq!(
-            d.holdover_max_err_ns, 100.0,
-            "unserved seconds do not count"
+        assert_close(d.return_min_ratio, 3.0, "after the bound collapsed");
+        assert_close(
+            d.holdover_max_err_ns,
+            100.0,
+            "unserved seconds do not count",
         );
     }
 
@@ -162,8 +170,8 @@ mod tests {
             line(0, 5.0, "locked", true, 9.0)
         ));
         assert!(d.peak_ratio.is_nan());
-        assert_eq!(median(&[3.0, f64::NAN, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0]), 2.5);
+        assert_close(median(&[3.0, f64::NAN, 1.0, 2.0]), 2.0, "NaN is skipped");
+        assert_close(median(&[4.0, 1.0]), 2.5, "the mean of the middle two");
         assert!(median(&[]).is_nan());
     }
 }

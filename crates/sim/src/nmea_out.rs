@@ -99,7 +99,8 @@ fn lat_lon(lat: f64, lon: f64) -> String {
         let v = v.abs();
         let deg = v.trunc();
         let min = (v - deg) * 60.0;
-        format!("{:0deg_width$}{:07.4},{hemi}", deg as u32, min)
+        // `deg` is whole already: `.0` prints it without a cast or rounding.
+        format!("{deg:0deg_width$.0}{min:07.4},{hemi}")
     };
     format!("{},{}", part(lat, 2, 'N', 'S'), part(lon, 3, 'E', 'W'))
 }
@@ -231,10 +232,13 @@ pub fn ubx_nav_timels(label: UtcSecond, leap: LeapChange) -> Vec<u8> {
         - GPS_EPOCH_UNIX_S)
         .div_euclid(86_400);
     let week = u16::try_from(gps_days / 7).unwrap_or(u16::MAX);
-    let day_of_week = (gps_days % 7 + 1) as u16; // 1 = Sunday, as the GPS ICD counts
-    let tow_ms = ((label.unix_secs() - GPS_EPOCH_UNIX_S + i64::from(GPS_UTC_OFFSET_S))
-        .rem_euclid(604_800)
-        * 1000) as u32;
+    // 1 = Sunday, as the GPS ICD counts.
+    let day_of_week = u16::try_from(gps_days.rem_euclid(7) + 1).expect("1..=7");
+    let tow_ms = u32::try_from(
+        (label.unix_secs() - GPS_EPOCH_UNIX_S + i64::from(GPS_UTC_OFFSET_S)).rem_euclid(604_800)
+            * 1000,
+    )
+    .expect("a week of milliseconds fits u32");
 
     let mut payload = Vec::with_capacity(24);
     payload.extend_from_slice(&tow_ms.to_le_bytes()); // iTOW
@@ -243,7 +247,7 @@ pub fn ubx_nav_timels(label: UtcSecond, leap: LeapChange) -> Vec<u8> {
     payload.push(2); // srcOfCurrLs: GPS
     payload.push(GPS_UTC_OFFSET_S as u8); // currLs
     payload.push(2); // srcOfLsChange: GPS
-    payload.push(ls_change as u8); // lsChange
+    payload.push(ls_change.cast_unsigned()); // lsChange
     payload.extend_from_slice(&(i32::try_from(time_to_event).unwrap_or(i32::MAX)).to_le_bytes());
     payload.extend_from_slice(&week.to_le_bytes()); // dateOfLsGpsWn
     payload.extend_from_slice(&day_of_week.to_le_bytes()); // dateOfLsGpsDn
@@ -374,8 +378,8 @@ mod tests {
         }
         assert_eq!((f[30], f[31]), (a, b));
         let p = &f[6..30];
-        assert_eq!(p[9] as i8, GPS_UTC_OFFSET_S, "currLs");
-        assert_eq!(p[11] as i8, 1, "lsChange");
+        assert_eq!(p[9].cast_signed(), GPS_UTC_OFFSET_S, "currLs");
+        assert_eq!(p[11].cast_signed(), 1, "lsChange");
         assert_eq!(
             i32::from_le_bytes([p[12], p[13], p[14], p[15]]),
             7200,
@@ -395,8 +399,8 @@ mod tests {
         let mut out = Vec::new();
         for (i, b) in bursts.iter().enumerate() {
             let t = skytime_timebase::Arrival {
-                monotonic: skytime_timebase::MonoNanos(i as i64 * 1_000_000_000),
-                realtime: skytime_timebase::UnixNanos(i as i64 * 1_000_000_000),
+                monotonic: skytime_timebase::MonoNanos(i64::try_from(i).unwrap() * 1_000_000_000),
+                realtime: skytime_timebase::UnixNanos(i64::try_from(i).unwrap() * 1_000_000_000),
             };
             asm.push(b, t, &mut out);
             let idle = skytime_timebase::Arrival {

@@ -81,9 +81,14 @@ impl TimingReceiver {
             self.phase_ns - self.tick_ns
         };
         let q_err_ps = (-emitted * 1000.0 + self.cfg.q_err_noise_ps * noise).round();
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "clamped to i32's range first; a whole number after round()"
+        )]
+        let q_err_ps = q_err_ps.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32;
         PulseTiming {
             emitted_offset_ns: emitted,
-            q_err_ps: q_err_ps.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32,
+            q_err_ps,
         }
     }
 
@@ -132,12 +137,18 @@ impl TimingReceiver {
             return None;
         }
         let accuracy_mm = SURVEY_FIRST_ACCURACY_MM / ((elapsed_s + 1) as f64).sqrt();
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "positive and at most SURVEY_FIRST_ACCURACY_MM, which fits u32"
+        )]
+        let accuracy_mm_u32 = accuracy_mm.round() as u32;
         let done = elapsed_s >= self.cfg.survey_in_min_s
             && accuracy_mm <= self.cfg.survey_in_accuracy_m * 1000.0;
         Some(SurveyIn {
             duration_s: u32::try_from(elapsed_s).unwrap_or(u32::MAX),
             observations: u32::try_from(elapsed_s).unwrap_or(u32::MAX),
-            accuracy_mm: accuracy_mm.round() as u32,
+            accuracy_mm: accuracy_mm_u32,
             valid: done,
             active: !done,
         })
@@ -196,7 +207,8 @@ mod tests {
     #[test]
     fn without_a_timing_clock_the_pulse_is_exact() {
         let mut r = receiver(0.0, 100.0);
-        assert_eq!(r.advance().emitted_offset_ns, 0.0);
+        let emitted = r.advance().emitted_offset_ns;
+        assert!(emitted.abs() < 1e-9, "emitted {emitted} ns off the second");
     }
 
     #[test]

@@ -35,7 +35,7 @@ mod tests {
 
     #[test]
     fn offset_and_frequency_are_not_wander() {
-        let ramp: Vec<f64> = (0..1000).map(|i| 50.0 + 3.5 * i as f64).collect();
+        let ramp: Vec<f64> = (0..1000).map(|i| 50.0 + 3.5 * f64::from(i)).collect();
         for n in BENCH_TAUS_S {
             let t = tdev_ns(&ramp, n).expect("long enough");
             assert!(t < 1e-6, "τ = {n}: {t}");

@@ -42,6 +42,10 @@ macro_rules! instant_ops {
                 self.0.div_euclid(NANOS_PER_SEC)
             }
             /// Nanoseconds within the second, always in 0..1e9.
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "rem_euclid by 1e9 is in 0..1e9, which fits u32 (try_from is not const)"
+            )]
             pub const fn subsec_nanos(self) -> u32 {
                 self.0.rem_euclid(NANOS_PER_SEC) as u32
             }

@@ -17,7 +17,10 @@ pub trait TimeSource: Send + Sync {
     fn monotonic(&self) -> MonoNanos;
     /// Maps a host CLOCK_REALTIME reading (e.g. a kernel packet timestamp) onto
     /// this source's realtime. Identity for the kernel clock.
-    #[allow(clippy::wrong_self_convention)] // converts *into* this source's timescale, which needs the source
+    #[expect(
+        clippy::wrong_self_convention,
+        reason = "converts *into* this source's timescale, which needs the source"
+    )]
     fn from_host_realtime(&self, host: UnixNanos) -> UnixNanos {
         host
     }
@@ -54,8 +57,10 @@ impl HostClock {
         // SAFETY: ts is a valid, writable timespec and the clock ids used here
         // always exist on Linux, so clock_gettime cannot fail or write elsewhere.
         unsafe { libc::clock_gettime(clock, &mut ts) };
-        // time_t and c_long are 32 bits on armhf, so these casts are not no-ops everywhere.
-        #[allow(clippy::unnecessary_cast)]
+        #[allow(
+            clippy::unnecessary_cast,
+            reason = "time_t and c_long are 32 bits on armhf, so these casts are not no-ops everywhere"
+        )]
         let (secs, nanos) = (ts.tv_sec as i64, ts.tv_nsec as i64);
         secs * crate::NANOS_PER_SEC + nanos
     }

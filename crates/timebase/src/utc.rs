@@ -54,9 +54,9 @@ impl UtcSecond {
         let dt = chrono::DateTime::from_timestamp(secs, 0)?.naive_utc();
         Self::new(
             dt.date(),
-            dt.hour() as u8,
-            dt.minute() as u8,
-            dt.second() as u8,
+            u8::try_from(dt.hour()).ok()?,
+            u8::try_from(dt.minute()).ok()?,
+            u8::try_from(dt.second()).ok()?,
         )
     }
 
@@ -76,10 +76,10 @@ impl UtcSecond {
     /// POSIX seconds of this label; 23:59:60 maps to 23:59:59, as the kernel's
     /// clock reads during an inserted second.
     pub fn unix_secs(&self) -> i64 {
-        let sec = self.second.min(59) as u32;
+        let sec = u32::from(self.second.min(59));
         let t = NaiveDateTime::new(
             self.date,
-            chrono::NaiveTime::from_hms_opt(self.hour as u32, self.minute as u32, sec)
+            chrono::NaiveTime::from_hms_opt(u32::from(self.hour), u32::from(self.minute), sec)
                 .unwrap_or_default(),
         );
         t.and_utc().timestamp()

@@ -100,6 +100,10 @@ impl ReceiverSetup {
     }
 
     /// The fixed position in CFG-TMODE3's units, when all three coordinates are set.
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "checked just above: |lat| <= 90, |lon| <= 180, |h| <= 20 km, so each scaled value is under 2e11"
+    )]
     pub fn fixed_position(&self) -> Option<FixedPosition> {
         let (lat, lon, h) = (
             self.fixed_lat_deg?,

@@ -50,7 +50,7 @@ pub fn decode_timels(payload: &[u8]) -> Option<LeapReport> {
     if valid & 0b10 == 0 {
         return None;
     }
-    let change = match payload[11] as i8 {
+    let change = match payload[11].cast_signed() {
         1 => LeapChange::Insert,
         -1 => LeapChange::Delete,
         0 => LeapChange::None,
@@ -58,7 +58,7 @@ pub fn decode_timels(payload: &[u8]) -> Option<LeapReport> {
     };
     let time_to_event_s = i32::from_le_bytes([payload[12], payload[13], payload[14], payload[15]]);
     Some(LeapReport {
-        current_leap_s: (valid & 0b01 != 0).then_some(payload[9] as i8),
+        current_leap_s: (valid & 0b01 != 0).then_some(payload[9].cast_signed()),
         change,
         time_to_event_s,
     })
@@ -69,16 +69,17 @@ pub fn decode_timels(payload: &[u8]) -> Option<LeapReport> {
 pub fn encode_timels(current_leap_s: i8, change: LeapChange, time_to_event_s: i32) -> Vec<u8> {
     let mut payload = [0u8; TIMELS_LEN];
     payload[8] = 2; // srcOfCurrLs: GPS
-    payload[9] = current_leap_s as u8;
+    payload[9] = current_leap_s.cast_unsigned();
     payload[10] = 2; // srcOfLsChange: GPS
     payload[11] = match change {
         LeapChange::Insert => 1u8,
-        LeapChange::Delete => (-1i8) as u8,
+        LeapChange::Delete => (-1i8).cast_unsigned(),
         LeapChange::None => 0,
     };
     payload[12..16].copy_from_slice(&time_to_event_s.to_le_bytes());
     payload[23] = 0b11;
-    let mut frame = vec![0xB5, 0x62, CLASS_NAV, ID_TIMELS, TIMELS_LEN as u8, 0];
+    let len = u8::try_from(TIMELS_LEN).expect("NAV-TIMELS is 24 bytes");
+    let mut frame = vec![0xB5, 0x62, CLASS_NAV, ID_TIMELS, len, 0];
     frame.extend_from_slice(&payload);
     let (a, b) = ubx_checksum(&frame[2..]);
     frame.extend_from_slice(&[a, b]);

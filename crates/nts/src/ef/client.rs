@@ -6,7 +6,8 @@ use crate::aead::{self, NONCE_LEN, SessionKey, TAG_LEN};
 
 fn push_ef(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
     out.extend_from_slice(&kind.to_be_bytes());
-    out.extend_from_slice(&((EF_HEADER_LEN + body.len()) as u16).to_be_bytes());
+    let len = u16::try_from(EF_HEADER_LEN + body.len()).expect("an extension field under 64 KiB");
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(body);
 }
 
@@ -32,8 +33,8 @@ pub fn build_request(
     }
     let auth_offset = out.len();
     let mut body = Vec::new();
-    body.extend_from_slice(&(NONCE_LEN as u16).to_be_bytes());
-    body.extend_from_slice(&(TAG_LEN as u16).to_be_bytes());
+    body.extend_from_slice(&u16::try_from(NONCE_LEN).expect("16").to_be_bytes());
+    body.extend_from_slice(&u16::try_from(TAG_LEN).expect("16").to_be_bytes());
     body.extend_from_slice(nonce);
     let tag = aead::seal(c2s, &out[..auth_offset], nonce, &mut []);
     body.extend_from_slice(&tag);

@@ -37,13 +37,13 @@ fn each_message_pairs_with_the_next_edge() {
     let mut q = QerrPairing::new();
     for k in 1..=5 {
         q.on_tim_tp(
-            &report_for(START_UNIX_S + k, 1000 * k as i32),
+            &report_for(START_UNIX_S + k, 1000 * i32::try_from(k).unwrap()),
             edge_ns(k) - 600_000_000,
         );
         assert_eq!(
             q.on_edge(edge_ns(k), START_UNIX_S + k),
             QerrDecision::Apply {
-                q_err_ps: 1000 * k as i32
+                q_err_ps: 1000 * i32::try_from(k).unwrap()
             }
         );
     }
@@ -192,10 +192,15 @@ fn pairs_across_the_week_boundary() {
     let t = GPS_EPOCH_UNIX_S + 2400 * WEEK_S;
     let mut q = QerrPairing::new();
     for (k, s) in [(1, t - 1), (2, t), (3, t + 1)] {
-        q.on_tim_tp(&report_for(s, k as i32), edge_ns(k) - S / 2);
+        q.on_tim_tp(
+            &report_for(s, i32::try_from(k).unwrap()),
+            edge_ns(k) - S / 2,
+        );
         assert_eq!(
             q.on_edge(edge_ns(k), s),
-            QerrDecision::Apply { q_err_ps: k as i32 }
+            QerrDecision::Apply {
+                q_err_ps: i32::try_from(k).unwrap()
+            }
         );
     }
 }
@@ -233,7 +238,7 @@ proptest! {
         // Events on one clock: (time, is_edge, pulse index).
         let mut events: Vec<(i64, u8, usize)> = Vec::new();
         for (k, f) in fates.iter().enumerate() {
-            let edge = edge_ns(k as i64 + 1);
+            let edge = edge_ns(i64::try_from(k).unwrap() + 1);
             let before = edge - lead_ms[k] * 1_000_000;
             match f {
                 Fate::OnTime | Fate::Invalid => events.push((before, 0, k)),
@@ -252,7 +257,7 @@ proptest! {
         events.sort();
         let mut q = QerrPairing::new();
         for (t, kind, k) in events {
-            let label = START_UNIX_S + k as i64 + 1;
+            let label = START_UNIX_S + i64::try_from(k).unwrap() + 1;
             if kind == 0 {
                 let mut r = report_for(label, q_errs[k]);
                 r.q_err_valid = !matches!(fates[k], Fate::Invalid);

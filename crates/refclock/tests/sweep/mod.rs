@@ -3,12 +3,17 @@
 //! error bound is shown to be honest by more than one draw of the noise, and
 //! how loose it is can be measured. Shared by the `holdover_sweep` example
 //! (prints the table) and the `sim_scenarios` test (asserts the honesty).
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by a test and an example, each using part of it (so not `expect`)"
+)]
 
-use skytime_sim::holdover_digest::{HoldoverDigest, digest_trace};
-// The example prints medians; the test does not.
-#[allow(unused_imports)]
+#[allow(
+    unused_imports,
+    reason = "the example prints medians; the test does not"
+)]
 pub use skytime_sim::holdover_digest::median;
+use skytime_sim::holdover_digest::{HoldoverDigest, digest_trace};
 use skytime_sim::{Scenario, run_scenario_traced};
 use std::path::{Path, PathBuf};
 

@@ -175,6 +175,11 @@ fn report_lateness(late_us: &mut Vec<u64>) {
         return;
     }
     late_us.sort_unstable();
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "q is in 0..=1, so the rounded index is in 0..len"
+    )]
     let at = |q: f64| late_us[((late_us.len() - 1) as f64 * q).round() as usize];
     eprintln!(
         "feeder: pulse lateness over {} pulses: median {} us, p95 {} us, max {} us",
