@@ -5,7 +5,9 @@
 # highest rate with under 1 % loss, p50/p99 response time and T3-T2, and the
 # server's CPU microseconds per reply at a fixed 100k requests/s read from
 # /proc/PID/stat. First, what NTS costs: in process (nts-cost) and over UDP
-# (nts-udp: CPU per NTS reply beside a plain one, and the ratio).
+# (nts-udp: CPU per NTS reply beside a plain one, and the ratio). Then
+# `cost`: both load shapes at 1 and 2 threads against the reflector, and the
+# transmit-stamp gap beside chronyd's.
 #
 # Every run is bounded (trials of about a second, a few seconds of fixed load)
 # and sends only to 127.0.0.1, from client sources in 127.1.x.y.
@@ -44,4 +46,11 @@ esac
 # its CPU per plain reply, same process and rate, alternating runs, at
 # 100k/s from 64 sources and 25.6k/s from 256 (about 30 s; sources 127.12.x.y).
 "$target/release/ntpbench" nts-udp
+# CPU per valid reply against the reflector at equal thread counts (1 and 2),
+# in the burst shape and a steady-paced 256-source one (sources 127.4.x.y),
+# and the transmit-stamp gap clients feel beside chronyd's (about 3 min).
+cost_args=(cost --skytimed "$target/release/skytimed")
+[ -n "${chronyd_bin:-}" ] && cost_args+=(--chronyd "$chronyd_bin")
+[ -z "${chronyd_bin:-}" ] && [ -x /usr/sbin/chronyd ] && cost_args+=(--chronyd /usr/sbin/chronyd)
+"$target/release/ntpbench" "${cost_args[@]}"
 exec "$target/release/ntpbench" "${args[@]}" "$@"
