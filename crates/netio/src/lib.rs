@@ -94,13 +94,18 @@ pub struct RxBatch {
     received: usize,
 }
 
-/// All-zero plain C structs: valid values for every type used here.
-fn zeroed_slice<T>(n: usize) -> Box<[T]> {
+/// Plain C structs (integers and raw pointers only) for which all-zero bytes
+/// are a valid value: the only types [`zeroed_slice`] may build.
+trait ZeroIsValid {}
+impl ZeroIsValid for libc::iovec {}
+impl ZeroIsValid for libc::mmsghdr {}
+impl ZeroIsValid for libc::sockaddr_storage {}
+
+fn zeroed_slice<T: ZeroIsValid>(n: usize) -> Box<[T]> {
     (0..n)
         .map(|_| {
-            // SAFETY: only called for iovec, mmsghdr and sockaddr_storage,
-            // plain C structs (integers and raw pointers) for which all-zero
-            // is a valid value.
+            // SAFETY: `T: ZeroIsValid`, implemented only for plain C structs
+            // of integers and raw pointers, for which all-zero is valid.
             unsafe { zeroed::<T>() }
         })
         .collect()
