@@ -48,7 +48,12 @@ read -r -a exclude <<< "${SKYTIME_CROSS_EXCLUDE:-skytime-e2e}"
 # qemu-user answers ioctls it does not emulate (the RFC 2783 PPS_* ones among
 # them) with ENOSYS, where a real kernel says ENOTTY; this test checks the
 # real kernel's answer, and runs natively in the host test suite.
+# It also refuses the kernel's socket timestamping options (SO_TIMESTAMPNS,
+# SO_TIMESTAMPING: ENOPROTOOPT), which skytime-netio's socket tests need;
+# they too run natively in the host test suite.
 qemu_skips="--skip a_non_pps_node_is_refused_with_a_clear_message"
+qemu_skips+=" --skip a_batch_reads_payload_source_and_kernel_timestamp"
+qemu_skips+=" --skip a_requested_transmit_timestamp_comes_back_with_its_id"
 read -r -a test_args <<< "${SKYTIME_CROSS_TEST_ARGS:-$qemu_skips}"
 
 aarch64="aarch64-unknown-linux-gnu"
