@@ -17,6 +17,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
+mod msg_buffers;
+use msg_buffers::MsgBuffers;
+
 /// Control-message space per datagram: a timestamp, packet info and an
 /// extended error fit with room to spare.
 const CTRL_WORDS: usize = 32;
@@ -85,51 +88,22 @@ pub struct Datagram<'a> {
 /// Buffers for up to `count` datagrams read with one `recvmmsg`, allocated
 /// once and reused for every call.
 pub struct RxBatch {
-    payload: Box<[u8]>,
-    max_len: usize,
-    ctrl: Box<[CtrlBuf]>,
-    addrs: Box<[libc::sockaddr_storage]>,
-    iov: Box<[libc::iovec]>,
-    msgs: Box<[libc::mmsghdr]>,
+    bufs: MsgBuffers,
     received: usize,
-}
-
-/// Plain C structs (integers and raw pointers only) for which all-zero bytes
-/// are a valid value: the only types [`zeroed_slice`] may build.
-trait ZeroIsValid {}
-impl ZeroIsValid for libc::iovec {}
-impl ZeroIsValid for libc::mmsghdr {}
-impl ZeroIsValid for libc::sockaddr_storage {}
-
-fn zeroed_slice<T: ZeroIsValid>(n: usize) -> Box<[T]> {
-    (0..n)
-        .map(|_| {
-            // SAFETY: `T: ZeroIsValid`, implemented only for plain C structs
-            // of integers and raw pointers, for which all-zero is valid.
-            unsafe { zeroed::<T>() }
-        })
-        .collect()
 }
 
 impl RxBatch {
     /// Room for `count` datagrams (1 to [`MAX_BATCH`]) of up to `max_len` bytes each.
     pub fn new(count: usize, max_len: usize) -> RxBatch {
-        let count = count.clamp(1, MAX_BATCH);
-        let max_len = max_len.max(1);
         RxBatch {
-            payload: vec![0u8; count * max_len].into_boxed_slice(),
-            max_len,
-            ctrl: vec![[0u64; CTRL_WORDS]; count].into_boxed_slice(),
-            addrs: zeroed_slice(count),
-            iov: zeroed_slice(count),
-            msgs: zeroed_slice(count),
+            bufs: MsgBuffers::new(count, max_len),
             received: 0,
         }
     }
 
     /// Datagrams one call can read.
     pub fn capacity(&self) -> usize {
-        self.msgs.len()
+        self.bufs.msgs.len()
     }
 
     /// Reads up to [`RxBatch::capacity`] datagrams from `fd`; returns how many
@@ -137,21 +111,23 @@ impl RxBatch {
     /// queued, or the read timed out).
     pub fn recv(&mut self, fd: BorrowedFd<'_>, wait: Wait) -> io::Result<usize> {
         self.received = 0;
-        let n = self.msgs.len();
+        let n = self.bufs.msgs.len();
         for j in 0..n {
-            self.iov[j] = libc::iovec {
-                iov_base: self.payload[j * self.max_len..].as_mut_ptr().cast(),
-                iov_len: self.max_len,
+            self.bufs.iov[j] = libc::iovec {
+                iov_base: self.bufs.payload[j * self.bufs.max_len..]
+                    .as_mut_ptr()
+                    .cast(),
+                iov_len: self.bufs.max_len,
             };
-            let hdr = &mut self.msgs[j].msg_hdr;
-            hdr.msg_name = std::ptr::from_mut(&mut self.addrs[j]).cast();
+            let hdr = &mut self.bufs.msgs[j].msg_hdr;
+            hdr.msg_name = std::ptr::from_mut(&mut self.bufs.addrs[j]).cast();
             hdr.msg_namelen = STORAGE_LEN;
-            hdr.msg_iov = &mut self.iov[j];
+            hdr.msg_iov = &mut self.bufs.iov[j];
             hdr.msg_iovlen = 1;
-            hdr.msg_control = self.ctrl[j].as_mut_ptr().cast();
+            hdr.msg_control = self.bufs.ctrl[j].as_mut_ptr().cast();
             hdr.msg_controllen = CTRL_BYTES;
             hdr.msg_flags = 0;
-            self.msgs[j].msg_len = 0;
+            self.bufs.msgs[j].msg_len = 0;
         }
         let vlen = libc::c_uint::try_from(n).unwrap_or(1);
         // SAFETY: every mmsghdr points at live buffers of this batch of the
@@ -159,7 +135,7 @@ impl RxBatch {
         let got = unsafe {
             libc::recvmmsg(
                 fd.as_raw_fd(),
-                self.msgs.as_mut_ptr(),
+                self.bufs.msgs.as_mut_ptr(),
                 vlen,
                 wait.flags(),
                 std::ptr::null_mut(),
@@ -187,17 +163,17 @@ impl RxBatch {
         if j >= self.received {
             return None;
         }
-        let msg = &self.msgs[j];
+        let msg = &self.bufs.msgs[j];
         let len = usize::try_from(msg.msg_len)
             .unwrap_or(usize::MAX)
-            .min(self.max_len);
-        let start = j * self.max_len;
+            .min(self.bufs.max_len);
+        let start = j * self.bufs.max_len;
         // SAFETY: the kernel filled this message's control buffer (ours, of
         // CTRL_BYTES) and set msg_controllen to what it wrote.
         let (rx_time, destination) = unsafe { parse_rx_cmsgs(&msg.msg_hdr) };
         Some(Datagram {
-            payload: &self.payload[start..start + len],
-            source: sockaddr_to_std(&self.addrs[j]),
+            payload: &self.bufs.payload[start..start + len],
+            source: sockaddr_to_std(&self.bufs.addrs[j]),
             rx_time,
             destination,
             truncated: msg.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
@@ -213,32 +189,19 @@ impl RxBatch {
 /// Buffers for up to `count` datagrams sent with `sendmmsg`: fill a payload,
 /// [`TxBatch::prepare`] its header, send a range.
 pub struct TxBatch {
-    payload: Box<[u8]>,
-    max_len: usize,
-    ctrl: Box<[CtrlBuf]>,
-    addrs: Box<[libc::sockaddr_storage]>,
-    iov: Box<[libc::iovec]>,
-    msgs: Box<[libc::mmsghdr]>,
+    bufs: MsgBuffers,
 }
 
 impl TxBatch {
     /// Room for `count` datagrams (1 to [`MAX_BATCH`]) of up to `max_len` bytes each.
     pub fn new(count: usize, max_len: usize) -> TxBatch {
-        let count = count.clamp(1, MAX_BATCH);
-        let max_len = max_len.max(1);
-        TxBatch {
-            payload: vec![0u8; count * max_len].into_boxed_slice(),
-            max_len,
-            ctrl: vec![[0u64; CTRL_WORDS]; count].into_boxed_slice(),
-            addrs: zeroed_slice(count),
-            iov: zeroed_slice(count),
-            msgs: zeroed_slice(count),
-        }
+        let bufs = MsgBuffers::new(count, max_len);
+        TxBatch { bufs }
     }
 
     /// Datagrams one batch holds.
     pub fn capacity(&self) -> usize {
-        self.msgs.len()
+        self.bufs.msgs.len()
     }
 
     /// The whole buffer of datagram `k`, to write its payload into.
@@ -246,8 +209,8 @@ impl TxBatch {
     /// # Panics
     /// If `k` is not below [`TxBatch::capacity`].
     pub fn payload_mut(&mut self, k: usize) -> &mut [u8] {
-        let start = k * self.max_len;
-        &mut self.payload[start..start + self.max_len]
+        let start = k * self.bufs.max_len;
+        &mut self.bufs.payload[start..start + self.bufs.max_len]
     }
 
     /// Sets datagram `k` up to carry the first `len` bytes of its payload to
@@ -265,23 +228,25 @@ impl TxBatch {
         from: Destination,
         tx_timestamp: bool,
     ) {
-        let namelen = std_to_sockaddr(to, &mut self.addrs[k]);
-        self.iov[k] = libc::iovec {
-            iov_base: self.payload[k * self.max_len..].as_mut_ptr().cast(),
-            iov_len: len.min(self.max_len),
+        let namelen = std_to_sockaddr(to, &mut self.bufs.addrs[k]);
+        self.bufs.iov[k] = libc::iovec {
+            iov_base: self.bufs.payload[k * self.bufs.max_len..]
+                .as_mut_ptr()
+                .cast(),
+            iov_len: len.min(self.bufs.max_len),
         };
-        let ctrl_len = build_tx_cmsgs(&mut self.ctrl[k], from, tx_timestamp, to.is_ipv6());
-        let hdr = &mut self.msgs[k].msg_hdr;
-        hdr.msg_name = std::ptr::from_mut(&mut self.addrs[k]).cast();
+        let ctrl_len = build_tx_cmsgs(&mut self.bufs.ctrl[k], from, tx_timestamp, to.is_ipv6());
+        let hdr = &mut self.bufs.msgs[k].msg_hdr;
+        hdr.msg_name = std::ptr::from_mut(&mut self.bufs.addrs[k]).cast();
         hdr.msg_namelen = namelen;
-        hdr.msg_iov = &mut self.iov[k];
+        hdr.msg_iov = &mut self.bufs.iov[k];
         hdr.msg_iovlen = 1;
         hdr.msg_flags = 0;
         if ctrl_len == 0 {
             hdr.msg_control = std::ptr::null_mut();
             hdr.msg_controllen = 0;
         } else {
-            hdr.msg_control = self.ctrl[k].as_mut_ptr().cast();
+            hdr.msg_control = self.bufs.ctrl[k].as_mut_ptr().cast();
             hdr.msg_controllen = ctrl_len;
         }
     }
@@ -292,7 +257,7 @@ impl TxBatch {
     /// # Panics
     /// If `range` is not within [`TxBatch::capacity`].
     pub fn send(&mut self, fd: BorrowedFd<'_>, range: Range<usize>) -> io::Result<usize> {
-        let msgs = &mut self.msgs[range];
+        let msgs = &mut self.bufs.msgs[range];
         let vlen = libc::c_uint::try_from(msgs.len()).unwrap_or(0);
         // SAFETY: every header in the range points at this batch's own live
         // buffers (set by `prepare`), or is all-zero (null pointers, zero
