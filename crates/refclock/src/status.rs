@@ -418,6 +418,9 @@ pub struct Status {
     /// Set while the receiver and leap-seconds.list disagree about the
     /// coming midnight.
     pub leap_sources_disagree: Option<LeapSourceDisagreement>,
+    /// When the leap-seconds file read at start expires (None: no file).
+    /// An expired file is ignored, which the operator needs to see.
+    pub leap_file_expires: Option<UnixNanos>,
     /// Last time the clock was updated from the reference.
     pub reference_time: Option<UnixNanos>,
     /// Root dispersion (error bound) at `as_of`, in nanoseconds.

@@ -23,6 +23,7 @@ pub(crate) fn locked_status() -> Status {
         leap_source: None,
         leap_armed: LeapChange::None,
         leap_sources_disagree: None,
+        leap_file_expires: None,
         reference_time: Some(UnixNanos(1_767_225_700 * S)),
         root_dispersion_ns: 12_000.0,
         dispersion_rate_ns_per_s: 15.0,

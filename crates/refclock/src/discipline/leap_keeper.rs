@@ -38,6 +38,8 @@ pub(super) struct LeapKeeper {
     last_leap_end_s: Option<i64>,
     last_window_edge: Option<MonoNanos>,
     checked_s: i64,
+    /// Whether the file's expiry has been logged (so it is said once).
+    file_expiry_logged: bool,
 }
 
 impl LeapKeeper {
@@ -56,12 +58,22 @@ impl LeapKeeper {
             last_leap_end_s: None,
             last_window_edge: None,
             checked_s: i64::MIN,
+            file_expiry_logged: false,
         }
     }
 
     /// The leap-seconds table, if one was read.
     pub fn table(&self) -> Option<&LeapTable> {
         self.table.as_ref()
+    }
+
+    /// When the leap-seconds file stops being trusted (None: no file read).
+    /// Past it, leap seconds come only from the receiver and TAI−UTC is no
+    /// longer given to the clock, so the operator must be told.
+    pub fn file_expires(&self) -> Option<UnixNanos> {
+        self.table
+            .as_ref()
+            .map(|t| UnixNanos(t.expires_unix_s * NS_I))
     }
 
     /// The leap second expected (kind, midnight, source).
@@ -139,6 +151,7 @@ impl LeapKeeper {
             return;
         }
         self.checked_s = now_s;
+        self.note_file_expiry(now_s);
         let Some(end) = end_of_month_unix_s(now_s) else {
             return;
         };
@@ -212,6 +225,26 @@ impl LeapKeeper {
                 Err(e) => warn!(error = %e, "could not set the leap flag"),
             }
         }
+    }
+
+    /// Says once, at warn, that the leap-seconds file has expired (an expired
+    /// file is ignored, which would otherwise happen without a word).
+    fn note_file_expiry(&mut self, now_s: i64) {
+        let Some(table) = self.table.as_ref() else {
+            return;
+        };
+        let expired = table.is_expired(now_s);
+        if expired && !self.file_expiry_logged {
+            let expired_at = UtcSecond::from_unix_secs(table.expires_unix_s)
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| table.expires_unix_s.to_string());
+            warn!(
+                %expired_at,
+                "leap-seconds file has expired and is ignored: leap seconds now come only from the \
+                 receiver and the clock's TAI offset is no longer kept; update tzdata"
+            );
+        }
+        self.file_expiry_logged = expired;
     }
 
     /// Gives the clock TAI−UTC from an unexpired leap-seconds file, once and

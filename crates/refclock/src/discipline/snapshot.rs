@@ -74,6 +74,7 @@ impl<C: Clock> Refclock<C> {
             leap_source: pending_leap.2,
             leap_armed: self.leap.armed(),
             leap_sources_disagree: self.leap.sources_disagree(),
+            leap_file_expires: self.leap.file_expires(),
             reference_time: self.last_sample.map(|s| UnixNanos(s.label * NS_I)),
             root_dispersion_ns: bound,
             dispersion_rate_ns_per_s: rate,

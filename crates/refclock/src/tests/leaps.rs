@@ -280,3 +280,41 @@ fn agreeing_or_silent_leap_sources_are_no_disagreement() {
         assert!(!logs.contains("disagree about"), "{logs}");
     }
 }
+
+#[test]
+fn an_expired_leap_file_is_said_once_at_warn_and_shown() {
+    let cfg = RefclockConfig {
+        leap_seconds_file: Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/leap-seconds.list"),
+        ),
+        ..test_config()
+    };
+    let expires_s = 3_991_593_600 - 2_208_988_800; // the file's #@ line, as Unix seconds
+    let w = World {
+        start_unix_s: expires_s - 120,
+        tick_ms: 100,
+        ..World::default()
+    };
+    let ((obs, _), logs) = with_logs(|| w.run(&cfg, 300));
+    let warned: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("leap-seconds file has expired"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{logs}");
+    assert!(warned[0].contains(" WARN "), "{}", warned[0]);
+    assert!(warned[0].contains("2026-06-28"), "{}", warned[0]);
+    for o in &obs {
+        assert_eq!(
+            o.status.leap_file_expires.map(|e| e.secs()),
+            Some(expires_s)
+        );
+    }
+    // Before the expiry the file is trusted and nothing is said.
+    let early = World {
+        start_unix_s: expires_s - 1_000,
+        tick_ms: 100,
+        ..World::default()
+    };
+    let (_, logs) = with_logs(|| early.run(&cfg, 300));
+    assert!(!logs.contains("leap-seconds file has expired"), "{logs}");
+}

@@ -27,6 +27,9 @@ pub enum AlertKind {
     OffsetCritical,
     /// The NTS certificate expires within `nts_certificate_warn_days` (or has).
     NtsCertificateExpiring,
+    /// The leap-seconds file has expired and is ignored: leap seconds then
+    /// come only from the receiver, and many receivers never announce them.
+    LeapFileExpired,
 }
 
 /// How urgent an alert is; matches the severities of the shipped Prometheus rules.
@@ -54,7 +57,7 @@ impl Severity {
 
 impl AlertKind {
     /// Every alert, in the order they are shown.
-    pub const ALL: [AlertKind; 10] = [
+    pub const ALL: [AlertKind; 11] = [
         AlertKind::Unsynchronised,
         AlertKind::PpsLost,
         AlertKind::OffsetCritical,
@@ -64,6 +67,7 @@ impl AlertKind {
         AlertKind::FewSatellites,
         AlertKind::OffsetWarning,
         AlertKind::NtsCertificateExpiring,
+        AlertKind::LeapFileExpired,
         AlertKind::LeapPending,
     ];
 
@@ -80,6 +84,7 @@ impl AlertKind {
             AlertKind::OffsetWarning => "offset_warning",
             AlertKind::OffsetCritical => "offset_critical",
             AlertKind::NtsCertificateExpiring => "nts_certificate_expiring",
+            AlertKind::LeapFileExpired => "leap_file_expired",
         }
     }
 

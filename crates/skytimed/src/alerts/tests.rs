@@ -388,3 +388,26 @@ fn config_validation_names_every_bad_key() {
     };
     assert_eq!(swapped.validate().len(), 1);
 }
+
+#[test]
+fn an_expired_leap_seconds_file_raises_an_alert() {
+    let mut s = locked();
+    assert!(
+        !eval_at(&s, 100.0, &ActiveAlerts::default())
+            .active
+            .is_active(AlertKind::LeapFileExpired),
+        "no file read: nothing to say"
+    );
+    s.leap_file_expires = Some(UnixNanos(s.as_of.0 + 86_400 * S));
+    assert!(
+        !eval_at(&s, 100.0, &ActiveAlerts::default())
+            .active
+            .is_active(AlertKind::LeapFileExpired)
+    );
+    s.leap_file_expires = Some(UnixNanos(1_782_604_800 * S)); // 2026-06-28
+    s.as_of = UnixNanos(1_782_604_800 * S + 1);
+    let e = eval_at(&s, 100.0, &ActiveAlerts::default());
+    let alert = e.active.get(AlertKind::LeapFileExpired).expect("raised");
+    assert!(alert.message.contains("2026-06-28"), "{}", alert.message);
+    assert_eq!(AlertKind::LeapFileExpired.severity(), Severity::Warning);
+}

@@ -242,6 +242,13 @@ pub struct LeapReport {
     /// midnight: one of them is wrong, and the operator should check which.
     #[serde(default)]
     pub sources_disagree: Option<LeapDisputeReport>,
+    /// When the leap-seconds file expires (RFC 3339); null when none was read.
+    #[serde(default)]
+    pub file_expires: Option<String>,
+    /// The file has expired and is ignored: leap seconds come only from the
+    /// receiver until tzdata is updated.
+    #[serde(default)]
+    pub file_expired: bool,
 }
 
 /// The receiver and leap-seconds.list disagreeing about a leap second.

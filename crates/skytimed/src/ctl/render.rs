@@ -363,6 +363,15 @@ pub fn status(r: &StatusReport) -> String {
             ),
         );
     }
+    if r.leap.file_expired {
+        row(
+            "Leap file",
+            format!(
+                "leap-seconds.list EXPIRED {}: ignored, leap seconds only from the receiver; update tzdata",
+                r.leap.file_expires.as_deref().unwrap_or("?")
+            ),
+        );
+    }
     if let Some(rej) = &r.last_rejection {
         row(
             "Last rejection",
