@@ -323,7 +323,7 @@ fn two_boxes_sharing_a_cookie_key_file_accept_each_others_cookies() {
     // A cookie from A's NTS-KE works at B, and the fresh cookie B returns
     // works at A; and the other way round.
     let (keys_a, cookies_a) = nts_ke(&ca.pem, ke_a);
-    assert_eq!(cookies_a.len(), 8);
+    assert_eq!(cookies_a.len(), skytime_nts::ke_server::COOKIES_PER_SESSION);
     let from_b = nts_query(ntp_b, &keys_a, &cookies_a[0]).expect("B accepts A's cookie");
     assert_eq!(from_b.len(), 2, "the spent cookie and one placeholder");
     nts_query(ntp_a, &keys_a, &from_b[0]).expect("A accepts the cookie B issued");
@@ -378,7 +378,12 @@ fn a_chrony_server_and_a_skytime_box_reading_its_key_file_accept_each_others_coo
     // chrony's NTS-KE cookie works at skytime, and the fresh cookie skytime
     // returns works at chrony.
     let (keys_c, cookies_c) = nts_ke(&ca.pem, ke_chrony);
-    assert_eq!(cookies_c.len(), 8, "chrony hands out 8 cookies");
+    // chrony's count is its own choice (8 in 4.3); two are used here.
+    assert!(
+        cookies_c.len() >= 2,
+        "chrony handed out {} cookies",
+        cookies_c.len()
+    );
     let from_sky =
         nts_query(ntp_sky, &keys_c, &cookies_c[0]).expect("skytime accepts chrony's cookie");
     nts_query(ntp_chrony, &keys_c, &from_sky[0]).expect("chrony accepts the cookie skytime issued");
