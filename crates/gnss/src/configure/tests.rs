@@ -48,7 +48,7 @@ impl SimUblox {
         for f in ubx::frames(bytes) {
             self.received.push((f.class, f.id));
             if (f.class, f.id) == (ubx::CLASS_MON, ubx::ID_MON_VER) && f.payload.is_empty() {
-                let v = messages::ReceiverVersion {
+                let v = ReceiverVersion {
                     software: "EXT CORE 1.00 (f10c36)".into(),
                     hardware: "00190000".into(),
                     extensions: vec!["FWVER=TIM 2.20".into(), "MOD=ZED-F9T".into()],
