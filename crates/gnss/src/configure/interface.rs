@@ -69,7 +69,11 @@ mod tests {
         let unknown = rx("00190000", &[]);
         let valset = |timing_mode| Ok(UbxMessages::Valset { timing_mode });
         assert_eq!(choose(Auto, &m8t), Ok(UbxMessages::Legacy));
-        assert_eq!(choose(Auto, &f9t), Ok(UbxMessages::Legacy), "gen 9 takes both");
+        assert_eq!(
+            choose(Auto, &f9t),
+            Ok(UbxMessages::Legacy),
+            "gen 9 takes both"
+        );
         assert_eq!(choose(Auto, &m10), valset(false), "M10: no timing mode");
         assert_eq!(choose(Auto, &x20), valset(true));
         assert_eq!(choose(Auto, &unknown), Ok(UbxMessages::Legacy));
@@ -77,7 +81,10 @@ mod tests {
         assert_eq!(choose(Valset, &unknown), valset(true));
         assert_eq!(choose(Legacy, &f9t), Ok(UbxMessages::Legacy));
         let refused = choose(Legacy, &m10).expect_err("M10 has no CFG-TP5");
-        assert!(refused.contains("MAX-M10S") && refused.contains("34.10"), "{refused}");
+        assert!(
+            refused.contains("MAX-M10S") && refused.contains("34.10"),
+            "{refused}"
+        );
         let refused = choose(Valset, &m8t).expect_err("M8 has no VALSET");
         assert!(refused.contains("22.00"), "{refused}");
     }

@@ -15,10 +15,9 @@ pub(super) fn steps(settings: &UbxSettings, timing_mode: bool) -> Vec<Step> {
         ("UBX and NMEA on UART1", ports()),
         (
             "message set",
-            messages(matches!(
-                settings.timing_mode,
-                Some(TimingMode::SurveyIn { .. })
-            ) && timing_mode),
+            messages(
+                matches!(settings.timing_mode, Some(TimingMode::SurveyIn { .. })) && timing_mode,
+            ),
         ),
         ("1 PPS on UTC", time_pulse(settings)),
     ];
@@ -42,11 +41,7 @@ pub(super) fn steps(settings: &UbxSettings, timing_mode: bool) -> Vec<Step> {
 
 /// The speed change: CFG-UART1-BAUDRATE on its own, outside any transaction.
 pub(super) fn baud_command(to: u32) -> Vec<u8> {
-    encode_valset(
-        LAYER_RAM,
-        Transaction::None,
-        &[key::UART1_BAUDRATE.set(to)],
-    )
+    encode_valset(LAYER_RAM, Transaction::None, &[key::UART1_BAUDRATE.set(to)])
 }
 
 fn ports() -> Vec<Item> {
@@ -231,19 +226,19 @@ mod tests {
         assert_eq!(
             decoded[2].1,
             [
-                (0x1005_0007, vec![1]),           // TP1 enabled
-                (0x2005_0023, vec![0]),           // period, not frequency
-                (0x2005_0030, vec![1]),           // length, not ratio
-                (0x4005_0002, le32(1_000_000)),   // 1 s before lock
-                (0x4005_0003, le32(1_000_000)),   // 1 s locked
-                (0x4005_0004, le32(0)),           // no pulse before lock
-                (0x4005_0005, le32(100_000)),     // 100 ms locked
-                (0x1005_0008, vec![1]),           // sync to GNSS
-                (0x1005_0009, vec![1]),           // locked values once locked
-                (0x1005_000A, vec![1]),           // aligned to the second
-                (0x1005_000B, vec![1]),           // rising edge
-                (0x2005_000C, vec![0]),           // UTC grid
-                (0x3005_0001, vec![56, 0]),       // cable delay, I2 ns
+                (0x1005_0007, vec![1]),         // TP1 enabled
+                (0x2005_0023, vec![0]),         // period, not frequency
+                (0x2005_0030, vec![1]),         // length, not ratio
+                (0x4005_0002, le32(1_000_000)), // 1 s before lock
+                (0x4005_0003, le32(1_000_000)), // 1 s locked
+                (0x4005_0004, le32(0)),         // no pulse before lock
+                (0x4005_0005, le32(100_000)),   // 100 ms locked
+                (0x1005_0008, vec![1]),         // sync to GNSS
+                (0x1005_0009, vec![1]),         // locked values once locked
+                (0x1005_000A, vec![1]),         // aligned to the second
+                (0x1005_000B, vec![1]),         // rising edge
+                (0x2005_000C, vec![0]),         // UTC grid
+                (0x3005_0001, vec![56, 0]),     // cable delay, I2 ns
             ]
         );
         assert_eq!(
@@ -256,7 +251,11 @@ mod tests {
         );
         let baud = plan.baud.expect("speed change");
         let (header, items) = pairs(&baud.command);
-        assert_eq!(header, [0, 1, 0, 0], "version 0, RAM, outside the transaction");
+        assert_eq!(
+            header,
+            [0, 1, 0, 0],
+            "version 0, RAM, outside the transaction"
+        );
         assert_eq!(items, [(0x4052_0001, le32(115_200))]);
         assert_eq!(
             plan.reload.expect("reload").bytes,

@@ -365,13 +365,19 @@ mod tests {
             hardware: hw.into(),
             extensions: ext.iter().map(|e| (*e).to_owned()).collect(),
         };
-        let m10 = v("000A0000", &["FWVER=SPG 5.10", "PROTVER=34.10", "MOD=MAX-M10S"]);
+        let m10 = v(
+            "000A0000",
+            &["FWVER=SPG 5.10", "PROTVER=34.10", "MOD=MAX-M10S"],
+        );
         assert_eq!(m10.protocol_version(), Some((34, 10)));
         assert!(m10.is_m10());
         assert!(v("00190000", &["MOD=NEO-M10S"]).is_m10(), "by module name");
         let old = v("00070000", &["PROTVER 14.00"]);
         assert_eq!(old.protocol_version(), Some((14, 0)), "u-blox 7's form");
-        assert_eq!(v("00190000", &["PROTVER=27"]).protocol_version(), Some((27, 0)));
+        assert_eq!(
+            v("00190000", &["PROTVER=27"]).protocol_version(),
+            Some((27, 0))
+        );
         assert_eq!(v("00190000", &["PROTVER=x.1"]).protocol_version(), None);
         assert_eq!(v("00190000", &[]).protocol_version(), None);
     }

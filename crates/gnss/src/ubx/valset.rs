@@ -401,7 +401,10 @@ mod tests {
     #[test]
     fn every_key_id_announces_the_size_of_its_value_type() {
         for (id, name, matches) in all_keys() {
-            assert!(matches, "{name} ({id:#010x}): size bits do not match its type");
+            assert!(
+                matches,
+                "{name} ({id:#010x}): size bits do not match its type"
+            );
         }
         // Group ids from the interface description: UART1 0x52, UART1INPROT
         // 0x73, UART1OUTPROT 0x74, MSGOUT 0x91, TP 0x05, TMODE 0x03.
