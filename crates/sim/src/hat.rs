@@ -656,4 +656,39 @@ mod tests {
         // At 9600 baud a ~350-byte burst takes about a third of a second.
         assert_eq!(hat.overruns(), 0);
     }
+
+    #[test]
+    fn a_ublox_hat_writes_its_banner_and_tim_tp_after_the_nmea() {
+        let text = format!(
+            "{DEFAULT_REALTIME_SCENARIO}\n[receiver]\ntiming_clock_hz = 48e6\nclock_offset_ppb = 125.2\ntim_tp = true\n"
+        );
+        let scenario = Scenario::parse(&text, "m8t").expect("scenario parses");
+        let hat = SimulatedHat::start(&scenario).expect("hat starts");
+        let mut tty = std::fs::File::open(hat.tty_path()).expect("open pty slave");
+        let start = std::time::Instant::now();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while start.elapsed() < Duration::from_millis(2600)
+            && skytime_gnss::ubx::frames(&got).is_empty()
+        {
+            if let Ok(n) = tty.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.contains("$GPTXT,01,01,02,HW UBX-M8030 00080000*"),
+            "{text}"
+        );
+        let frames = skytime_gnss::ubx::frames(&got);
+        assert_eq!(frames.len(), 1, "one TIM-TP per second");
+        let Some(skytime_gnss::ubx::messages::Message::TimePulse(tp)) =
+            skytime_gnss::ubx::messages::decode(&frames[0])
+        else {
+            panic!("a TIM-TP");
+        };
+        assert!(tp.q_err_valid && tp.q_err_ps.abs() <= 10_500, "{tp:?}");
+        let zda = text.find("$GPZDA").expect("ZDA before the TIM-TP");
+        assert!(got.windows(2).position(|w| w == [0xB5, 0x62]) > Some(zda));
+    }
 }
