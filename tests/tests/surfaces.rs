@@ -935,6 +935,11 @@ fn the_status_page_renders_state_alerts_plot_and_sky_in_chromium() {
         dom.contains("<dt>NMEA delay</dt><dd>4"),
         "NMEA delay not shown:\n{dom}"
     );
+    // The default hat (MediaTek-style) never names itself: shown as unknown, not left out.
+    assert!(
+        dom.contains("<dt>Receiver</dt><dd>unknown (not identified yet)</dd>"),
+        "receiver not shown:\n{dom}"
+    );
     assert!(
         dom.contains("<span class=\"reach\" id=\"pps-reach\">377 "),
         "PPS reach not shown"

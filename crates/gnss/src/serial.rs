@@ -4,7 +4,7 @@
 
 use crate::assembler::EpochAssembler;
 use crate::config::{AUTOBAUD_RATES, Baud, GnssConfig};
-use crate::configure::Outcome;
+use crate::configure::{Outcome, ReceiverInfo};
 use crate::epoch::Epoch;
 use crate::reports::ReceiverReport;
 use crate::serial_configure::configure_receiver;
@@ -91,9 +91,28 @@ pub struct GnssCounters {
     pub baud: AtomicU32,
     /// Whether the device is open now.
     pub connected: AtomicBool,
+    /// What the receiver said it is (MON-VER, `$PMTK705`, start-up TXT), once it has.
+    pub receiver: std::sync::Mutex<Option<ReceiverInfo>>,
 }
 
 impl GnssCounters {
+    /// The receiver's family and firmware, once identified.
+    pub fn receiver(&self) -> Option<ReceiverInfo> {
+        self.receiver
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn note_report(&self, report: &ReceiverReport) {
+        if let ReceiverReport::Identified(info) = report {
+            *self
+                .receiver
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(info.clone());
+        }
+    }
+
     fn update(&self, s: &ParserStats) {
         self.bytes.store(s.bytes, Ordering::Relaxed);
         self.sentences.store(s.sentences, Ordering::Relaxed);
@@ -335,6 +354,7 @@ impl SerialReader {
                 emit!(GnssEvent::Epoch(e));
             }
             for r in assembler.take_reports() {
+                self.counters.note_report(&r);
                 emit!(GnssEvent::Report(r));
             }
 
@@ -387,7 +407,9 @@ impl SerialReader {
                         last_rx = now;
                         window = self.new_window(now, assembler.stats());
                         if let Some(info) = info {
-                            emit!(GnssEvent::Report(ReceiverReport::Identified(info)));
+                            let report = ReceiverReport::Identified(info);
+                            self.counters.note_report(&report);
+                            emit!(GnssEvent::Report(report));
                         }
                         emit!(GnssEvent::ReceiverConfigured(outcome));
                     }

@@ -10,11 +10,17 @@
 //! - an NMEA writer thread that puts one burst per second into a pseudo-terminal
 //!   at the pace of a 9600-baud line, so the GNSS reader opens `/dev/pts/N`
 //!   exactly as it would open `/dev/ttyAMA0`.
+//! - with a u-blox-like `[receiver]` (a `timing_clock_hz` sawtooth, `tim_tp`):
+//!   the sawtooth on each edge and, after each burst, the UBX-TIM-TP with the
+//!   next edge's qErr (see [`crate::hat_receiver`]), after the u-blox start-up
+//!   banner that names the receiver.
 //!
 //! The hat is shaped by the same scenario format as simulated-time runs
-//! (`[clock]`, `[pps]`, `[nmea]`; times in the windows count from hat start).
+//! (`[clock]`, `[pps]`, `[nmea]`, `[receiver]`; times in the windows count
+//! from hat start).
 
-use crate::nmea_out::{FixInfo, nmea_burst};
+use crate::hat_receiver::{HatTiming, TimTpWriter};
+use crate::nmea_out::{FixInfo, nmea_burst, ublox_startup_banner};
 use crate::oscillator::{Oscillator, OscillatorParams};
 use crate::scenario::Scenario;
 use crate::sim_clock::SimClock;
@@ -261,6 +267,8 @@ struct LineProfile {
 pub struct SimulatedPps {
     clock: SimulatedClock,
     profile: LineProfile,
+    /// The receiver's sawtooth, when it has one.
+    timing: Option<HatTiming>,
     rng: Xoshiro256PlusPlus,
     origin_secs: i64,
     next_edge_secs: i64,
@@ -277,8 +285,14 @@ impl SimulatedPps {
         } else {
             0.0
         };
-        let host = UnixNanos(edge_secs * NANOS_PER_SEC)
-            .add_nanos(whole_ns((self.profile.pps_latency_ns + jitter).round()));
+        let sawtooth_ns = self
+            .timing
+            .as_ref()
+            .and_then(|t| t.pulse(edge_secs))
+            .map_or(0.0, |p| p.emitted_offset_ns);
+        let host = UnixNanos(edge_secs * NANOS_PER_SEC).add_nanos(whole_ns(
+            (self.profile.pps_latency_ns + jitter + sawtooth_ns).round(),
+        ));
         self.clock.from_host_realtime(host)
     }
 
@@ -345,6 +359,7 @@ pub struct SimulatedHat {
     tty_path: PathBuf,
     clock: SimulatedClock,
     profile: LineProfile,
+    timing: Option<HatTiming>,
     stop: Arc<AtomicBool>,
     overruns: Arc<AtomicU64>,
     threads: Vec<JoinHandle<()>>,
@@ -401,8 +416,14 @@ impl SimulatedHat {
                 })?,
         );
 
+        let timing = HatTiming::of(&scenario.receiver, scenario.seed);
+        let tim_tp = timing
+            .as_ref()
+            .and_then(|t| TimTpWriter::of(t, &scenario.receiver, scenario.seed));
         let writer = NmeaWriter {
             master: std::fs::File::from(pty.master),
+            banner: tim_tp.as_ref().map(|_| ublox_startup_banner()),
+            tim_tp,
             profile: profile.clone(),
             rng: Xoshiro256PlusPlus::seed_from_u64(scenario.seed ^ 0x4E4D_4541),
             origin_secs,
@@ -419,6 +440,7 @@ impl SimulatedHat {
             tty_path,
             clock,
             profile,
+            timing,
             stop,
             overruns,
             threads,
@@ -442,6 +464,7 @@ impl SimulatedHat {
         SimulatedPps {
             clock: self.clock.clone(),
             profile: self.profile.clone(),
+            timing: self.timing.clone(),
             rng: Xoshiro256PlusPlus::seed_from_u64(self.profile.scenario.seed ^ 0x5050_5300),
             origin_secs: self.origin_secs,
             next_edge_secs: HostClock.realtime().secs() + 1,
@@ -468,6 +491,10 @@ impl Drop for SimulatedHat {
 /// Writes one burst per second into the pty, paced like a 9600-baud UART.
 struct NmeaWriter {
     master: std::fs::File,
+    /// Sent once, before the first burst (a u-blox receiver's start-up TXT).
+    banner: Option<Vec<u8>>,
+    /// TIM-TP after each burst, when the receiver is u-blox-like.
+    tim_tp: Option<TimTpWriter>,
     profile: LineProfile,
     rng: Xoshiro256PlusPlus,
     origin_secs: i64,
@@ -494,7 +521,14 @@ impl NmeaWriter {
             };
             let label = UtcSecond::from_unix_secs(label_secs + shift);
             if let (false, Some(label)) = (silent, label) {
-                let burst = nmea_burst(label, &fix, LeapChange::None);
+                let mut burst = self.banner.take().unwrap_or_default();
+                burst.extend(nmea_burst(label, &fix, LeapChange::None));
+                if let (Some(w), Some(next)) = (
+                    self.tim_tp.as_mut(),
+                    UtcSecond::from_unix_secs(label_secs + 1 + shift),
+                ) {
+                    burst.extend(w.after_burst(next, label_secs + 1));
+                }
                 let jitter_ms = if self.profile.nmea_jitter_ms > 0.0 {
                     Normal::new(0.0, self.profile.nmea_jitter_ms)
                         .map(|n| n.sample(&mut self.rng))
@@ -621,5 +655,40 @@ mod tests {
         assert!(text.contains("$GPRMC,"), "{text}");
         // At 9600 baud a ~350-byte burst takes about a third of a second.
         assert_eq!(hat.overruns(), 0);
+    }
+
+    #[test]
+    fn a_ublox_hat_writes_its_banner_and_tim_tp_after_the_nmea() {
+        let text = format!(
+            "{DEFAULT_REALTIME_SCENARIO}\n[receiver]\ntiming_clock_hz = 48e6\nclock_offset_ppb = 125.2\ntim_tp = true\n"
+        );
+        let scenario = Scenario::parse(&text, "m8t").expect("scenario parses");
+        let hat = SimulatedHat::start(&scenario).expect("hat starts");
+        let mut tty = std::fs::File::open(hat.tty_path()).expect("open pty slave");
+        let start = std::time::Instant::now();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while start.elapsed() < Duration::from_millis(2600)
+            && skytime_gnss::ubx::frames(&got).is_empty()
+        {
+            if let Ok(n) = tty.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.contains("$GPTXT,01,01,02,HW UBX-M8030 00080000*"),
+            "{text}"
+        );
+        let frames = skytime_gnss::ubx::frames(&got);
+        assert_eq!(frames.len(), 1, "one TIM-TP per second");
+        let Some(skytime_gnss::ubx::messages::Message::TimePulse(tp)) =
+            skytime_gnss::ubx::messages::decode(&frames[0])
+        else {
+            panic!("a TIM-TP");
+        };
+        assert!(tp.q_err_valid && tp.q_err_ps.abs() <= 10_500, "{tp:?}");
+        let zda = text.find("$GPZDA").expect("ZDA before the TIM-TP");
+        assert!(got.windows(2).position(|w| w == [0xB5, 0x62]) > Some(zda));
     }
 }

@@ -3,6 +3,7 @@
 //! second) or in real time through a pseudo-terminal (`skytimed --simulate`).
 
 pub mod hat;
+pub mod hat_receiver;
 pub mod holdover_digest;
 pub mod nmea_out;
 pub mod oscillator;

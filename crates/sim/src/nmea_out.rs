@@ -114,6 +114,22 @@ fn satellite(i: u8) -> (u8, u8, u16) {
     (prn, elevation, azimuth)
 }
 
+/// What a u-blox M8T prints at start-up (`$GPTXT`): the chip on the hardware
+/// line, then the firmware; the reader identifies the receiver from them.
+pub fn ublox_startup_banner() -> Vec<u8> {
+    let mut out = String::new();
+    for text in [
+        "u-blox ag - www.u-blox.com",
+        "HW UBX-M8030 00080000",
+        "ROM CORE 3.01 (107888)",
+        "FWVER=TIM 1.10",
+        "PROTVER=22.00",
+    ] {
+        sentence(&mut out, &format!("GPTXT,01,01,02,{text}"));
+    }
+    out.into_bytes()
+}
+
 /// One second of receiver output labelling `label`: RMC, GGA, GSA, GSV and ZDA
 /// with correct checksums (about 300–400 bytes), 23:59:60 when the label is a
 /// leap second, and a `UBX-NAV-TIMELS` frame first when `leap` is not `None`.

@@ -10,16 +10,19 @@
 //! once [`Configurator::deadline`] has passed. The speed change comes last and
 //! counts only when the receiver answers at the new rate.
 
+mod interface;
 mod plan;
+mod plan_valset;
 mod replies;
 mod settings;
 
-pub use plan::{BaudChange, Expect, Plan, Step};
+pub use interface::choose as choose_ubx_messages;
+pub use plan::{BaudChange, Expect, Plan, Step, UbxMessages, UbxSettings};
 pub use replies::ReplyReader;
-pub use settings::{ReceiverProtocol, ReceiverSetup, TimingModeSetting};
+pub use settings::{ReceiverProtocol, ReceiverSetup, TimingModeSetting, UbxConfigInterface};
 
 use crate::pmtk;
-use crate::ubx::messages::Message;
+use crate::ubx::messages::{Message, ReceiverVersion};
 use skytime_timebase::MonoNanos;
 
 /// What the caller must do next.
@@ -107,6 +110,7 @@ pub struct Configurator {
     undo_failures: Vec<&'static str>,
     host_baud: u32,
     receiver: Option<ReceiverInfo>,
+    version: Option<ReceiverVersion>,
     outcome: Option<Outcome>,
 }
 
@@ -130,6 +134,7 @@ impl Configurator {
             undo_failures: Vec::new(),
             host_baud,
             receiver: None,
+            version: None,
             outcome: None,
         }
     }
@@ -230,6 +235,7 @@ impl Configurator {
                     family: v.family(),
                     firmware: v.firmware().to_owned(),
                 });
+                self.version = Some(v.clone());
             }
             Reply::Pmtk(pmtk::Reply::Release(fw)) if self.receiver.is_none() => {
                 self.receiver = Some(ReceiverInfo {
@@ -294,6 +300,14 @@ impl Configurator {
                 if let Some(r) = &self.receiver {
                     tracing::info!(family = %r.family, firmware = %r.firmware, "GNSS receiver identified");
                 }
+                if let Err(reason) = self.fit_plan_to_receiver() {
+                    let baud = self.host_baud;
+                    self.finish(Outcome::UsedAsIs {
+                        baud,
+                        reason: format!("{reason}; nothing was changed"),
+                    });
+                    return;
+                }
                 self.apply_from(0, now, out);
             }
             Phase::Apply(i) => {
@@ -310,6 +324,35 @@ impl Configurator {
             Phase::Rollback { index, reason } => self.undo_from(index + 1, reason, now, out),
             Phase::Done => {}
         }
+    }
+
+    /// u-blox: rebuilds the plan in the message set the receiver MON-VER
+    /// named takes (legacy CFG or CFG-VALSET, with or without timing mode).
+    fn fit_plan_to_receiver(&mut self) -> Result<(), String> {
+        let (Some(settings), Some(version)) = (self.plan.ubx.clone(), self.version.as_ref()) else {
+            return Ok(());
+        };
+        let messages = interface::choose(settings.interface, version)?;
+        if let (UbxMessages::Valset { timing_mode: false }, Some(mode)) =
+            (messages, settings.timing_mode)
+        {
+            tracing::warn!(
+                family = %version.family(),
+                ?mode,
+                "GNSS receiver has no timing mode (survey-in, fixed position): not supported, the rest is applied"
+            );
+        }
+        let interface = match messages {
+            UbxMessages::Legacy => "legacy CFG messages",
+            UbxMessages::Valset { .. } => "CFG-VALSET",
+        };
+        tracing::info!(
+            interface,
+            protocol = version.protocol().unwrap_or("unknown"),
+            "GNSS receiver configuration interface chosen"
+        );
+        self.plan = Plan::ublox(&settings, messages);
+        Ok(())
     }
 
     fn apply_from(&mut self, index: usize, now: MonoNanos, out: &mut Vec<Action>) {

@@ -2,7 +2,7 @@
 //! plans for u-blox (UBX) and MediaTek (PMTK) receivers built from
 //! [`ReceiverSetup`](super::ReceiverSetup).
 
-use super::settings::{ReceiverProtocol, ReceiverSetup, TimingModeSetting};
+use super::settings::{ReceiverProtocol, ReceiverSetup, TimingModeSetting, UbxConfigInterface};
 use crate::pmtk;
 use crate::ubx::{self, config as cfg};
 
@@ -38,7 +38,7 @@ pub struct Step {
 }
 
 impl Step {
-    fn ubx(what: &'static str, bytes: Vec<u8>) -> Self {
+    pub(super) fn ubx(what: &'static str, bytes: Vec<u8>) -> Self {
         let (class, id) = (bytes[2], bytes[3]);
         Step {
             what,
@@ -83,6 +83,39 @@ pub struct Plan {
     pub reload: Option<Step>,
     /// Optional speed change, after every step.
     pub baud: Option<BaudChange>,
+    /// u-blox: what the plan was built from, so that it can be rebuilt with
+    /// the message set the receiver MON-VER names takes.
+    pub ubx: Option<UbxSettings>,
+}
+
+/// The u-blox settings a plan is built from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UbxSettings {
+    /// Legacy CFG messages, CFG-VALSET, or chosen from MON-VER.
+    pub interface: UbxConfigInterface,
+    /// Pulse width once locked, µs.
+    pub pulse_width_us: u32,
+    /// Antenna cable delay, ns.
+    pub antenna_cable_delay_ns: i16,
+    /// The timing mode to set, if any.
+    pub timing_mode: Option<cfg::TimingMode>,
+    /// The rate to move the line to, if any.
+    pub baud: Option<u32>,
+    /// The line's rate now.
+    pub current_baud: u32,
+}
+
+/// The message set a u-blox plan is written in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UbxMessages {
+    /// CFG-PRT, CFG-MSG, CFG-TP5, CFG-TMODE3.
+    Legacy,
+    /// CFG-VALSET in one transaction; `timing_mode`: whether the receiver has
+    /// the CFG-TMODE-* keys (M10 has not).
+    Valset {
+        /// Send the timing mode keys.
+        timing_mode: bool,
+    },
 }
 
 impl Plan {
@@ -91,7 +124,14 @@ impl Plan {
     pub fn for_setup(setup: &ReceiverSetup, current_baud: u32) -> Option<Plan> {
         match setup.protocol {
             ReceiverProtocol::None => None,
-            ReceiverProtocol::Ubx => Some(ublox(setup, current_baud)),
+            ReceiverProtocol::Ubx => {
+                let settings = UbxSettings::of(setup, current_baud);
+                let messages = match settings.interface {
+                    UbxConfigInterface::Valset => UbxMessages::Valset { timing_mode: true },
+                    UbxConfigInterface::Auto | UbxConfigInterface::Legacy => UbxMessages::Legacy,
+                };
+                Some(Plan::ublox(&settings, messages))
+            }
             ReceiverProtocol::Pmtk => Some(mediatek(setup, current_baud)),
         }
     }
@@ -108,17 +148,81 @@ fn baud_change(setup: &ReceiverSetup, current_baud: u32, command: Vec<u8>) -> Op
         })
 }
 
-/// u-blox: UBX and NMEA both ways, the time sentences on and the noise off
-/// (enabled before anything is disabled, so the time never goes quiet),
-/// TIM-TP and NAV-TIMELS each second, the 1 PPS, the timing mode, then the
-/// speed. Undo: reload the receiver's saved configuration (CFG-CFG).
-fn ublox(setup: &ReceiverSetup, current_baud: u32) -> Plan {
+impl UbxSettings {
+    /// The u-blox part of `[gnss.receiver]`.
+    pub fn of(setup: &ReceiverSetup, current_baud: u32) -> Self {
+        let timing_mode = match setup.timing_mode {
+            TimingModeSetting::Keep => None,
+            TimingModeSetting::Navigation => Some(cfg::TimingMode::Disabled),
+            TimingModeSetting::SurveyIn => Some(cfg::TimingMode::SurveyIn {
+                min_duration_s: setup.survey_in_min_duration_s,
+                accuracy_limit_tenth_mm: setup.survey_in_accuracy_mm.saturating_mul(10),
+            }),
+            TimingModeSetting::Fixed => setup.fixed_position().map(cfg::TimingMode::Fixed),
+        };
+        UbxSettings {
+            interface: setup.ubx_config_interface,
+            pulse_width_us: setup.pulse_width_us(),
+            antenna_cable_delay_ns: setup.antenna_cable_delay_ns,
+            timing_mode,
+            baud: setup.baud.filter(|&to| to != current_baud),
+            current_baud,
+        }
+    }
+}
+
+impl Plan {
+    /// The u-blox plan for `settings` in the message set `messages`.
+    pub fn ublox(settings: &UbxSettings, messages: UbxMessages) -> Plan {
+        let (steps, baud_command) = match messages {
+            UbxMessages::Legacy => (
+                ublox_legacy(settings),
+                settings.baud.map(|to| {
+                    let both = cfg::PROTO_UBX | cfg::PROTO_NMEA;
+                    cfg::cfg_prt_uart(cfg::PORT_UART1, to, both, both)
+                }),
+            ),
+            UbxMessages::Valset { timing_mode } => (
+                super::plan_valset::steps(settings, timing_mode),
+                settings.baud.map(super::plan_valset::baud_command),
+            ),
+        };
+        Plan {
+            probe: Step {
+                what: "MON-VER",
+                bytes: ubx::poll(ubx::CLASS_MON, ubx::ID_MON_VER),
+                expect: Expect::UbxVersion,
+                undo: None,
+            },
+            steps,
+            reload: Some(Step::ubx(
+                "reload saved configuration",
+                cfg::cfg_cfg_reload(),
+            )),
+            baud: settings
+                .baud
+                .zip(baud_command)
+                .map(|(to, command)| BaudChange {
+                    command,
+                    from: settings.current_baud,
+                    to,
+                }),
+            ubx: Some(settings.clone()),
+        }
+    }
+}
+
+/// u-blox, legacy messages: UBX and NMEA both ways, the time sentences on and
+/// the noise off (enabled before anything is disabled, so the time never goes
+/// quiet), TIM-TP and NAV-TIMELS each second, the 1 PPS, the timing mode, then
+/// the speed. Undo: reload the receiver's saved configuration (CFG-CFG).
+fn ublox_legacy(settings: &UbxSettings) -> Vec<Step> {
     use cfg::nmea_id;
     let both = cfg::PROTO_UBX | cfg::PROTO_NMEA;
     let mut steps = vec![
         Step::ubx(
             "UBX and NMEA on UART1",
-            cfg::cfg_prt_uart(cfg::PORT_UART1, current_baud, both, both),
+            cfg::cfg_prt_uart(cfg::PORT_UART1, settings.current_baud, both, both),
         ),
         Step::ubx("RMC on", cfg::cfg_msg_nmea(nmea_id::RMC, 1)),
         Step::ubx("ZDA on", cfg::cfg_msg_nmea(nmea_id::ZDA, 1)),
@@ -134,20 +238,11 @@ fn ublox(setup: &ReceiverSetup, current_baud: u32) -> Plan {
         Step::ubx("VTG off", cfg::cfg_msg_nmea(nmea_id::VTG, 0)),
         Step::ubx(
             "1 PPS on UTC",
-            cfg::TimePulse::one_pps_utc(setup.pulse_width_us(), setup.antenna_cable_delay_ns)
+            cfg::TimePulse::one_pps_utc(settings.pulse_width_us, settings.antenna_cable_delay_ns)
                 .encode(),
         ),
     ];
-    let mode = match setup.timing_mode {
-        TimingModeSetting::Keep => None,
-        TimingModeSetting::Navigation => Some(cfg::TimingMode::Disabled),
-        TimingModeSetting::SurveyIn => Some(cfg::TimingMode::SurveyIn {
-            min_duration_s: setup.survey_in_min_duration_s,
-            accuracy_limit_tenth_mm: setup.survey_in_accuracy_mm.saturating_mul(10),
-        }),
-        TimingModeSetting::Fixed => setup.fixed_position().map(cfg::TimingMode::Fixed),
-    };
-    if let Some(mode) = mode {
+    if let Some(mode) = settings.timing_mode {
         if matches!(mode, cfg::TimingMode::SurveyIn { .. }) {
             steps.push(Step::ubx(
                 "TIM-SVIN on",
@@ -156,27 +251,7 @@ fn ublox(setup: &ReceiverSetup, current_baud: u32) -> Plan {
         }
         steps.push(Step::ubx("timing mode", mode.encode()));
     }
-    let baud = baud_change(
-        setup,
-        current_baud,
-        setup.baud.map_or_else(Vec::new, |to| {
-            cfg::cfg_prt_uart(cfg::PORT_UART1, to, both, both)
-        }),
-    );
-    Plan {
-        probe: Step {
-            what: "MON-VER",
-            bytes: ubx::poll(ubx::CLASS_MON, ubx::ID_MON_VER),
-            expect: Expect::UbxVersion,
-            undo: None,
-        },
-        steps,
-        reload: Some(Step::ubx(
-            "reload saved configuration",
-            cfg::cfg_cfg_reload(),
-        )),
-        baud,
-    }
+    steps
 }
 
 /// MediaTek: the sentence set, NMEA synchronised to the pulse, the pulse
@@ -215,6 +290,7 @@ fn mediatek(setup: &ReceiverSetup, current_baud: u32) -> Plan {
         steps,
         reload: None,
         baud,
+        ubx: None,
     }
 }
 

@@ -33,12 +33,29 @@ pub enum TimingModeSetting {
     Fixed,
 }
 
+/// Which u-blox configuration messages to send: generation 9 receivers
+/// take both, M10-class ones only CFG-VALSET, older ones only the legacy set.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UbxConfigInterface {
+    /// Chosen from MON-VER: CFG-VALSET where the legacy messages are gone
+    /// (protocol 34+, M10), the legacy messages otherwise.
+    #[default]
+    Auto,
+    /// CFG-PRT, CFG-MSG, CFG-TP5, CFG-TMODE3 (protocol below 34).
+    Legacy,
+    /// CFG-VALSET key/value pairs (protocol 27+).
+    Valset,
+}
+
 /// `[gnss.receiver]`: what to set on the receiver at start-up.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct ReceiverSetup {
     /// `"none"` (leave it alone), `"ubx"` (u-blox) or `"pmtk"` (MediaTek).
     pub protocol: ReceiverProtocol,
+    /// u-blox: `"auto"`, `"legacy"` (CFG-PRT/MSG/TP5/TMODE3) or `"valset"` (CFG-VALSET).
+    pub ubx_config_interface: UbxConfigInterface,
     /// Move the line to this rate (last, confirmed at the new rate); absent: keep it.
     pub baud: Option<u32>,
     /// Width of the 1 PPS pulse, ms.
@@ -69,6 +86,7 @@ impl Default for ReceiverSetup {
     fn default() -> Self {
         ReceiverSetup {
             protocol: ReceiverProtocol::None,
+            ubx_config_interface: UbxConfigInterface::Auto,
             baud: None,
             pulse_width_ms: 100,
             antenna_cable_delay_ns: 0,
@@ -163,6 +181,15 @@ impl ReceiverSetup {
                 "MediaTek receivers have no timing mode: use \"keep\"".to_owned(),
             );
         }
+        if self.protocol == ReceiverProtocol::Pmtk
+            && self.ubx_config_interface != UbxConfigInterface::Auto
+        {
+            bad(
+                "ubx_config_interface",
+                "applies to u-blox receivers only: leave it \"auto\" with protocol = \"pmtk\""
+                    .to_owned(),
+            );
+        }
         if !(200..=10_000).contains(&self.reply_timeout_ms) {
             bad(
                 "reply_timeout_ms",
@@ -236,7 +263,7 @@ mod tests {
     #[test]
     fn every_bad_key_is_named() {
         let f: File = toml::from_str(
-            "[gnss.receiver]\nprotocol = \"pmtk\"\nbaud = 12345\npulse_width_ms = 0\ntiming_mode = \"survey-in\"\nreply_timeout_ms = 5\nattempts = 0\n",
+            "[gnss.receiver]\nprotocol = \"pmtk\"\nbaud = 12345\npulse_width_ms = 0\ntiming_mode = \"survey-in\"\nreply_timeout_ms = 5\nattempts = 0\nubx_config_interface = \"valset\"\n",
         )
         .expect("parses");
         let keys: Vec<String> = f
@@ -252,9 +279,13 @@ mod tests {
             "timing_mode",
             "reply_timeout_ms",
             "attempts",
+            "ubx_config_interface",
         ] {
             assert!(keys.iter().any(|x| x == k), "{k} missing from {keys:?}");
         }
         assert!(toml::from_str::<File>("[gnss.receiver]\nprotocol = \"sirf\"\n").is_err());
+        assert!(
+            toml::from_str::<File>("[gnss.receiver]\nubx_config_interface = \"cfg\"\n").is_err()
+        );
     }
 }

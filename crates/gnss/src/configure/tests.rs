@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::pmtk;
+use crate::ubx::valset::{self, Transaction, decode_valset};
 use crate::ubx::{self, messages};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// How the simulated receiver answers one message (class, id).
 #[derive(Copy, Clone, Debug, PartialEq)]
@@ -25,7 +26,27 @@ struct SimUblox {
     /// CFG messages applied to RAM since the last reload.
     ram: Vec<(u8, u8)>,
     received: Vec<(u8, u8)>,
+    /// What MON-VER answers.
+    version: ReceiverVersion,
+    /// Has the legacy CFG-PRT/MSG/TP5/TMODE3 (an M10 NAKs them).
+    legacy: bool,
+    /// Has the CFG-TMODE-* keys (an M10 NAKs a VALSET naming one).
+    timing_keys: bool,
+    /// How the n-th CFG-VALSET is answered (beyond the list: as `answers` says).
+    valset_answers: Vec<Answer>,
+    valsets_seen: usize,
+    /// A VALSET transaction in progress: nothing of it applied yet.
+    pending: Option<Vec<valset::Item>>,
+    /// Keys set in RAM by VALSET since the last reload.
+    ram_keys: BTreeMap<u32, Vec<u8>>,
 }
+
+const LEGACY_CFG: [u8; 4] = [
+    ubx::ID_CFG_PRT,
+    ubx::ID_CFG_MSG,
+    ubx::ID_CFG_TP5,
+    ubx::ID_CFG_TMODE3,
+];
 
 impl SimUblox {
     fn new() -> Self {
@@ -36,7 +57,82 @@ impl SimUblox {
             ignores_baud: false,
             ram: Vec::new(),
             received: Vec::new(),
+            version: ReceiverVersion {
+                software: "EXT CORE 1.00 (f10c36)".into(),
+                hardware: "00190000".into(),
+                extensions: vec![
+                    "FWVER=TIM 2.20".into(),
+                    "PROTVER=29.20".into(),
+                    "MOD=ZED-F9T".into(),
+                ],
+            },
+            legacy: true,
+            timing_keys: true,
+            valset_answers: Vec::new(),
+            valsets_seen: 0,
+            pending: None,
+            ram_keys: BTreeMap::new(),
         }
+    }
+
+    /// An M10: VALSET only, no timing mode.
+    fn m10() -> Self {
+        SimUblox {
+            version: ReceiverVersion {
+                software: "ROM SPG 5.10 (7b202e)".into(),
+                hardware: "000A0000".into(),
+                extensions: vec![
+                    "FWVER=SPG 5.10".into(),
+                    "PROTVER=34.10".into(),
+                    "MOD=MAX-M10S".into(),
+                ],
+            },
+            legacy: false,
+            timing_keys: false,
+            ..SimUblox::new()
+        }
+    }
+
+    /// A CFG-VALSET the receiver has accepted the frame of: the transaction
+    /// rules of the interface description. Returns whether it ACKs.
+    fn valset(&mut self, payload: &[u8]) -> bool {
+        let Ok(v) = decode_valset(payload) else {
+            self.pending = None;
+            return false;
+        };
+        let unknown_key = v
+            .items
+            .iter()
+            .any(|i| !self.timing_keys && (i.key_id >> 16) & 0xFF == 0x03);
+        if unknown_key {
+            self.pending = None;
+            return false;
+        }
+        let apply = match (v.transaction, self.pending.take()) {
+            (Transaction::None, _) => v.items,
+            (Transaction::Start, _) => {
+                self.pending = Some(v.items);
+                return true;
+            }
+            (Transaction::Ongoing, Some(mut p)) => {
+                p.extend(v.items);
+                self.pending = Some(p);
+                return true;
+            }
+            (Transaction::Apply, Some(mut p)) => {
+                p.extend(v.items);
+                p
+            }
+            (Transaction::Ongoing | Transaction::Apply, None) => return false,
+        };
+        for item in apply {
+            if item.key_id == valset::key::UART1_BAUDRATE.id && !self.ignores_baud {
+                let b: [u8; 4] = item.value[..].try_into().expect("U4");
+                self.baud = u32::from_le_bytes(b);
+            }
+            self.ram_keys.insert(item.key_id, item.value);
+        }
+        true
     }
 
     /// Bytes arriving at `host_baud`; returns replies with the rate they are sent at.
@@ -48,15 +144,33 @@ impl SimUblox {
         for f in ubx::frames(bytes) {
             self.received.push((f.class, f.id));
             if (f.class, f.id) == (ubx::CLASS_MON, ubx::ID_MON_VER) && f.payload.is_empty() {
-                let v = messages::ReceiverVersion {
-                    software: "EXT CORE 1.00 (f10c36)".into(),
-                    hardware: "00190000".into(),
-                    extensions: vec!["FWVER=TIM 2.20".into(), "MOD=ZED-F9T".into()],
-                };
-                replies.push((self.baud, messages::encode_mon_ver(&v)));
+                replies.push((self.baud, messages::encode_mon_ver(&self.version)));
                 continue;
             }
-            let answer = *self.answers.get(&(f.class, f.id)).unwrap_or(&Answer::Ack);
+            let mut answer = *self.answers.get(&(f.class, f.id)).unwrap_or(&Answer::Ack);
+            if f.class == ubx::CLASS_CFG {
+                if f.id == valset::ID_CFG_VALSET {
+                    if let Some(a) = self.valset_answers.get(self.valsets_seen) {
+                        answer = *a;
+                    }
+                    self.valsets_seen += 1;
+                } else {
+                    // Any other CFG message cancels a transaction.
+                    self.pending = None;
+                }
+                if !self.legacy && LEGACY_CFG.contains(&f.id) {
+                    answer = Answer::Nak;
+                }
+            }
+            if answer == Answer::Ack
+                && (f.class, f.id) == (ubx::CLASS_CFG, valset::ID_CFG_VALSET)
+                && !self.valset(f.payload)
+            {
+                answer = Answer::Nak;
+            }
+            if answer == Answer::Nak && f.id == valset::ID_CFG_VALSET {
+                self.pending = None;
+            }
             match answer {
                 Answer::Silent => continue,
                 Answer::Nak => {
@@ -69,7 +183,8 @@ impl SimUblox {
             }
             if (f.class, f.id) == (ubx::CLASS_CFG, ubx::ID_CFG_CFG) {
                 self.ram.clear();
-            } else {
+                self.ram_keys.clear();
+            } else if f.id != valset::ID_CFG_VALSET {
                 self.ram.push((f.class, f.id));
             }
             if (f.class, f.id) == (ubx::CLASS_CFG, ubx::ID_CFG_PRT) && !self.ignores_baud {
@@ -388,6 +503,134 @@ fn a_mediatek_refusal_undoes_the_applied_steps_in_reverse() {
     assert_eq!(rx.baud, 9600);
 }
 
+fn valset_setup(interface: UbxConfigInterface) -> ReceiverSetup {
+    ReceiverSetup {
+        ubx_config_interface: interface,
+        ..ublox_setup()
+    }
+}
+
+fn configurator_for(setup: &ReceiverSetup) -> Configurator {
+    Configurator::new(
+        Plan::for_setup(setup, 9600).expect("a plan"),
+        RetryPolicy::of(setup),
+        9600,
+    )
+}
+
+fn legacy_sent(rx: &SimUblox) -> bool {
+    rx.received
+        .iter()
+        .any(|(c, i)| *c == ubx::CLASS_CFG && LEGACY_CFG.contains(i))
+}
+
+#[test]
+fn an_m10_is_configured_with_valset_and_without_a_timing_mode() {
+    let mut rx = SimUblox::m10();
+    let mut c = configurator_for(&valset_setup(UbxConfigInterface::Auto));
+    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode);
+    assert_eq!(outcome, Outcome::Configured { baud: 115_200 });
+    assert_eq!((host, rx.baud), (115_200, 115_200));
+    assert!(
+        !legacy_sent(&rx),
+        "no legacy CFG sent to an M10: {:?}",
+        rx.received
+    );
+    assert_eq!(
+        rx.ram_keys.get(&0x2091_017E),
+        Some(&vec![1]),
+        "TIM-TP on UART1"
+    );
+    assert_eq!(rx.ram_keys.get(&0x1005_0007), Some(&vec![1]), "TP1 on");
+    assert_eq!(
+        rx.ram_keys.get(&0x4052_0001),
+        Some(&115_200u32.to_le_bytes().to_vec())
+    );
+    assert!(
+        rx.ram_keys.keys().all(|k| (k >> 16) & 0xFF != 0x03),
+        "survey-in not sent to a receiver without timing mode"
+    );
+    assert_eq!(
+        c.receiver().map(|r| r.family.as_str()),
+        Some("u-blox MAX-M10S")
+    );
+}
+
+#[test]
+fn a_timing_receiver_told_to_use_valset_gets_its_timing_mode_in_the_transaction() {
+    let mut rx = SimUblox::new();
+    let mut c = configurator_for(&valset_setup(UbxConfigInterface::Valset));
+    let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode);
+    assert_eq!(outcome, Outcome::Configured { baud: 115_200 });
+    assert!(!legacy_sent(&rx));
+    assert_eq!(rx.ram_keys.get(&0x2003_0001), Some(&vec![1]), "survey-in");
+    assert_eq!(rx.ram_keys.get(&0x2091_0098), Some(&vec![1]), "TIM-SVIN on");
+}
+
+#[test]
+fn a_nak_to_the_applying_valset_leaves_nothing_applied() {
+    let mut rx = SimUblox::new();
+    // ports, messages, pulse ACKed into the transaction; the timing mode refused.
+    rx.valset_answers = vec![Answer::Ack, Answer::Ack, Answer::Ack, Answer::Nak];
+    let mut c = configurator_for(&valset_setup(UbxConfigInterface::Valset));
+    let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode);
+    assert!(
+        matches!(&outcome, Outcome::UsedAsIs { baud: 9600, reason } if reason.contains("timing mode") && reason.contains("NAK")),
+        "{outcome:?}"
+    );
+    assert_eq!((host, rx.baud), (9600, 9600));
+    assert!(
+        rx.ram_keys.is_empty() && rx.pending.is_none(),
+        "{:?}",
+        rx.ram_keys
+    );
+    assert_eq!(rx.received.last(), Some(&(ubx::CLASS_CFG, ubx::ID_CFG_CFG)));
+}
+
+#[test]
+fn a_silent_valset_is_retried_then_the_transaction_is_dropped() {
+    let mut rx = SimUblox::m10();
+    rx.valset_answers = vec![Answer::Ack, Answer::Silent, Answer::Silent, Answer::Silent];
+    let mut c = configurator_for(&valset_setup(UbxConfigInterface::Auto));
+    let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode);
+    assert!(
+        matches!(&outcome, Outcome::UsedAsIs { reason, .. } if reason.contains("no reply to message set after 3 sends")),
+        "{outcome:?}"
+    );
+    assert!(rx.ram_keys.is_empty() && rx.pending.is_none());
+}
+
+#[test]
+fn an_interface_the_receiver_lacks_is_refused_before_anything_is_sent() {
+    for (mut rx, interface, says) in [
+        (SimUblox::m10(), UbxConfigInterface::Legacy, "no legacy CFG"),
+        (
+            SimUblox {
+                version: ReceiverVersion {
+                    software: "ROM CORE 3.01 (107888)".into(),
+                    hardware: "00080000".into(),
+                    extensions: vec!["PROTVER=22.00".into(), "MOD=LEA-M8T-0".into()],
+                },
+                ..SimUblox::new()
+            },
+            UbxConfigInterface::Valset,
+            "no CFG-VALSET",
+        ),
+    ] {
+        let mut c = configurator_for(&valset_setup(interface));
+        let (outcome, _) = run(&mut c, |b, h| rx.receive(b, h), decode);
+        assert!(
+            matches!(&outcome, Outcome::UsedAsIs { baud: 9600, reason } if reason.contains(says) && reason.contains("nothing was changed")),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            rx.received,
+            [(ubx::CLASS_MON, ubx::ID_MON_VER)],
+            "only the probe"
+        );
+    }
+}
+
 mod never_half_configured {
     use super::*;
     use proptest::prelude::*;
@@ -438,6 +681,46 @@ mod never_half_configured {
                     prop_assert!(
                         rx.ram.is_empty() || reason.contains("undo not confirmed"),
                         "RAM left changed: {:?} ({})", rx.ram, reason
+                    );
+                }
+                Outcome::Unreachable { .. } => prop_assert!(change_baud),
+            }
+        }
+    }
+
+    proptest! {
+        /// The same rule for CFG-VALSET on an M10: whatever it answers to
+        /// each message of the transaction and to the reload, it ends
+        /// configured with every key, or with none of them set.
+        #[test]
+        fn valset_configured_or_as_it_was(
+            answers in prop::collection::vec(answer(), 0..6),
+            cfg in answer(),
+            ignores_baud in prop::bool::weighted(0.2),
+            change_baud in any::<bool>(),
+        ) {
+            let mut rx = SimUblox::m10();
+            rx.valset_answers = answers;
+            rx.ignores_baud = ignores_baud;
+            rx.answers.insert((ubx::CLASS_CFG, ubx::ID_CFG_CFG), cfg);
+            let setup = ReceiverSetup {
+                baud: change_baud.then_some(115_200),
+                ..valset_setup(UbxConfigInterface::Auto)
+            };
+            let mut c = configurator_for(&setup);
+            let (outcome, host) = run(&mut c, |b, h| rx.receive(b, h), decode);
+            prop_assert!(!legacy_sent(&rx));
+            match outcome {
+                Outcome::Configured { baud } => {
+                    prop_assert_eq!((baud, rx.baud), (host, host));
+                    prop_assert!(rx.ram_keys.contains_key(&0x2091_017E));
+                    prop_assert!(rx.ram_keys.contains_key(&0x1005_0007));
+                }
+                Outcome::UsedAsIs { baud, reason } => {
+                    prop_assert_eq!((baud, rx.baud), (host, host));
+                    prop_assert!(
+                        rx.ram_keys.is_empty() || reason.contains("undo not confirmed"),
+                        "RAM left changed: {:?} ({})", rx.ram_keys, reason
                     );
                 }
                 Outcome::Unreachable { .. } => prop_assert!(change_baud),

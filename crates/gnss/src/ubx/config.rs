@@ -188,7 +188,7 @@ pub enum TimingMode {
 
 /// Splits a fine value into CFG-TMODE3's coarse I4 and high-precision I1 parts
 /// (`coarse * 100 + hp`, both with the value's sign, |hp| ≤ 99).
-fn coarse_and_hp(fine: i64) -> (i32, i8) {
+pub(crate) fn coarse_and_hp(fine: i64) -> (i32, i8) {
     let coarse = i32::try_from(fine / 100).unwrap_or(if fine < 0 { i32::MIN } else { i32::MAX });
     let hp = i8::try_from(fine % 100).unwrap_or(0);
     (coarse, hp)

@@ -100,6 +100,25 @@ impl ReceiverVersion {
     pub fn protocol(&self) -> Option<&str> {
         self.extension("PROTVER")
     }
+
+    /// The protocol version as (major, minor): `PROTVER=34.10`, or the
+    /// older `PROTVER 14.00` form. Decides legacy CFG against CFG-VALSET.
+    pub fn protocol_version(&self) -> Option<(u16, u16)> {
+        let text = self.protocol().or_else(|| {
+            self.extensions
+                .iter()
+                .find_map(|e| e.strip_prefix("PROTVER "))
+        })?;
+        let (major, minor) = text.trim().split_once('.').unwrap_or((text.trim(), "0"));
+        Some((major.parse().ok()?, minor.parse().ok()?))
+    }
+
+    /// Whether this is an M10-class receiver (hardware generation `000A0000`,
+    /// or an M10 module): VALSET only, and no timing mode.
+    pub fn is_m10(&self) -> bool {
+        self.hardware.eq_ignore_ascii_case("000A0000")
+            || self.extension("MOD").is_some_and(|m| m.contains("M10"))
+    }
 }
 
 /// A zero-terminated (or full-width) ASCII field; `None` if not printable text.
@@ -331,10 +350,36 @@ mod tests {
         assert_eq!(d.family(), "u-blox LEA-M8T-0");
         assert_eq!(d.firmware(), "TIM 1.10");
         assert_eq!(d.protocol(), Some("22.00"));
+        assert_eq!(d.protocol_version(), Some((22, 0)));
+        assert!(!d.is_m10());
         assert_eq!(decode_mon_ver(&[b'A'; 41]), None, "length not 40 + 30n");
         let mut bad = [0u8; 40];
         bad[0] = 0xFF;
         assert_eq!(decode_mon_ver(&bad), None, "not text");
+    }
+
+    #[test]
+    fn protocol_versions_and_m10_from_mon_ver() {
+        let v = |hw: &str, ext: &[&str]| ReceiverVersion {
+            software: "ROM SPG 5.10 (7b202e)".into(),
+            hardware: hw.into(),
+            extensions: ext.iter().map(|e| (*e).to_owned()).collect(),
+        };
+        let m10 = v(
+            "000A0000",
+            &["FWVER=SPG 5.10", "PROTVER=34.10", "MOD=MAX-M10S"],
+        );
+        assert_eq!(m10.protocol_version(), Some((34, 10)));
+        assert!(m10.is_m10());
+        assert!(v("00190000", &["MOD=NEO-M10S"]).is_m10(), "by module name");
+        let old = v("00070000", &["PROTVER 14.00"]);
+        assert_eq!(old.protocol_version(), Some((14, 0)), "u-blox 7's form");
+        assert_eq!(
+            v("00190000", &["PROTVER=27"]).protocol_version(),
+            Some((27, 0))
+        );
+        assert_eq!(v("00190000", &["PROTVER=x.1"]).protocol_version(), None);
+        assert_eq!(v("00190000", &[]).protocol_version(), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod messages;
 mod timels;
+pub mod valset;
 
 pub use crate::framer::ubx_checksum;
 pub use timels::{CLASS_NAV, ID_TIMELS, LeapReport, TIMELS_LEN, decode_timels, encode_timels};

@@ -512,4 +512,29 @@ mod tests {
             assert!(keys.contains(&key), "{key} missing from {problems:#?}");
         }
     }
+
+    #[test]
+    fn the_ubx_config_interface_is_checked() {
+        let ok = "[gnss.receiver]\nprotocol = \"ubx\"\nubx_config_interface = \"valset\"\n";
+        assert!(Config::parse(ok).is_ok());
+        for (text, says) in [
+            (
+                "[gnss.receiver]\nprotocol = \"ubx\"\nubx_config_interface = \"cfg\"\n",
+                "unknown variant",
+            ),
+            (
+                "[gnss.receiver]\nprotocol = \"pmtk\"\nubx_config_interface = \"legacy\"\n",
+                "u-blox receivers only",
+            ),
+        ] {
+            let problems = Config::parse(text).expect_err(text);
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.key == "gnss.receiver.ubx_config_interface"
+                        && p.message.contains(says)),
+                "{problems:#?}"
+            );
+        }
+    }
 }

@@ -160,6 +160,9 @@ pub struct StatusReport {
     /// receiver sends neither TIM-TP nor survey-in reports).
     #[serde(default)]
     pub qerr: Option<QerrReport>,
+    /// What the GNSS receiver said it is ("unknown" until it has).
+    #[serde(default)]
+    pub receiver: ReceiverIdentityReport,
     /// Clock steps made (start-up and re-acquisitions).
     pub steps: u32,
     /// The pulse source.
@@ -283,6 +286,28 @@ pub struct TemperatureReport {
     pub faults: u64,
     /// Frequency correction from temperature in force (holdover only), ppm.
     pub compensation_ppm: Option<f64>,
+}
+
+/// The receiver's family and firmware, from UBX-MON-VER, `$PMTK705` or its
+/// start-up TXT: which part and firmware an operator is looking at.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReceiverIdentityReport {
+    /// Whether the receiver has said what it is yet.
+    pub identified: bool,
+    /// Maker and module or chip, e.g. "u-blox LEA-M8T-0"; "unknown" until identified.
+    pub family: String,
+    /// Firmware version, e.g. "TIM 1.10"; "unknown" until identified.
+    pub firmware: String,
+}
+
+impl Default for ReceiverIdentityReport {
+    fn default() -> Self {
+        ReceiverIdentityReport {
+            identified: false,
+            family: "unknown".to_owned(),
+            firmware: "unknown".to_owned(),
+        }
+    }
 }
 
 /// The qErr correction of PPS edges from UBX-TIM-TP, and survey-in.

@@ -268,6 +268,14 @@ pub fn status(r: &StatusReport) -> String {
         ),
     );
     row(
+        "Receiver",
+        if r.receiver.identified {
+            format!("{}, firmware {}", r.receiver.family, r.receiver.firmware)
+        } else {
+            "unknown (not identified yet)".to_string()
+        },
+    );
+    row(
         "NMEA delay",
         match (
             r.nmea.delay_median_ms,
@@ -622,6 +630,32 @@ mod tests {
             text.contains(
                 "Survey-in       : done (position held), 600 s, 598 positions, accuracy 1.20 m"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_receiver_is_unknown_until_identified_then_named() {
+        let r = report();
+        assert!(!r.receiver.identified);
+        assert_eq!(
+            (r.receiver.family.as_str(), r.receiver.firmware.as_str()),
+            ("unknown", "unknown")
+        );
+        assert!(
+            status(&r).contains("Receiver        : unknown (not identified yet)"),
+            "{}",
+            status(&r)
+        );
+        let mut r = report();
+        r.receiver = crate::ctl::protocol::ReceiverIdentityReport {
+            identified: true,
+            family: "u-blox LEA-M8T-0".into(),
+            firmware: "TIM 1.10".into(),
+        };
+        let text = status(&r);
+        assert!(
+            text.contains("Receiver        : u-blox LEA-M8T-0, firmware TIM 1.10"),
             "{text}"
         );
     }

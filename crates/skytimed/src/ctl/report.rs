@@ -58,6 +58,28 @@ pub fn rfc3339(t: UnixNanos) -> String {
         .unwrap_or_else(|| format!("{}ns", t.0))
 }
 
+/// The receiver's identity; "unknown" (not omitted) until it has said, and an
+/// empty firmware (a TXT line naming only the chip) also reads "unknown".
+fn receiver_identity(
+    info: Option<skytime_gnss::configure::ReceiverInfo>,
+) -> ReceiverIdentityReport {
+    let Some(info) = info else {
+        return ReceiverIdentityReport::default();
+    };
+    let known = |s: String| {
+        if s.is_empty() {
+            "unknown".to_owned()
+        } else {
+            s
+        }
+    };
+    ReceiverIdentityReport {
+        identified: true,
+        family: known(info.family),
+        firmware: known(info.firmware),
+    }
+}
+
 /// NTS counters and certificate, when NTS is on. Certificate expiry is
 /// judged by the host's clock, as TLS peers judge it.
 fn nts_report(daemon: &DaemonState) -> Option<NtsReport> {
@@ -293,6 +315,7 @@ impl ReportContext {
                     accuracy_m: v.accuracy_m,
                 }),
             }),
+            receiver: receiver_identity(gnss.map(|g| g.receiver()).unwrap_or_default()),
             steps: s.steps,
             pps: PpsReport {
                 device: self.pps_device.clone(),

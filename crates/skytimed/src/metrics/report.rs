@@ -146,6 +146,7 @@ pub fn encode_report(r: &StatusReport, e: &mut DescriptorEncoder) -> Result<(), 
             t.faults,
         )?;
     }
+    receiver_info(r, e)?;
     if let Some(q) = &r.qerr {
         gauge(
             e,
@@ -383,4 +384,20 @@ pub fn encode_report(r: &StatusReport, e: &mut DescriptorEncoder) -> Result<(), 
     ];
     ConstGauge::new(1.0).encode(info.encode_family(&labels)?)?;
     Ok(())
+}
+
+/// `skytime_receiver_info{family,firmware} 1`: the receiver's identity as an
+/// info-style series ("unknown" until identified), to join on in dashboards.
+fn receiver_info(r: &StatusReport, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    let mut m = e.encode_descriptor(
+        "receiver_info",
+        "The GNSS receiver's family and firmware (MON-VER, PMTK705 or TXT); \"unknown\" until identified. Always 1.",
+        None,
+        MetricType::Gauge,
+    )?;
+    let labels = [
+        ("family", r.receiver.family.as_str()),
+        ("firmware", r.receiver.firmware.as_str()),
+    ];
+    ConstGauge::new(1.0).encode(m.encode_family(&labels)?)
 }

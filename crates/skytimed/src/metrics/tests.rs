@@ -96,6 +96,47 @@ fn qerr_counts_and_survey_in_are_exported_when_reported() {
 }
 
 #[test]
+fn receiver_info_is_unknown_until_the_reader_identifies_the_receiver() {
+    assert_value(
+        &scrape_sample(),
+        "skytime_receiver_info{family=\"unknown\",firmware=\"unknown\"}",
+        1.0,
+    );
+    let daemon = Arc::new(DaemonState::new(
+        crate::fixtures::locked_status(),
+        false,
+        UnixNanos(0),
+    ));
+    let counters = Arc::new(skytime_gnss::GnssCounters::default());
+    *counters
+        .receiver
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some(skytime_gnss::configure::ReceiverInfo {
+            family: "u-blox MAX-M10S".into(),
+            firmware: "SPG 5.10".into(),
+        });
+    let _ = daemon.gnss.set(counters);
+    let ctx = Arc::new(ReportContext::new(
+        daemon,
+        MonoNanos(0),
+        "/dev/ttyAMA0".into(),
+        "/dev/pps0".into(),
+    ));
+    let text = scrape(&registry(ctx)).unwrap_or_else(|e| panic!("encode: {e}"));
+    assert_value(
+        &text,
+        "skytime_receiver_info{family=\"u-blox MAX-M10S\",firmware=\"SPG 5.10\"}",
+        1.0,
+    );
+    assert_eq!(
+        text.matches("skytime_receiver_info{").count(),
+        1,
+        "one series"
+    );
+}
+
+#[test]
 fn values_follow_the_snapshot() {
     let text = scrape_sample();
     let status = crate::fixtures::locked_status();

@@ -125,6 +125,9 @@ function renderStatus(s) {
     ["Fix", n.fix_mode + (n.fix_valid ? "" : " (not valid)")],
     ["Satellites", (n.sats_used ?? "?") + " used / " + (n.sats_visible ?? "?") + " visible"],
     ["Sentences", n.sentences + " (" + n.checksum_errors + " checksum errors)"],
+    ["Receiver", s.receiver.identified
+      ? s.receiver.family + ", firmware " + s.receiver.firmware
+      : "unknown (not identified yet)"],
   ]);
 
   const tbody = $("satellites").tBodies[0];
