@@ -247,6 +247,9 @@ pub fn status(r: &StatusReport) -> String {
             r.pps.device
         ),
     );
+    if let Some(phc) = &r.pps.phc {
+        row("PHC mapping", phc_mapping(phc));
+    }
     row(
         "NMEA",
         format!(
@@ -403,6 +406,23 @@ pub fn status(r: &StatusReport) -> String {
 }
 
 /// Where the daemon serves: NTP addresses, page and metrics URLs.
+/// "extended ±840 ns, PHC +25001.2 ppb vs system, 412 events, 0 other-edge dropped (/dev/ptp0)".
+fn phc_mapping(p: &crate::ctl::protocol::PhcReport) -> String {
+    format!(
+        "{} {}, PHC {} vs system, {} events, {} other-edge dropped ({})",
+        p.mapping_method,
+        p.mapping_uncertainty_ns
+            .map_or("(no edge mapped yet)".to_string(), |u| format!("±{u} ns")),
+        p.rate_ppb
+            .map_or("rate not measured yet".to_string(), |r| format!(
+                "{r:+.1} ppb"
+            )),
+        p.extts_events,
+        p.other_edge_dropped,
+        p.device
+    )
+}
+
 fn serving(e: &EndpointsReport) -> Option<String> {
     let mut parts: Vec<String> = e.ntp.iter().map(|a| format!("NTP {a}")).collect();
     if let Some(web) = &e.web {
