@@ -432,8 +432,8 @@ if not sys.argv[6]: problems.append("no 'PHC mapping' line in skytimectl status"
 if problems:
     print("FAIL " + "; ".join(problems)); sys.exit()
 unc = phc["mapping_uncertainty_ns"]
-rate = phc["rate_ppb"]
-print("PASS %s (journal: %s), mapping uncertainty %d ns, PHC %s ppb vs system, %d EXTTS events, %d other-edge dropped; "
+rate = phc["fast_ppb"]
+print("PASS %s (journal: %s), mapping uncertainty %d ns, PHC %s ppb fast vs system, %d EXTTS events, %d other-edge dropped; "
       "daemon offset %+.0f ns sigma %.0f ns jitter %.0f ns, root dispersion %.0f us"
       % (phc["mapping_method"], m.group(1), unc, "n/a" if rate is None else "%+.0f" % rate,
          phc["extts_events"], phc["other_edge_dropped"], st["offset_ns"], st["offset_sigma_ns"],

@@ -191,8 +191,10 @@ impl PhcPps {
         }
         let mapped = self.mapping.map(event.phc_ns).ok()?;
         phc.set_mapping_uncertainty_ns(mapped.uncertainty_ns);
-        if let Some(rate_ppb) = self.mapping.rate_ppb() {
-            phc.set_rate_ppb(rate_ppb);
+        // The mapping's rate is the system clock's against the PHC; status
+        // says how fast the PHC runs (to first order, its negative).
+        if let Some(system_vs_phc_ppb) = self.mapping.rate_ppb() {
+            phc.set_fast_ppb(-system_vs_phc_ppb);
         }
         let step = self.last_accepted_phc_ns.map_or(1, |last| {
             ((event.phc_ns - last + 500_000_000) / 1_000_000_000).max(1)

@@ -19,7 +19,7 @@ pub struct PhcCounters {
     device: OnceLock<String>,
     method: AtomicU8,
     mapping_uncertainty_ns: AtomicU64,
-    rate_ppb_milli: AtomicI64,
+    fast_ppb_milli: AtomicI64,
     /// External-timestamp events read on the configured channel.
     pub events: AtomicU64,
     /// Events dropped as the pulse's other edge (a PHC that stamps both).
@@ -32,7 +32,7 @@ impl Default for PhcCounters {
             device: OnceLock::new(),
             method: AtomicU8::new(METHOD_NONE),
             mapping_uncertainty_ns: AtomicU64::new(UNKNOWN_U64),
-            rate_ppb_milli: AtomicI64::new(UNKNOWN_I64),
+            fast_ppb_milli: AtomicI64::new(UNKNOWN_I64),
             events: AtomicU64::new(0),
             other_edge_dropped: AtomicU64::new(0),
         }
@@ -49,9 +49,9 @@ pub struct PhcSnapshot {
     /// The mapping's error bound at the last delivered edge, ns (`None`
     /// before the first).
     pub mapping_uncertainty_ns: Option<u64>,
-    /// The PHC's rate relative to CLOCK_REALTIME, ppb (`None` before two
-    /// offset samples measure it).
-    pub rate_ppb: Option<f64>,
+    /// How fast the PHC runs against CLOCK_REALTIME, ppb, positive = faster
+    /// (`None` before two offset samples measure it).
+    pub fast_ppb: Option<f64>,
     /// See [`PhcCounters::events`].
     pub events: u64,
     /// See [`PhcCounters::other_edge_dropped`].
@@ -76,14 +76,14 @@ impl PhcCounters {
             .store(ns.min(UNKNOWN_U64 - 1), Ordering::Relaxed);
     }
 
-    /// Records the mapping's measured rate, ppb.
-    pub fn set_rate_ppb(&self, ppb: f64) {
+    /// Records how fast the PHC runs against the system clock, ppb.
+    pub fn set_fast_ppb(&self, ppb: f64) {
         #[expect(
             clippy::cast_possible_truncation,
             reason = "a finite rate within the mapping's ±1000 ppm, in thousandths of a ppb, fits i64 (saturating cast)"
         )]
         let milli = (ppb * 1000.0).round() as i64;
-        self.rate_ppb_milli
+        self.fast_ppb_milli
             .store(milli.max(UNKNOWN_I64 + 1), Ordering::Relaxed);
     }
 
@@ -96,12 +96,12 @@ impl PhcCounters {
             _ => return None,
         };
         let uncertainty = self.mapping_uncertainty_ns.load(Ordering::Relaxed);
-        let rate = self.rate_ppb_milli.load(Ordering::Relaxed);
+        let rate = self.fast_ppb_milli.load(Ordering::Relaxed);
         Some(PhcSnapshot {
             device: self.device.get().cloned().unwrap_or_default(),
             method,
             mapping_uncertainty_ns: (uncertainty != UNKNOWN_U64).then_some(uncertainty),
-            rate_ppb: (rate != UNKNOWN_I64).then(|| rate as f64 / 1000.0),
+            fast_ppb: (rate != UNKNOWN_I64).then(|| rate as f64 / 1000.0),
             events: self.events.load(Ordering::Relaxed),
             other_edge_dropped: self.other_edge_dropped.load(Ordering::Relaxed),
         })
@@ -127,14 +127,14 @@ mod tests {
             ("/dev/ptp3", OffsetMethod::Extended)
         );
         assert_eq!(s.mapping_uncertainty_ns, None);
-        assert_eq!(s.rate_ppb, None);
+        assert_eq!(s.fast_ppb, None);
         c.set_mapping_uncertainty_ns(1234);
-        c.set_rate_ppb(-25_000.125);
+        c.set_fast_ppb(-25_000.125);
         c.events.fetch_add(3, Ordering::Relaxed);
         c.other_edge_dropped.fetch_add(1, Ordering::Relaxed);
         let s = c.snapshot().expect("a PHC");
         assert_eq!(s.mapping_uncertainty_ns, Some(1234));
-        assert!(s.rate_ppb.is_some_and(|r| (r + 25_000.125).abs() < 1e-9));
+        assert!(s.fast_ppb.is_some_and(|r| (r + 25_000.125).abs() < 1e-9));
         assert_eq!((s.events, s.other_edge_dropped), (3, 1));
         c.set_opened("/dev/ptp3", OffsetMethod::Precise);
         assert_eq!(c.snapshot().map(|s| s.method), Some(OffsetMethod::Precise));

@@ -360,8 +360,8 @@ pub struct PhcReport {
     pub mapping_method: String,
     /// The mapping's error bound at the last edge, ns (part of the advertised bound): `skytime_phc_mapping_uncertainty_seconds`.
     pub mapping_uncertainty_ns: Option<u64>,
-    /// The PHC's measured rate relative to the system clock, ppb.
-    pub rate_ppb: Option<f64>,
+    /// How fast the PHC runs against the system clock, ppb (positive: faster), as measured by the mapping.
+    pub fast_ppb: Option<f64>,
     /// External-timestamp events read on the channel: `skytime_phc_extts_events_total`.
     pub extts_events: u64,
     /// Events dropped as the pulse's other edge (PHCs that stamp both): `skytime_phc_other_edge_dropped_total`.

@@ -65,7 +65,7 @@ fn phc_report(daemon: &DaemonState) -> Option<PhcReport> {
         device: p.device,
         mapping_method: p.method.name().to_string(),
         mapping_uncertainty_ns: p.mapping_uncertainty_ns,
-        rate_ppb: p.rate_ppb,
+        fast_ppb: p.fast_ppb,
         extts_events: p.events,
         other_edge_dropped: p.other_edge_dropped,
     })
