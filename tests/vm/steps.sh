@@ -400,9 +400,14 @@ step_phc() {
     sleep "${SKYTIME_VM_PHC_SETTLE_S:-20}"
     local j st human metrics kview verdict
     st=$(gssh skytimectl status --json 2>/dev/null)
-    human=$(gssh skytimectl status 2>/dev/null | grep '^PHC mapping')
-    metrics=$(gssh 'exec 3<>/dev/tcp/127.0.0.1/9123 && printf "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n" >&3 && cat <&3' 2>/dev/null |
-        grep -c '^skytime_phc_')
+    # The operator's views, kept for the record in $run/phc-status.txt.
+    {
+        gssh skytimectl status
+        gssh 'exec 3<>/dev/tcp/127.0.0.1/9123 && printf "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n" >&3 && cat <&3' |
+            grep '^skytime_phc_'
+    } >"$run/phc-status.txt" 2>/dev/null
+    human=$(grep '^PHC mapping' "$run/phc-status.txt")
+    metrics=$(grep -c '^skytime_phc_' "$run/phc-status.txt")
     j=$(ntp_probe 4)
     kview=$(kernel_view)
     gssh "journalctl -u skytimed $from --no-pager -o short-precise" >"$run/journal-phc.txt" 2>&1
