@@ -422,7 +422,13 @@ except ValueError as e:
 enabled = re.search(r'PHC external timestamps enabled.*', journal)
 m = re.search(r'method=(\w+)', enabled.group(0)) if enabled else None
 phc = (st.get("pps") or {}).get("phc")
+# Restarts of the mapping once locked: the guest's clock is only steered
+# (never stepped) then, so each would be a rate change taken for a step.
+after_lock = journal.split('to="locked"', 1)[1] if 'to="locked"' in journal else ""
+restarts = journal.count("mapping restarted")
+restarts_locked = after_lock.count("mapping restarted")
 problems = []
+if restarts_locked: problems.append("%d mapping restarts after lock" % restarts_locked)
 if not m: problems.append("no 'PHC external timestamps enabled' line")
 if phc is None: problems.append("status has no pps.phc")
 else:
@@ -438,10 +444,10 @@ if problems:
     print("FAIL " + "; ".join(problems)); sys.exit()
 unc = phc["mapping_uncertainty_ns"]
 rate = phc["fast_ppb"]
-print("PASS %s (journal: %s), mapping uncertainty %d ns, PHC %s ppb fast vs system, %d EXTTS events, %d other-edge dropped; "
+print("PASS %s (journal: %s), mapping uncertainty %d ns, PHC %s ppb fast vs system, %d EXTTS events, %d other-edge dropped, %d mapping restarts (%d after lock); "
       "daemon offset %+.0f ns sigma %.0f ns jitter %.0f ns, root dispersion %.0f us"
       % (phc["mapping_method"], m.group(1), unc, "n/a" if rate is None else "%+.0f" % rate,
-         phc["extts_events"], phc["other_edge_dropped"], st["offset_ns"], st["offset_sigma_ns"],
+         phc["extts_events"], phc["other_edge_dropped"], restarts, restarts_locked, st["offset_ns"], st["offset_sigma_ns"],
          st["jitter_ns"], st["root_dispersion_ns"] / 1e3))
 PY
 )
