@@ -1,7 +1,7 @@
 #!/bin/bash
 # Builds the VM test's guest: a Debian bookworm amd64 root filesystem with the
 # Debian cloud kernel, the skytime .deb installed with dpkg -i, the test PPS
-# module, and an ext4 disk image made without loop devices (mke2fs -d).
+# modules (PPS, and PHC for the PHC step), and an ext4 disk image made without loop devices (mke2fs -d).
 #
 #   tests/vm/build-image.sh                          # prints the image directory on stdout
 #   tests/vm/build-image.sh --build-date 2016-06-01  # same, with a .deb built as of that date
@@ -94,12 +94,19 @@ rm -rf "$vm/module" && mkdir -p "$vm/module"
 cp "$here/pps-module/skytime_vm_pps.c" "$here/pps-module/Kbuild" "$vm/module/"
 make -s -C "/usr/src/$headers_pkg" M="$vm/module" modules >&2
 ko=$vm/module/skytime_vm_pps.ko
+# The PHC test module, beside it (not loaded at boot: the PHC step swaps it
+# in for the PPS one, since both drive the same UART).
+log "building the test PHC module against $headers_pkg"
+rm -rf "$vm/module-phc" && mkdir -p "$vm/module-phc"
+cp "$here/phc-module/skytime_vm_phc.c" "$here/phc-module/Kbuild" "$vm/module-phc/"
+make -s -C "/usr/src/$headers_pkg" M="$vm/module-phc" modules >&2
+phc_ko=$vm/module-phc/skytime_vm_phc.ko
 
 if [[ ! -s $vm/id_ed25519 ]]; then
     ssh-keygen -q -t ed25519 -N '' -C skytime-vm-test -f "$vm/id_ed25519"
 fi
 
-image_key=$( (echo "$base_key" "$build_date"; sha256sum "$deb" "$ko" "$vm/id_ed25519.pub" "$here"/guest/* \
+image_key=$( (echo "$base_key" "$build_date"; sha256sum "$deb" "$ko" "$phc_ko" "$vm/id_ed25519.pub" "$here"/guest/* \
     "$here/build-image.sh") | sha256sum | cut -c1-16)
 image=$vm/$flavour-$image_key
 if [[ -s $image/disk.raw ]]; then
@@ -117,6 +124,7 @@ tar -C "$root" --numeric-owner -xf "$base"
 
 # The test's pulse: the module, loaded at boot with its UART's address.
 install -D -m 0644 "$ko" "$root/usr/lib/modules/$kver/extra/skytime_vm_pps.ko"
+install -D -m 0644 "$phc_ko" "$root/usr/lib/modules/$kver/extra/skytime_vm_phc.ko"
 chroot "$root" depmod -a "$kver"
 install -D -m 0644 "$here/guest/skytime-vm-pps.modules-load.conf" \
     "$root/etc/modules-load.d/skytime-vm-pps.conf"

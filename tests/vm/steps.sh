@@ -340,6 +340,132 @@ step_reboot() {
     fi
 }
 
+# The PHC source on the installed appliance: the PPS module gives the UART
+# trigger to the PHC test module (phc-module/: a counter on the raw monotonic
+# clock at its own +25 ppm, independent of the CLOCK_REALTIME that skytimed
+# steers), the config is switched to [pps] source = "phc" on the PHC found by
+# its clock name, checked with --check-config, and the packaged unit
+# restarted. Judged from the daemon's own journal after a cursor taken as the
+# new daemon starts (its lock, the method it chose), then its status
+# (pps.phc), /metrics (skytime_phc_*) and the time it serves.
+# Restores the PPS module and the config afterwards.
+step_phc() {
+    local cursor from out dev start=$SECONDS
+    # The cursor is taken in the guest after the old daemon stopped, just
+    # before the new one starts: what follows it is the PHC run's alone.
+    out=$(gssh 'set -e
+        systemctl stop skytimed
+        modprobe -r skytime_vm_pps
+        modprobe skytime_vm_phc io=0x3e8 irq=5 freq_ppb=25000
+        udevadm settle
+        dev=""
+        for d in /sys/class/ptp/ptp*; do
+            [ "$(cat "$d/clock_name")" = skytime-vm-phc ] && dev=/dev/${d##*/}
+        done
+        [ -n "$dev" ] || { echo "no PHC named skytime-vm-phc in /sys/class/ptp"; exit 1; }
+        cp /etc/skytime/skytime.toml /root/skytime.toml.pps
+        sed -i "/^\[pps\]/a source = \"phc\"\nphc_device = \"$dev\"" /etc/skytime/skytime.toml
+        skytimed --check-config /etc/skytime/skytime.toml >/dev/null 2>/root/check-config.txt ||
+            { echo "--check-config refused it:"; cat /root/check-config.txt; exit 1; }
+        echo "$dev $(stat -c "%G %a" "$dev")"
+        journalctl -u skytimed -n 1 --show-cursor --no-pager | sed -n "s/^-- cursor: /cursor /p"
+        systemctl start skytimed' 2>&1)
+    if [[ $? -ne 0 ]]; then
+        row "PHC source" FAIL "-" "-" "could not switch to the PHC: $(tr '\n' ' ' <<<"$out")"
+        phc_restore
+        return 1
+    fi
+    dev=$(grep '^/dev/' <<<"$out" | tail -1)
+    cursor=$(sed -n 's/^cursor //p' <<<"$out")
+    if [[ -n $cursor ]]; then from="--after-cursor='$cursor'"; else from="-n 300"; fi
+    # The daemon's own lock after the switch, from its journal (bounded).
+    local journal locked="" lock_s
+    while ((SECONDS - start < LOCK_TIMEOUT_S)); do
+        journal=$(gssh "journalctl -u skytimed $from --no-pager -o short-precise" 2>/dev/null)
+        if grep -q 'refclock state change.*to="locked"' <<<"$journal"; then locked=yes; break; fi
+        if grep -qE 'Main process exited|Failed with result' <<<"$journal"; then break; fi
+        if (($(date +%s) - $(cat "$run/last_probe" 2>/dev/null || echo 0) >= 8)); then
+            ntp_probe 1 >/dev/null
+        fi
+        sleep 4
+    done
+    lock_s=$((SECONDS - start))
+    if [[ -z $locked ]]; then
+        gssh "journalctl -u skytimed $from --no-pager -o short-precise" >"$run/journal-phc.txt" 2>&1
+        row "PHC source" FAIL "-" "$(kernel_view)" "$dev: no lock in ${lock_s}s: $(grep -E 'ERROR|WARN|PHC' "$run/journal-phc.txt" | tail -3 | tr '\n' ' ') ($run/journal-phc.txt)"
+        phc_restore
+        return 1
+    fi
+    # Let the mapping fill its 16 s of offset samples, then read everything.
+    sleep "${SKYTIME_VM_PHC_SETTLE_S:-20}"
+    local j st human metrics kview verdict
+    st=$(gssh skytimectl status --json 2>/dev/null)
+    # The operator's views, kept for the record in $run/phc-status.txt.
+    {
+        gssh skytimectl status
+        gssh 'exec 3<>/dev/tcp/127.0.0.1/9123 && printf "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n" >&3 && cat <&3' |
+            grep '^skytime_phc_'
+    } >"$run/phc-status.txt" 2>/dev/null
+    human=$(grep '^PHC mapping' "$run/phc-status.txt")
+    metrics=$(grep -c '^skytime_phc_' "$run/phc-status.txt")
+    j=$(ntp_probe 4)
+    kview=$(kernel_view)
+    gssh "journalctl -u skytimed $from --no-pager -o short-precise" >"$run/journal-phc.txt" 2>&1
+    verdict=$(python3 - "$run/journal-phc.txt" "$st" "$j" "$BAD_OFFSET_US" "${metrics:-0}" "$human" <<'PY'
+import json, re, sys
+journal = open(sys.argv[1], errors="replace").read()
+bad_us = float(sys.argv[4])
+try:
+    st, probe = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+except ValueError as e:
+    print("FAIL unparsable status or probe: %s" % e); sys.exit()
+enabled = re.search(r'PHC external timestamps enabled.*', journal)
+m = re.search(r'method=(\w+)', enabled.group(0)) if enabled else None
+phc = (st.get("pps") or {}).get("phc")
+# Restarts of the mapping once locked: the guest's clock is only steered
+# (never stepped) then, so each would be a rate change taken for a step.
+after_lock = journal.split('to="locked"', 1)[1] if 'to="locked"' in journal else ""
+restarts = journal.count("mapping restarted")
+restarts_locked = after_lock.count("mapping restarted")
+problems = []
+if restarts_locked: problems.append("%d mapping restarts after lock" % restarts_locked)
+if not m: problems.append("no 'PHC external timestamps enabled' line")
+if phc is None: problems.append("status has no pps.phc")
+else:
+    if phc["mapping_method"] != "extended": problems.append("method %s, wanted extended" % phc["mapping_method"])
+    if phc["mapping_uncertainty_ns"] is None: problems.append("no mapping uncertainty")
+    if phc["extts_events"] < 10: problems.append("%d EXTTS events" % phc["extts_events"])
+if st.get("state") != "locked": problems.append("state %s" % st.get("state"))
+if not (probe["ok"] and probe["stratum"] == 1 and probe["li"] == 0 and abs(probe["best_offset_us"]) - probe["bound_us"] < bad_us):
+    problems.append("served: %s" % ("no answer" if not probe["ok"] else "stratum %d LI %d %+.0f us" % (probe["stratum"], probe["li"], probe["best_offset_us"])))
+if int(sys.argv[5]) < 4: problems.append("/metrics has %s skytime_phc_ series" % sys.argv[5])
+if not sys.argv[6]: problems.append("no 'PHC mapping' line in skytimectl status")
+if problems:
+    print("FAIL " + "; ".join(problems)); sys.exit()
+unc = phc["mapping_uncertainty_ns"]
+rate = phc["fast_ppb"]
+print("PASS %s (journal: %s), mapping uncertainty %d ns, PHC %s ppb fast vs system, %d EXTTS events, %d other-edge dropped, %d mapping restarts (%d after lock); "
+      "daemon offset %+.0f ns sigma %.0f ns jitter %.0f ns, root dispersion %.0f us"
+      % (phc["mapping_method"], m.group(1), unc, "n/a" if rate is None else "%+.0f" % rate,
+         phc["extts_events"], phc["other_edge_dropped"], restarts, restarts_locked, st["offset_ns"], st["offset_sigma_ns"],
+         st["jitter_ns"], st["root_dispersion_ns"] / 1e3))
+PY
+)
+    if [[ $verdict == PASS* ]]; then
+        row "PHC source" PASS "$(host_view "$j")" "$kview" "$dev, locked ${lock_s}s after the switch: ${verdict#PASS }"
+    else
+        row "PHC source" FAIL "$(host_view "$j")" "$kview" "$dev: ${verdict#FAIL } ($run/journal-phc.txt)"
+    fi
+    phc_restore
+}
+
+# Back to the PPS module and the packaged config.
+phc_restore() {
+    gssh 'systemctl stop skytimed; test -f /root/skytime.toml.pps && cp /root/skytime.toml.pps /etc/skytime/skytime.toml
+        modprobe -r skytime_vm_phc; modprobe skytime_vm_pps && systemctl start skytimed' >/dev/null 2>&1 ||
+        log "restoring the PPS module and config after the PHC step failed"
+}
+
 step_remove_purge() {
     local out j
     out=$(gssh 'dpkg -r skytime >/dev/null 2>&1; systemctl is-active skytimed; test -e /etc/skytime/skytime.toml && echo conffile-kept' 2>&1)
@@ -389,6 +515,7 @@ run_steps() {
             chrony_stop
             step_restart
             step_reboot
+            step_phc
         fi
         step_remove_purge
     fi

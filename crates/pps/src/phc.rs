@@ -45,6 +45,17 @@ pub enum OffsetMethod {
     Plain,
 }
 
+impl OffsetMethod {
+    /// The name status, metrics and the docs use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Precise => "precise",
+            Self::Extended => "extended",
+            Self::Plain => "plain",
+        }
+    }
+}
+
 /// A PHC external-timestamp channel opened for one edge kind.
 #[derive(Debug)]
 pub struct PhcPps {
@@ -120,6 +131,7 @@ impl PhcPps {
             last_accepted_phc_ns: None,
             counters: Arc::new(PpsCounters::default()),
         };
+        pps.counters.phc.set_opened(&pps.path, method);
         pps.take_offset_sample()?;
         Ok(pps)
     }
@@ -163,15 +175,27 @@ impl PhcPps {
         if event.channel != self.channel {
             return None;
         }
+        let phc = &self.counters.phc;
+        phc.events.fetch_add(1, Ordering::Relaxed);
         match self.selector.offer(event.phc_ns) {
             EdgeVerdict::Accept => {}
             EdgeVerdict::Restart => {
                 tracing::info!(device = %self.path, "PHC pulse cadence lost; re-acquiring the edge");
                 return None;
             }
-            EdgeVerdict::OtherEdge | EdgeVerdict::Provisional | EdgeVerdict::Stale => return None,
+            EdgeVerdict::OtherEdge => {
+                phc.other_edge_dropped.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            EdgeVerdict::Provisional | EdgeVerdict::Stale => return None,
         }
         let mapped = self.mapping.map(event.phc_ns).ok()?;
+        phc.set_mapping_uncertainty_ns(mapped.uncertainty_ns);
+        // The mapping's rate is the system clock's against the PHC; status
+        // says how fast the PHC runs (to first order, its negative).
+        if let Some(system_vs_phc_ppb) = self.mapping.rate_ppb() {
+            phc.set_fast_ppb(-system_vs_phc_ppb);
+        }
         let step = self.last_accepted_phc_ns.map_or(1, |last| {
             ((event.phc_ns - last + 500_000_000) / 1_000_000_000).max(1)
         });

@@ -5,6 +5,14 @@
 //! [`OffsetSample`] with an honest half-width. [`PhcMapping`] keeps recent
 //! samples, follows the PHC's rate between them, and reports for every mapped
 //! timestamp a bound on its error, so the refclock can advertise it.
+//!
+//! The system clock is the one being disciplined: its rate against the PHC
+//! changes whenever the discipline steers it (ADJ_FREQUENCY, each second). A
+//! sample off the prediction by no more than that rate could change in the
+//! time since the last sample is such a change, not a step: the older samples
+//! are dropped (they describe the old rate), and the change observed, as
+//! ppb, is added to every later bound over the distance mapped ("wander")
+//! until `capacity` samples have passed without one as large.
 
 use std::collections::VecDeque;
 
@@ -98,6 +106,9 @@ pub struct PhcMapping {
     samples: VecDeque<OffsetSample>,
     capacity: usize,
     max_rate_ppb: i64,
+    /// For the latest samples, how fast the prediction drifted from them,
+    /// ppb: the rate change the bound must allow for.
+    wander_ppb: VecDeque<u64>,
 }
 
 impl PhcMapping {
@@ -108,6 +119,7 @@ impl PhcMapping {
             samples: VecDeque::with_capacity(capacity.max(2)),
             capacity: capacity.max(2),
             max_rate_ppb: i64::from(max_rate_ppm) * 1000,
+            wander_ppb: VecDeque::with_capacity(capacity.max(2)),
         }
     }
 
@@ -124,9 +136,13 @@ impl PhcMapping {
     /// Forgets every sample (after a step of either clock).
     pub fn reset(&mut self) {
         self.samples.clear();
+        self.wander_ppb.clear();
     }
 
-    /// Takes a sample. If it contradicts the mapping (beyond both bounds), the
+    /// Takes a sample. Off the prediction beyond both bounds but within what
+    /// the system clock's steering could do since the last sample (the
+    /// maximum rate over that time), it is a rate change: the older samples
+    /// are dropped and the change kept as wander. Beyond that as well, the
     /// old samples are dropped, the new one kept, and the jump reported.
     pub fn add(&mut self, sample: OffsetSample) -> Result<(), MappingError> {
         if let Some(last) = self.samples.back()
@@ -141,18 +157,36 @@ impl PhcMapping {
                 bound_ns: 0,
             });
         }
-        if let Ok(predicted) = self.map(sample.phc_ns) {
+        if let (Ok(predicted), Some(last)) = (self.map(sample.phc_ns), self.samples.back()) {
             let jump = sample.sys_ns - predicted.sys_ns;
             let bound = predicted
                 .uncertainty_ns
                 .saturating_add(sample.half_width_ns.unsigned_abs());
-            if jump.unsigned_abs() > bound {
+            let since_ns = (sample.phc_ns - last.phc_ns).unsigned_abs();
+            let steer_ns = self.rate_term(since_ns);
+            if jump.unsigned_abs() > bound.saturating_add(steer_ns) {
                 self.samples.clear();
                 self.samples.push_back(sample);
                 return Err(MappingError::Discontinuity {
                     jump_ns: jump,
-                    bound_ns: bound,
+                    bound_ns: bound.saturating_add(steer_ns),
                 });
+            }
+            // With one sample the rate was not known: the miss is the rate
+            // itself, which the next prediction has, not a change of it.
+            if self.samples.len() >= 2 {
+                if self.wander_ppb.len() == self.capacity {
+                    self.wander_ppb.pop_front();
+                }
+                let wander = (u128::from(jump.unsigned_abs()) * NS_PER_S as u128)
+                    .div_ceil(u128::from(since_ns.max(1)));
+                self.wander_ppb
+                    .push_back(u64::try_from(wander).unwrap_or(u64::MAX));
+                if jump.unsigned_abs() > bound {
+                    // The system clock's rate changed: keep the last sample only.
+                    let keep = self.samples.len() - 1;
+                    self.samples.drain(..keep);
+                }
             }
         }
         if self.samples.len() == self.capacity {
@@ -166,11 +200,17 @@ impl PhcMapping {
     /// (with the rate from the sample farthest from it) and the tightest bound wins.
     pub fn map(&self, phc_ns: i64) -> Result<MappedTime, MappingError> {
         let mut best: Option<MappedTime> = None;
+        let wander_ppb = self.wander_ppb.iter().copied().max().unwrap_or(0);
         for anchor in &self.samples {
-            let candidate = match self.farthest_from(anchor) {
+            let mut candidate = match self.farthest_from(anchor) {
                 Some(other) => map_with_rate(anchor, other, phc_ns),
                 None => self.map_with_max_rate(anchor, phc_ns),
             };
+            let d = (phc_ns - anchor.phc_ns).unsigned_abs();
+            let wander_ns = (u128::from(d) * u128::from(wander_ppb)).div_ceil(NS_PER_S as u128);
+            candidate.uncertainty_ns = candidate
+                .uncertainty_ns
+                .saturating_add(u64::try_from(wander_ns).unwrap_or(u64::MAX));
             if best.is_none_or(|b| candidate.uncertainty_ns < b.uncertainty_ns) {
                 best = Some(candidate);
             }
@@ -196,14 +236,20 @@ impl PhcMapping {
     /// One sample: the rate is unknown to within the configured maximum.
     fn map_with_max_rate(&self, anchor: &OffsetSample, phc_ns: i64) -> MappedTime {
         let d = phc_ns - anchor.phc_ns;
-        let rate_term = (u128::from(d.unsigned_abs())
-            * u128::from(self.max_rate_ppb.unsigned_abs()))
-        .div_ceil(NS_PER_S as u128);
         MappedTime {
             sys_ns: anchor.sys_ns + d,
-            uncertainty_ns: anchor.half_width_ns.unsigned_abs()
-                + u64::try_from(rate_term).unwrap_or(u64::MAX),
+            uncertainty_ns: anchor
+                .half_width_ns
+                .unsigned_abs()
+                .saturating_add(self.rate_term(d.unsigned_abs())),
         }
+    }
+
+    /// What the maximum rate makes of `d_ns`, ns (rounded up).
+    fn rate_term(&self, d_ns: u64) -> u64 {
+        let ns = (u128::from(d_ns) * u128::from(self.max_rate_ppb.unsigned_abs()))
+            .div_ceil(NS_PER_S as u128);
+        u64::try_from(ns).unwrap_or(u64::MAX)
     }
 }
 
@@ -374,6 +420,40 @@ mod tests {
         // The PHC set backwards is a discontinuity too.
         assert!(m.add(OffsetSample::from_precise(0, 4 * NS_PER_S)).is_err());
         assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn a_steered_system_clock_changes_the_rate_without_a_restart() {
+        // The PHC ticks true seconds; the discipline changes the system
+        // clock's rate against it: +30 ppm, then -50 ppm, then +5 ppm.
+        let mut m = PhcMapping::new(16, 1000);
+        let (mut phc, mut sys) = (1_000 * NS_PER_S, 5 * NS_PER_S);
+        let sample = |phc_ns, sys_ns| OffsetSample {
+            phc_ns,
+            sys_ns,
+            half_width_ns: 100,
+        };
+        m.add(sample(phc, sys)).expect("first");
+        for r_ppb in [
+            30_000, 30_000, 30_000, -50_000, -50_000, -50_000, 5_000, 5_000,
+        ] {
+            phc += NS_PER_S;
+            sys += NS_PER_S + r_ppb;
+            m.add(sample(phc, sys))
+                .expect("a rate change within the steering range is not a step");
+            // The pulse 2 ms before this sample, mapped once the sample is in
+            // (as PhcPps does).
+            let truth = sys - 2_000_000 - 2_000_000 * r_ppb / NS_PER_S;
+            let mapped = m.map(phc - 2_000_000).expect("mapped");
+            let err = (mapped.sys_ns - truth).unsigned_abs();
+            assert!(
+                err <= mapped.uncertainty_ns,
+                "{r_ppb}: error {err} > {mapped:?}"
+            );
+            assert!(mapped.uncertainty_ns < 1_000, "{r_ppb}: {mapped:?}");
+        }
+        // The changes seen are in the bound: 80 ppm over the 2 ms at least.
+        assert!(m.map(phc - 2_000_000).expect("mapped").uncertainty_ns >= 160);
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct PpsCounters {
     pub timeouts: AtomicU64,
     /// Fetches that failed with an error.
     pub errors: AtomicU64,
+    /// A PHC source's mapping and event counts (empty for kernel PPS).
+    pub phc: crate::phc_status::PhcCounters,
 }
 
 /// A point-in-time copy of [`PpsCounters`], for status and metrics output.

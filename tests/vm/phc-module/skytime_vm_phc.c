@@ -5,9 +5,14 @@
  *
  * The trigger is the one tests/vm/pps-module uses (a spare 16550 UART the
  * host writes a burst to at each true second; load one module or the other,
- * not both). The clock's counter is CLOCK_REALTIME run at its own rate:
- *   phc = realtime + offset_ns + (realtime - realtime_at_load) * freq_ppb / 1e9
- * so skytime's PHC-to-system mapping has a real rate and offset to follow.
+ * not both). The clock's counter is the raw monotonic clock
+ * (ktime_get_raw: the oscillator, never slewed or stepped) run at its own rate:
+ *   phc = realtime_at_load + offset_ns + elapsed + elapsed * freq_ppb / 1e9,
+ *   elapsed = raw - raw_at_load
+ * so it is independent of CLOCK_REALTIME, which skytimed disciplines in the
+ * guest: as that discipline steers, the PHC-to-system mapping has a real,
+ * moving rate and offset to follow (a counter derived from CLOCK_REALTIME
+ * would move with the steering and hide errors in the mapping).
  * It has one pin (function EXTTS, channel 0) and answers
  * PTP_SYS_OFFSET_EXTENDED (gettimex64) and PTP_SYS_OFFSET.
  *
@@ -33,39 +38,42 @@ module_param(quiet_gap_ms, uint, 0644);
 MODULE_PARM_DESC(quiet_gap_ms, "gap before a new burst counts as a new edge");
 static int freq_ppb = 25000;
 module_param(freq_ppb, int, 0444);
-MODULE_PARM_DESC(freq_ppb, "how much faster than CLOCK_REALTIME the PHC runs, ppb (|x| <= 500000)");
+MODULE_PARM_DESC(freq_ppb, "how much faster than the raw monotonic clock the PHC runs, ppb (|x| <= 500000)");
 static long offset_ns = 37000000000L; /* 64-bit guests only (the VM is x86_64) */
 module_param(offset_ns, long, 0444);
-MODULE_PARM_DESC(offset_ns, "PHC minus CLOCK_REALTIME at load, ns");
+MODULE_PARM_DESC(offset_ns, "PHC minus CLOCK_REALTIME at load, ns (from then on the PHC runs on its own)");
 
 static struct ptp_clock *clock;
 static struct ptp_pin_desc pins[1] = {
 	{ .name = "SYNC0", .index = 0, .func = PTP_PF_NONE, .chan = 0 },
 };
 static bool extts_on;
-static s64 base_ns;
+static s64 base_raw_ns, base_phc_ns;
 static ktime_t last_byte;
 static unsigned long edges, stamped, bytes;
 
-/* The PHC reading at system (realtime) time sys_ns. */
-static s64 phc_at(s64 sys_ns)
+/* The PHC reading when the raw monotonic clock read raw_ns. */
+static s64 phc_at(s64 raw_ns)
 {
+	s64 elapsed = raw_ns - base_raw_ns;
 	s32 rem;
-	s64 whole_s = div_s64_rem(sys_ns - base_ns, NSEC_PER_SEC, &rem);
+	s64 whole_s = div_s64_rem(elapsed, NSEC_PER_SEC, &rem);
 
-	return sys_ns + offset_ns + whole_s * freq_ppb +
+	return base_phc_ns + elapsed + whole_s * freq_ppb +
 	       div_s64((s64)rem * freq_ppb, NSEC_PER_SEC);
 }
 
 static int vm_phc_gettimex(struct ptp_clock_info *info, struct timespec64 *ts,
 			   struct ptp_system_timestamp *sts)
 {
-	s64 now;
+	s64 raw;
 
+	/* The system reads bracket the counter read only, as a NIC driver's
+	 * bracket its register read: the window is what EXTENDED measures. */
 	ptp_read_system_prets(sts);
-	now = ktime_get_real_ns();
+	raw = ktime_get_raw_ns();
 	ptp_read_system_postts(sts);
-	*ts = ns_to_timespec64(phc_at(now));
+	*ts = ns_to_timespec64(phc_at(raw));
 	return 0;
 }
 
@@ -127,7 +135,8 @@ static struct ptp_clock_info vm_phc_info = {
 
 static irqreturn_t vm_phc_irq(int irqno, void *dev_id)
 {
-	s64 sys_ns = ktime_get_real_ns();
+	/* Latched first, as the hardware latches its counter on the edge. */
+	s64 raw_ns = ktime_get_raw_ns();
 	ktime_t now;
 	bool got = false;
 
@@ -147,7 +156,7 @@ static irqreturn_t vm_phc_irq(int irqno, void *dev_id)
 			struct ptp_clock_event ev = {
 				.type = PTP_CLOCK_EXTTS,
 				.index = 0,
-				.timestamp = phc_at(sys_ns),
+				.timestamp = phc_at(raw_ns),
 			};
 			ptp_clock_event(clock, &ev);
 			stamped++;
@@ -163,7 +172,8 @@ static int __init vm_phc_init(void)
 
 	if (freq_ppb > 500000 || freq_ppb < -500000)
 		return -EINVAL;
-	base_ns = ktime_get_real_ns();
+	base_raw_ns = ktime_get_raw_ns();
+	base_phc_ns = ktime_get_real_ns() + offset_ns;
 	clock = ptp_clock_register(&vm_phc_info, NULL);
 	if (IS_ERR(clock))
 		return PTR_ERR(clock);

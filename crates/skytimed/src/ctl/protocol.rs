@@ -377,6 +377,27 @@ pub struct PpsReport {
     pub edges_used: u64,
     /// Kernel PPS reader counters, on hardware.
     pub kernel: Option<KernelPpsReport>,
+    /// The PHC's mapping to system time, when `[pps] source = "phc"`.
+    #[serde(default)]
+    pub phc: Option<PhcReport>,
+}
+
+/// A PHC source's mapping to system time: what bounds the pulse's accuracy
+/// besides the receiver (hardware with `[pps] source = "phc"` only).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhcReport {
+    /// The PHC device (`/dev/ptpN`).
+    pub device: String,
+    /// How PHC time is compared with the system clock: "precise" (hardware cross-timestamp), "extended" or "plain".
+    pub mapping_method: String,
+    /// The mapping's error bound at the last edge, ns (part of the advertised bound): `skytime_phc_mapping_uncertainty_seconds`.
+    pub mapping_uncertainty_ns: Option<u64>,
+    /// How fast the PHC runs against the system clock, ppb (positive: faster), as measured by the mapping.
+    pub fast_ppb: Option<f64>,
+    /// External-timestamp events read on the channel: `skytime_phc_extts_events_total`.
+    pub extts_events: u64,
+    /// Events dropped as the pulse's other edge (PHCs that stamp both): `skytime_phc_other_edge_dropped_total`.
+    pub other_edge_dropped: u64,
 }
 
 /// The kernel PPS reader's own counters (hardware only).

@@ -247,6 +247,9 @@ pub fn status(r: &StatusReport) -> String {
             r.pps.device
         ),
     );
+    if let Some(phc) = &r.pps.phc {
+        row("PHC mapping", phc_mapping(phc));
+    }
     row(
         "NMEA",
         format!(
@@ -417,6 +420,24 @@ pub fn status(r: &StatusReport) -> String {
         }
     }
     out
+}
+
+/// The PHC source's mapping on one line: "extended ±840 ns, PHC +25001.2 ppb
+/// fast, 412 events, 0 other-edge dropped (/dev/ptp0)".
+fn phc_mapping(p: &crate::ctl::protocol::PhcReport) -> String {
+    format!(
+        "{} {}, {}, {} events, {} other-edge dropped ({})",
+        p.mapping_method,
+        p.mapping_uncertainty_ns
+            .map_or("(no edge mapped yet)".to_string(), |u| format!("±{u} ns")),
+        p.fast_ppb
+            .map_or("rate not measured yet".to_string(), |r| format!(
+                "PHC {r:+.1} ppb fast"
+            )),
+        p.extts_events,
+        p.other_edge_dropped,
+        p.device
+    )
 }
 
 /// Where the daemon serves: NTP addresses, page and metrics URLs.
@@ -597,6 +618,50 @@ mod tests {
         );
         assert!(text.contains("3D, 7 satellites used, 8 visible"), "{text}");
         assert!(text.contains("Leap status     : Normal"), "{text}");
+    }
+
+    #[test]
+    fn a_phc_source_shows_its_mapping() {
+        assert!(!status(&report()).contains("PHC"), "kernel PPS, no line");
+        let daemon = Arc::new(DaemonState::new(
+            crate::fixtures::locked_status(),
+            false,
+            UnixNanos(0),
+        ));
+        let counters = Arc::new(skytime_pps::PpsCounters::default());
+        counters
+            .phc
+            .set_opened("/dev/ptp0", skytime_pps::OffsetMethod::Extended);
+        let _ = daemon.pps.set(Arc::clone(&counters));
+        let ctx = ReportContext::new(
+            daemon,
+            MonoNanos(0),
+            "/dev/ttyAMA0".into(),
+            "/dev/ptp0 channel 0 (PHC)".into(),
+        );
+        let text = status(&ctx.status());
+        assert!(
+            text.contains("PHC mapping     : extended (no edge mapped yet), rate not measured yet, 0 events, 0 other-edge dropped (/dev/ptp0)"),
+            "{text}"
+        );
+        counters.phc.set_mapping_uncertainty_ns(840);
+        counters.phc.set_fast_ppb(25_001.24);
+        counters
+            .phc
+            .events
+            .fetch_add(412, std::sync::atomic::Ordering::Relaxed);
+        let r = ctx.status();
+        let phc = r.pps.phc.as_ref().expect("pps.phc");
+        assert_eq!(
+            (phc.device.as_str(), phc.mapping_method.as_str()),
+            ("/dev/ptp0", "extended")
+        );
+        assert_eq!(phc.mapping_uncertainty_ns, Some(840));
+        let text = status(&r);
+        assert!(
+            text.contains("PHC mapping     : extended ±840 ns, PHC +25001.2 ppb fast, 412 events, 0 other-edge dropped (/dev/ptp0)"),
+            "{text}"
+        );
     }
 
     #[test]

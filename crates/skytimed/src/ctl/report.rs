@@ -80,6 +80,19 @@ fn receiver_identity(
     }
 }
 
+/// The PHC source's mapping, when the PPS comes from a PHC.
+fn phc_report(daemon: &DaemonState) -> Option<PhcReport> {
+    let p = daemon.pps.get()?.phc.snapshot()?;
+    Some(PhcReport {
+        device: p.device,
+        mapping_method: p.method.name().to_string(),
+        mapping_uncertainty_ns: p.mapping_uncertainty_ns,
+        fast_ppb: p.fast_ppb,
+        extts_events: p.events,
+        other_edge_dropped: p.other_edge_dropped,
+    })
+}
+
 /// NTS counters and certificate, when NTS is on. Certificate expiry is
 /// judged by the host's clock, as TLS peers judge it.
 fn nts_report(daemon: &DaemonState) -> Option<NtsReport> {
@@ -332,6 +345,7 @@ impl ReportContext {
                     timeouts: k.timeouts,
                     errors: k.errors,
                 }),
+                phc: phc_report(daemon),
             },
             nmea: NmeaReport {
                 device: self.gnss_device.clone(),

@@ -249,6 +249,9 @@ pub fn encode_report(r: &StatusReport, e: &mut DescriptorEncoder) -> Result<(), 
         "Seconds since the last PPS edge (since start-up when none yet).",
         r.pps.last_seen_age_s.unwrap_or(r.uptime_s),
     )?;
+    if let Some(phc) = &r.pps.phc {
+        encode_phc(phc, e)?;
+    }
 
     counter(
         e,
@@ -400,4 +403,39 @@ fn receiver_info(r: &StatusReport, e: &mut DescriptorEncoder) -> Result<(), std:
         ("firmware", r.receiver.firmware.as_str()),
     ];
     ConstGauge::new(1.0).encode(m.encode_family(&labels)?)
+}
+
+/// A PHC source's mapping: its method as a label, its bound and counts.
+fn encode_phc(
+    p: &crate::ctl::protocol::PhcReport,
+    e: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    gauge_family(
+        e,
+        "phc_mapping_method",
+        "How PHC time is compared with the system clock: 1 for the method in use (precise, extended, plain).",
+        "method",
+        &["precise", "extended", "plain"]
+            .map(|m| (m, if p.mapping_method == m { 1.0 } else { 0.0 })),
+    )?;
+    if let Some(ns) = p.mapping_uncertainty_ns {
+        gauge(
+            e,
+            "phc_mapping_uncertainty_seconds",
+            "Error bound of the PHC-to-system mapping at the last edge, seconds.",
+            f64::from(u32::try_from(ns).unwrap_or(u32::MAX)) / 1e9,
+        )?;
+    }
+    counter(
+        e,
+        "phc_extts_events",
+        "PHC external-timestamp events read on the configured channel.",
+        p.extts_events,
+    )?;
+    counter(
+        e,
+        "phc_other_edge_dropped",
+        "PHC events dropped as the pulse's other edge.",
+        p.other_edge_dropped,
+    )
 }

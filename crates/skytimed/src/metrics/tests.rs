@@ -3,6 +3,7 @@
 use super::*;
 use crate::state::DaemonState;
 use skytime_timebase::{MonoNanos, UnixNanos};
+use std::sync::atomic::Ordering;
 
 /// The value of the series `series` (name and labels exactly as written, e.g.
 /// `skytime_state{state="locked"}`), parsed as a number: the test reads the
@@ -134,6 +135,47 @@ fn receiver_info_is_unknown_until_the_reader_identifies_the_receiver() {
         1,
         "one series"
     );
+}
+
+#[test]
+fn a_phc_source_exports_its_mapping() {
+    assert!(
+        !scrape_sample().contains("skytime_phc"),
+        "kernel PPS, no PHC series"
+    );
+    let daemon = Arc::new(DaemonState::new(
+        crate::fixtures::locked_status(),
+        false,
+        UnixNanos(0),
+    ));
+    let counters = Arc::new(skytime_pps::PpsCounters::default());
+    counters
+        .phc
+        .set_opened("/dev/ptp1", skytime_pps::OffsetMethod::Extended);
+    counters.phc.set_mapping_uncertainty_ns(1500);
+    counters.phc.events.fetch_add(42, Ordering::Relaxed);
+    counters
+        .phc
+        .other_edge_dropped
+        .fetch_add(20, Ordering::Relaxed);
+    let _ = daemon.pps.set(counters);
+    let ctx = Arc::new(ReportContext::new(
+        daemon,
+        MonoNanos(0),
+        "/dev/ttyAMA0".into(),
+        "/dev/ptp1 channel 0 (PHC)".into(),
+    ));
+    let text = scrape(&registry(ctx)).unwrap_or_else(|e| panic!("encode: {e}"));
+    for (series, expected) in [
+        ("skytime_phc_mapping_method{method=\"extended\"}", 1.0),
+        ("skytime_phc_mapping_method{method=\"precise\"}", 0.0),
+        ("skytime_phc_mapping_method{method=\"plain\"}", 0.0),
+        ("skytime_phc_mapping_uncertainty_seconds", 1.5e-6),
+        ("skytime_phc_extts_events_total", 42.0),
+        ("skytime_phc_other_edge_dropped_total", 20.0),
+    ] {
+        assert_value(&text, series, expected);
+    }
 }
 
 #[test]
