@@ -181,6 +181,14 @@ impl KernelPps {
         Arc::clone(&self.counters)
     }
 
+    /// Counts into `counters` from now on (a reopened device continuing the
+    /// counts status and metrics already show).
+    #[must_use]
+    pub fn counting_into(mut self, counters: Arc<PpsCounters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
     /// One PPS_FETCH; `Ok(None)` on the kernel's ETIMEDOUT.
     fn fetch_raw(&self, timeout: pps_ktime) -> Result<Option<Capture>, nix::errno::Errno> {
         let mut data = pps_fdata {

@@ -19,7 +19,7 @@ mod tracker;
 
 pub use config::{PpsConfig, PpsSourceKind};
 pub use kernel::KernelPps;
-pub use open::open_configured;
+pub use open::{open_configured, reopen_configured};
 pub use phc::{OffsetMethod, PhcPps, probe_phc};
 pub use phc_status::{PhcCounters, PhcSnapshot};
 pub use source::{PpsEdge, PpsEdgeKind, PpsError, PpsSource};

@@ -24,3 +24,17 @@ pub fn open_configured(
         }
     })
 }
+
+/// Opens the configured source again after its device vanished, counting into
+/// the first opening's `counters`: status and metrics hold those, so a new set
+/// would leave them frozen at the old source's values.
+pub fn reopen_configured(
+    config: &PpsConfig,
+    counters: &Arc<PpsCounters>,
+) -> Result<Box<dyn PpsSource>, PpsError> {
+    let counters = Arc::clone(counters);
+    Ok(match config.source {
+        PpsSourceKind::Kernel => Box::new(KernelPps::open(config)?.counting_into(counters)),
+        PpsSourceKind::Phc => Box::new(PhcPps::open(config)?.counting_into(counters)),
+    })
+}

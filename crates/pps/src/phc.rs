@@ -141,6 +141,15 @@ impl PhcPps {
         Arc::clone(&self.counters)
     }
 
+    /// Counts into `counters` from now on (a reopened device continuing the
+    /// counts status and metrics already show), with this opening's method.
+    #[must_use]
+    pub fn counting_into(mut self, counters: Arc<PpsCounters>) -> Self {
+        self.counters = counters;
+        self.counters.phc.set_opened(&self.path, self.method);
+        self
+    }
+
     /// The comparison method in use.
     pub fn offset_method(&self) -> OffsetMethod {
         self.method

@@ -285,9 +285,10 @@ fn run(cli: Cli) -> Result<()> {
         let (first, counters) = skytime_pps::open_configured(&config.pps)?;
         let pps_config = config.pps.clone();
         let mut first = Some(first);
+        let shared = Arc::clone(&counters);
         let opener = move || match first.take() {
             Some(pps) => Ok(pps),
-            None => skytime_pps::open_configured(&pps_config).map(|(pps, _)| pps),
+            None => skytime_pps::reopen_configured(&pps_config, &shared),
         };
         serve(config, clock, time, serial, opener, Some(counters))
     }
