@@ -3,13 +3,14 @@
 //! and read back kernel transmit timestamps for interleaved clients.
 //!
 //! Every buffer is allocated once per worker; the per-packet path allocates
-//! nothing and takes no lock (the system state is an `ArcSwap` load per batch).
+//! nothing and takes no lock (the system state is read through an
+//! `arc_swap::Cache`: one atomic load a batch while it is unchanged).
 
 use crate::clients::ClientSummary;
 use crate::packet::NtpTimestamp;
 use crate::server::{Outcome, Reply, Server, ServerAction, SystemState};
 use crate::stats::{IoCounter, ServerStats, WorkerCounters};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Cache};
 use skytime_netio::{self as netio, Destination, RxBatch, TxBatch, Wait};
 use skytime_timebase::{MonoNanos, TimeSource};
 use socket2::Socket;
@@ -86,11 +87,14 @@ struct Buffers {
     tx: TxBatch,
     pending: Vec<Pending>,
     busiest: Vec<ClientSummary>,
+    /// The system state as last seen; reloaded only when the daemon stores a new one.
+    state: Cache<Arc<ArcSwap<SystemState>>, Arc<SystemState>>,
 }
 
 impl Buffers {
-    fn new(n: usize) -> Buffers {
+    fn new(n: usize, state: &Arc<ArcSwap<SystemState>>) -> Buffers {
         Buffers {
+            state: Cache::new(Arc::clone(state)),
             rx: RxBatch::new(n, RX_BUF),
             tx: TxBatch::new(n, RX_BUF),
             pending: Vec::with_capacity(n),
@@ -117,7 +121,7 @@ impl Worker {
         if self.nice > 0 && netio::set_thread_nice(self.nice).is_err() && self.index == 0 {
             tracing::warn!(nice = self.nice, "cannot lower the NTP workers' priority");
         }
-        let mut bufs = Buffers::new(self.batch);
+        let mut bufs = Buffers::new(self.batch, &self.state);
         let mut pollfds: Vec<libc::pollfd> = self
             .sockets
             .iter()
@@ -183,7 +187,7 @@ impl Worker {
         let counters = self.stats.worker(self.index);
         counters.io(IoCounter::Received, got as u64);
         let mono = self.clock.monotonic();
-        let state = self.state.load();
+        let state: &SystemState = b.state.load();
         b.pending.clear();
         for d in b.rx.iter() {
             let Some(src) = d.source else {
@@ -207,7 +211,7 @@ impl Worker {
                 src.ip(),
                 rx,
                 mono,
-                &state,
+                state,
                 b.tx.payload_mut(slot),
             );
             match action {
@@ -222,7 +226,6 @@ impl Worker {
                 }
             }
         }
-        drop(state);
         if b.pending.is_empty() {
             return got;
         }
