@@ -249,41 +249,51 @@ mod tests {
     #[test]
     fn compiled_sets_agree_with_ipnet() {
         let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
+        // A number below `n`, from a xorshift sequence.
+        let mut below = move |n: usize| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            seed
+            usize::try_from(seed % u64::try_from(n).expect("small")).expect("below n")
         };
         let base = [
-            "10.0.0.0", "10.1.2.3", "127.0.0.1", "192.168.7.1", "0.0.0.0", "fd00::1", "fe80::9",
-            "::1", "2001:db8::5", "::",
+            "10.0.0.0",
+            "10.1.2.3",
+            "127.0.0.1",
+            "192.168.7.1",
+            "0.0.0.0",
+            "fd00::1",
+            "fe80::9",
+            "::1",
+            "2001:db8::5",
+            "::",
         ];
         for _ in 0..200 {
             let mut list = Vec::new();
-            for _ in 0..(next() % 6) {
-                let a = ip(base[(next() % base.len() as u64) as usize]);
+            for _ in 0..below(6) {
+                let a = ip(base[below(base.len())]);
                 let max = if a.is_ipv4() { 33 } else { 129 };
-                let prefix = u8::try_from(next() % max).expect("below 129");
+                let prefix = u8::try_from(below(max)).expect("below 129");
                 list.push(Subnet(IpNet::new(a, prefix).expect("valid prefix").trunc()));
             }
             let set = SubnetSet::new(&list);
             for _ in 0..50 {
-                let mut a = ip(base[(next() % base.len() as u64) as usize]);
+                let mut a = ip(base[below(base.len())]);
                 // Flip a random low bit, sometimes, and map some IPv4 to IPv6.
                 a = match a {
                     IpAddr::V4(v4) => {
-                        let v = u32::from(v4) ^ ((next() % 2) << (next() % 32)) as u32;
+                        let flip = u32::try_from(below(2)).expect("0 or 1");
+                        let v = u32::from(v4) ^ (flip << below(32));
                         let v4 = Ipv4Addr::from(v);
-                        if next() % 4 == 0 {
+                        if below(4) == 0 {
                             IpAddr::V6(v4.to_ipv6_mapped())
                         } else {
                             IpAddr::V4(v4)
                         }
                     }
-                    IpAddr::V6(v6) => {
-                        IpAddr::V6(Ipv6Addr::from(u128::from(v6) ^ (u128::from(next() % 2) << (next() % 128))))
-                    }
+                    IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(
+                        u128::from(v6) ^ (u128::from(below(2) == 1) << below(128)),
+                    )),
                 };
                 let folded = canonical(a);
                 let want = list

@@ -295,7 +295,11 @@ mod tests {
             .iter()
             .filter(|&&x| a.set_of(addr_key(x)) == b.set_of(addr_key(x)))
             .count();
-        assert!(same < addrs.len() / 50, "{same} of {} in the same set", addrs.len());
+        assert!(
+            same < addrs.len() / 50,
+            "{same} of {} in the same set",
+            addrs.len()
+        );
     }
 
     #[test]

@@ -206,14 +206,9 @@ impl Worker {
                 }
             };
             let slot = b.pending.len();
-            let action = self.server.handle(
-                d.payload,
-                src.ip(),
-                rx,
-                mono,
-                state,
-                b.tx.payload_mut(slot),
-            );
+            let action =
+                self.server
+                    .handle(d.payload, src.ip(), rx, mono, state, b.tx.payload_mut(slot));
             match action {
                 ServerAction::Drop(o) => counters.outcome(o),
                 ServerAction::Reply(reply) => {
