@@ -90,14 +90,36 @@ pub struct Datagram<'a> {
 pub struct RxBatch {
     bufs: MsgBuffers,
     received: usize,
+    /// Headers the kernel may have written since they were last reset (it
+    /// rewrites the lengths and flags of the datagrams it fills): only these
+    /// are reset before the next call, so a call that reads one datagram
+    /// costs one header's reset, not the whole batch's.
+    dirty: usize,
 }
 
 impl RxBatch {
     /// Room for `count` datagrams (1 to [`MAX_BATCH`]) of up to `max_len` bytes each.
     pub fn new(count: usize, max_len: usize) -> RxBatch {
+        let mut bufs = MsgBuffers::new(count, max_len);
+        // The pointers are set once: every buffer is a boxed slice owned by
+        // this batch, whose heap memory never moves while the batch lives,
+        // and the kernel writes only lengths and flags, never the pointers.
+        for j in 0..bufs.msgs.len() {
+            bufs.iov[j] = libc::iovec {
+                iov_base: bufs.payload[j * bufs.max_len..].as_mut_ptr().cast(),
+                iov_len: bufs.max_len,
+            };
+            let hdr = &mut bufs.msgs[j].msg_hdr;
+            hdr.msg_name = std::ptr::from_mut(&mut bufs.addrs[j]).cast();
+            hdr.msg_iov = &mut bufs.iov[j];
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = bufs.ctrl[j].as_mut_ptr().cast();
+        }
+        let dirty = bufs.msgs.len();
         RxBatch {
-            bufs: MsgBuffers::new(count, max_len),
+            bufs,
             received: 0,
+            dirty,
         }
     }
 
@@ -112,26 +134,17 @@ impl RxBatch {
     pub fn recv(&mut self, fd: BorrowedFd<'_>, wait: Wait) -> io::Result<usize> {
         self.received = 0;
         let n = self.bufs.msgs.len();
-        for j in 0..n {
-            self.bufs.iov[j] = libc::iovec {
-                iov_base: self.bufs.payload[j * self.bufs.max_len..]
-                    .as_mut_ptr()
-                    .cast(),
-                iov_len: self.bufs.max_len,
-            };
-            let hdr = &mut self.bufs.msgs[j].msg_hdr;
-            hdr.msg_name = std::ptr::from_mut(&mut self.bufs.addrs[j]).cast();
-            hdr.msg_namelen = STORAGE_LEN;
-            hdr.msg_iov = &mut self.bufs.iov[j];
-            hdr.msg_iovlen = 1;
-            hdr.msg_control = self.bufs.ctrl[j].as_mut_ptr().cast();
-            hdr.msg_controllen = CTRL_BYTES;
-            hdr.msg_flags = 0;
-            self.bufs.msgs[j].msg_len = 0;
+        for msg in &mut self.bufs.msgs[..self.dirty.min(n)] {
+            msg.msg_hdr.msg_namelen = STORAGE_LEN;
+            msg.msg_hdr.msg_controllen = CTRL_BYTES;
+            msg.msg_hdr.msg_flags = 0;
+            msg.msg_len = 0;
         }
         let vlen = libc::c_uint::try_from(n).unwrap_or(1);
         // SAFETY: every mmsghdr points at live buffers of this batch of the
-        // stated sizes (set just above); vlen is the header array's length.
+        // stated sizes (pointers set in `new`, into boxed slices that never
+        // move; lengths reset just above wherever the kernel may have
+        // written them); vlen is the header array's length.
         let got = unsafe {
             libc::recvmmsg(
                 fd.as_raw_fd(),
@@ -142,9 +155,14 @@ impl RxBatch {
             )
         };
         if got < 0 {
+            // Nothing read; be as careful as after a partial fill anyway.
+            self.dirty = n;
             return Err(io::Error::last_os_error());
         }
         self.received = usize::try_from(got).unwrap_or(0).min(n);
+        // The kernel may also have written into the header after the last
+        // one it filled before an error cut the batch short.
+        self.dirty = (self.received + 1).min(n);
         Ok(self.received)
     }
 
@@ -258,6 +276,14 @@ impl TxBatch {
     /// If `range` is not within [`TxBatch::capacity`].
     pub fn send(&mut self, fd: BorrowedFd<'_>, range: Range<usize>) -> io::Result<usize> {
         let msgs = &mut self.bufs.msgs[range];
+        if let [one] = msgs
+            && one.msg_hdr.msg_controllen == 0
+        {
+            // One datagram without control messages: `sendto` skips the
+            // header and iovec copies and checks of `sendmmsg`, which a
+            // server sending one reply per call would pay on every reply.
+            return send_one(fd, &one.msg_hdr);
+        }
         let vlen = libc::c_uint::try_from(msgs.len()).unwrap_or(0);
         // SAFETY: every header in the range points at this batch's own live
         // buffers (set by `prepare`), or is all-zero (null pointers, zero
@@ -268,6 +294,32 @@ impl TxBatch {
         }
         Ok(usize::try_from(sent).unwrap_or(0))
     }
+}
+
+/// `sendto` of the one buffer and address a prepared header names.
+fn send_one(fd: BorrowedFd<'_>, hdr: &libc::msghdr) -> io::Result<usize> {
+    if hdr.msg_iov.is_null() || hdr.msg_iovlen != 1 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: a non-null msg_iov of a prepared header points at this batch's
+    // own iovec, which points at its own payload buffer of iov_len bytes.
+    let iov = unsafe { *hdr.msg_iov };
+    // SAFETY: iov (as above) and msg_name (this batch's sockaddr_storage,
+    // with msg_namelen the length `prepare` wrote) are live for the call.
+    let sent = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            iov.iov_base,
+            iov.iov_len,
+            0,
+            hdr.msg_name.cast(),
+            hdr.msg_namelen,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(1)
 }
 
 /// A software transmit timestamp the kernel returned on the error queue.

@@ -134,3 +134,62 @@ fn a_requested_transmit_timestamp_comes_back_with_its_id() {
         "one request, one stamp"
     );
 }
+
+#[test]
+fn a_reused_batch_resets_what_the_last_read_wrote() {
+    let (a, b) = pair();
+    let to = b.local_addr().expect("addr");
+    let mut rx = RxBatch::new(4, 32);
+    // A long datagram marks its header truncated; a later short one in the
+    // same slot must not inherit the flag, nor a shorter length limit.
+    a.send_to(&[1u8; 100], to).expect("send");
+    assert_eq!(rx.recv(b.as_fd(), Wait::ForOne).expect("recv"), 1);
+    assert!(rx.get(0).expect("first").truncated);
+    for round in 0..3u8 {
+        let sizes = [5usize, 32, 7];
+        for (k, len) in sizes.iter().enumerate() {
+            a.send_to(
+                &vec![round * 10 + u8::try_from(k).expect("small"); *len],
+                to,
+            )
+            .expect("send");
+        }
+        let mut seen = Vec::new();
+        while seen.len() < sizes.len() {
+            rx.recv(b.as_fd(), Wait::ForOne).expect("recv");
+            seen.extend(
+                rx.iter()
+                    .map(|d| (d.payload.to_vec(), d.truncated, d.source)),
+            );
+        }
+        for (k, (payload, truncated, source)) in seen.iter().enumerate() {
+            assert_eq!(payload.len(), sizes[k], "round {round} datagram {k}");
+            assert!(
+                payload
+                    .iter()
+                    .all(|&x| x == round * 10 + u8::try_from(k).expect("small"))
+            );
+            assert!(!truncated, "round {round} datagram {k}");
+            assert_eq!(*source, Some(a.local_addr().expect("addr")));
+        }
+    }
+}
+
+#[test]
+fn one_plain_datagram_goes_by_sendto_and_arrives_whole() {
+    let (a, b) = pair();
+    let to = b.local_addr().expect("addr");
+    let mut tx = TxBatch::new(2, 64);
+    tx.payload_mut(0)[..4].copy_from_slice(b"ping");
+    tx.prepare(0, 4, to, Destination::Unknown, false);
+    tx.payload_mut(1)[..4].copy_from_slice(b"pong");
+    tx.prepare(1, 4, to, Destination::Unknown, false);
+    assert_eq!(tx.send(a.as_fd(), 0..1).expect("send one"), 1);
+    assert_eq!(tx.send(a.as_fd(), 1..2).expect("send one"), 1);
+    let mut buf = [0u8; 16];
+    for want in [&b"ping"[..], b"pong"] {
+        let (n, from) = b.recv_from(&mut buf).expect("recv");
+        assert_eq!(&buf[..n], want);
+        assert_eq!(from, a.local_addr().expect("addr"));
+    }
+}

@@ -2,7 +2,7 @@
 //! state) in, a [`ServerAction`] out, with the reply written into a caller-owned
 //! buffer. No allocation, no lock, no clock read: the shell passes every time in.
 
-use crate::access::{AccessList, Subnet, any_contains};
+use crate::access::{AccessList, SubnetSet};
 use crate::clients::{ClientTable, RateLimit, Verdict};
 use crate::config::{AuthFailureAction, DenyAction, ServerConfig};
 use crate::interleave::TimestampMap;
@@ -163,7 +163,7 @@ pub struct Server {
     keys: Arc<KeyStore>,
     limit: Option<RateLimit>,
     /// Sources the limit never applies to (the box itself, by default).
-    limit_exempt: Vec<Subnet>,
+    limit_exempt: SubnetSet,
     deny_action: DenyAction,
     auth_failure: AuthFailureAction,
     clients: ClientTable,
@@ -184,7 +184,7 @@ impl Server {
             access: AccessList::new(&config.allow, &config.deny),
             keys,
             limit: config.ratelimit.compiled(),
-            limit_exempt: config.ratelimit.exempt.clone(),
+            limit_exempt: SubnetSet::new(&config.ratelimit.exempt),
             deny_action: config.deny_action,
             auth_failure: config.auth_failure_action,
             clients: ClientTable::new(config.client_table_entries),
@@ -249,7 +249,7 @@ impl Server {
         let limit = self
             .limit
             .as_ref()
-            .filter(|_| !any_contains(&self.limit_exempt, source));
+            .filter(|_| !self.limit_exempt.contains(source));
         if self.clients.record(source, now, limit) == Verdict::Limited {
             let leak = self.limit.map_or(0, |l| l.leak);
             let mask = (1u64 << leak) - 1;

@@ -138,6 +138,13 @@ enum Cmd {
         /// Client sockets.
         #[arg(long, default_value_t = 64)]
         clients: usize,
+        /// Second octet of the clients' 127.n.x.y source addresses.
+        #[arg(long, default_value_t = 1)]
+        net: u8,
+        /// One request per system call, each from the next client (as
+        /// independent clients send), instead of bursts of 16 from one.
+        #[arg(long)]
+        steady: bool,
     },
     /// CPU per NTS reply beside a plain one (same run), and NTS-KE
     /// handshakes per second, in process on one core.
@@ -260,14 +267,20 @@ fn main() -> Result<()> {
             rate,
             duration_ms,
             clients,
+            net,
+            steady,
         } => {
             loopback_only(server)?;
-            let c = load::Clients::open(server, clients.clamp(1, 60_000))?;
+            let c = load::Clients::open_from(server, clients.clamp(1, 60_000), net)?;
             let r = c.run(&load::LoadSpec {
                 rate_per_s: rate,
                 duration: Duration::from_millis(duration_ms.min(60_000)),
                 drain: Duration::from_millis(300),
-                pacing: load::Pacing::Batched,
+                pacing: if steady {
+                    load::Pacing::Steady
+                } else {
+                    load::Pacing::Batched
+                },
             });
             let q = |h: &hist::Histogram, p| h.quantile(p).map_or(f64::NAN, |v| v as f64 / 1000.0);
             println!(

@@ -23,8 +23,8 @@ use crate::hat_receiver::{HatTiming, TimTpWriter};
 use crate::nmea_out::{FixInfo, nmea_burst, ublox_startup_banner};
 use crate::oscillator::{Oscillator, OscillatorParams};
 use crate::scenario::Scenario;
+use crate::segment_cell::{ErrorSegment, SegmentCell};
 use crate::sim_clock::SimClock;
-use arc_swap::ArcSwap;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::pty::openpty;
 use nix::sys::termios;
@@ -93,24 +93,10 @@ pub enum HatError {
     Scenario(String),
 }
 
-/// The simulated oscillator's error over host (true) time, as one linear piece:
-/// `error(t) = error_ns + rate_ppb * (t - since)`. Replaced whole on every change,
-/// so readers (the NTP hot path among them) never lock.
-#[derive(Clone, Copy, Debug)]
-struct ErrorSegment {
-    since: UnixNanos,
-    error_ns: f64,
-    rate_ppb: f64,
-}
-
-impl ErrorSegment {
-    fn error_at(&self, host: UnixNanos) -> f64 {
-        self.error_ns + self.rate_ppb * (host.nanos_since(self.since) as f64 / NANOS_PER_SEC as f64)
-    }
-}
-
 struct ClockShared {
-    segment: ArcSwap<ErrorSegment>,
+    /// The error now, as a line; replaced whole on every change, so readers
+    /// (the NTP hot path among them) never lock.
+    segment: SegmentCell,
     /// The exact model: the simulator's clock (the one `skytime-core` clock,
     /// kernel leap behaviour included), with the host clock as true time;
     /// only writers touch it.
@@ -142,7 +128,7 @@ impl SimulatedClock {
         };
         Self {
             shared: Arc::new(ClockShared {
-                segment: ArcSwap::from_pointee(segment),
+                segment: SegmentCell::new(segment),
                 model,
                 origin,
                 writer: Mutex::new(()),
@@ -181,11 +167,11 @@ impl SimulatedClock {
         // The error at the model's own true time: the same as at `host`
         // unless the host clock stepped back, which the model never follows.
         let model_true = self.shared.origin.add_nanos(model.true_ns());
-        self.shared.segment.store(Arc::new(ErrorSegment {
+        self.shared.segment.store(ErrorSegment {
             since: host,
             error_ns: model.error_ns(model_true),
             rate_ppb: model.rate_ppb(),
-        }));
+        });
     }
 
     /// Moves the model forward to now: random-walk steps, temperature, and an

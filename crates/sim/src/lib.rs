@@ -10,6 +10,7 @@ pub mod oscillator;
 pub mod receiver_timing;
 pub mod runner;
 pub mod scenario;
+mod segment_cell;
 pub mod sim_clock;
 pub mod targets;
 pub mod tdev;

@@ -3,13 +3,14 @@
 //! and read back kernel transmit timestamps for interleaved clients.
 //!
 //! Every buffer is allocated once per worker; the per-packet path allocates
-//! nothing and takes no lock (the system state is an `ArcSwap` load per batch).
+//! nothing and takes no lock (the system state is read through an
+//! `arc_swap::Cache`: one atomic load a batch while it is unchanged).
 
 use crate::clients::ClientSummary;
 use crate::packet::NtpTimestamp;
 use crate::server::{Outcome, Reply, Server, ServerAction, SystemState};
 use crate::stats::{IoCounter, ServerStats, WorkerCounters};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Cache};
 use skytime_netio::{self as netio, Destination, RxBatch, TxBatch, Wait};
 use skytime_timebase::{MonoNanos, TimeSource};
 use socket2::Socket;
@@ -28,7 +29,13 @@ const TX_RING: usize = 4096;
 /// datagrams, and on loopback each send runs the receiver's stack too, so a
 /// shared T3 left later replies early by ~15 µs at p50 and 160-200 µs at p99
 /// (ntpbench cost, 60k/s, a busy 2-core host); one reply per call measured
-/// p99 9.5 µs beside chronyd's 5.4 µs, at a CPU cost within that run's noise.
+/// p99 9.5 µs beside chronyd's 5.4 µs. The price is a system call per reply:
+/// on the 2-core test VM (retpolines, a 225 ns bare syscall) a datagram sent
+/// alone cost 2.9-3.0 µs of sender CPU by `sendto` (3.1-3.2 by a one-message
+/// `sendmmsg`, hence netio's `sendto` for a lone plain datagram) against
+/// 2.3-2.4 µs inside a 32-message `sendmmsg` (loopback, receiver's softirq
+/// included; thread CPU time, medians of 41 runs of 2048), about a fifth of
+/// a reply's whole cost.
 const SEND_CHUNK: usize = 1;
 /// Busiest clients each worker publishes once per second.
 const BUSIEST: usize = 32;
@@ -86,11 +93,14 @@ struct Buffers {
     tx: TxBatch,
     pending: Vec<Pending>,
     busiest: Vec<ClientSummary>,
+    /// The system state as last seen; reloaded only when the daemon stores a new one.
+    state: Cache<Arc<ArcSwap<SystemState>>, Arc<SystemState>>,
 }
 
 impl Buffers {
-    fn new(n: usize) -> Buffers {
+    fn new(n: usize, state: &Arc<ArcSwap<SystemState>>) -> Buffers {
         Buffers {
+            state: Cache::new(Arc::clone(state)),
             rx: RxBatch::new(n, RX_BUF),
             tx: TxBatch::new(n, RX_BUF),
             pending: Vec::with_capacity(n),
@@ -117,7 +127,7 @@ impl Worker {
         if self.nice > 0 && netio::set_thread_nice(self.nice).is_err() && self.index == 0 {
             tracing::warn!(nice = self.nice, "cannot lower the NTP workers' priority");
         }
-        let mut bufs = Buffers::new(self.batch);
+        let mut bufs = Buffers::new(self.batch, &self.state);
         let mut pollfds: Vec<libc::pollfd> = self
             .sockets
             .iter()
@@ -183,7 +193,7 @@ impl Worker {
         let counters = self.stats.worker(self.index);
         counters.io(IoCounter::Received, got as u64);
         let mono = self.clock.monotonic();
-        let state = self.state.load();
+        let state: &SystemState = b.state.load();
         b.pending.clear();
         for d in b.rx.iter() {
             let Some(src) = d.source else {
@@ -202,14 +212,9 @@ impl Worker {
                 }
             };
             let slot = b.pending.len();
-            let action = self.server.handle(
-                d.payload,
-                src.ip(),
-                rx,
-                mono,
-                &state,
-                b.tx.payload_mut(slot),
-            );
+            let action =
+                self.server
+                    .handle(d.payload, src.ip(), rx, mono, state, b.tx.payload_mut(slot));
             match action {
                 ServerAction::Drop(o) => counters.outcome(o),
                 ServerAction::Reply(reply) => {
@@ -222,7 +227,6 @@ impl Worker {
                 }
             }
         }
-        drop(state);
         if b.pending.is_empty() {
             return got;
         }
