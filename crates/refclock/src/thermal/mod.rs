@@ -12,10 +12,12 @@ mod history;
 mod model;
 pub mod persist;
 mod sensor;
+pub mod walk;
 
 pub use history::{BLOCK, Entry, STRIDE, ThermalHistory};
 pub use model::{Block, TempcoModel};
 pub use sensor::{SensorHealth, SensorMonitor, SensorReading};
+pub use walk::WalkEstimate;
 
 use crate::status::Nanos;
 use crate::wander::{coast_bound_ns, held_points};
@@ -123,10 +125,13 @@ pub struct ThermalCompensator {
     q_recent: VecDeque<f64>,
     history: ThermalHistory,
     residual: Vec<(i64, f64)>,
-    /// The oscillator's random walk with temperature set aside (upper bound), ppb²/s.
-    residual_q_rw: Option<f64>,
+    /// The oscillator's random walk with temperature set aside, over the
+    /// history held.
+    residual_walk: Option<WalkEstimate>,
     /// Residual wander restored from before a restart, decaying from `restored_at`.
     restored: Vec<(i64, f64)>,
+    /// The random walk estimate restored from before a restart.
+    restored_walk: Option<WalkEstimate>,
     restored_at: Option<i64>,
     last_idx: i64,
     anchor: Option<Anchor>,
@@ -152,8 +157,9 @@ impl ThermalCompensator {
             q_recent: VecDeque::new(),
             history: ThermalHistory::default(),
             residual: Vec::new(),
-            residual_q_rw: None,
+            residual_walk: None,
             restored: Vec::new(),
+            restored_walk: None,
             restored_at: None,
             last_idx: 0,
             anchor: None,
@@ -177,11 +183,25 @@ impl ThermalCompensator {
         sorted.get(sorted.len() / 4).map(|q| q.max(Q_CALM_FLOOR))
     }
 
-    /// The largest random walk (ppb²/s) that the phase left unexplained by
-    /// the model allows, over the last day: what a compensated holdover
-    /// must assume. None until enough has been seen.
-    pub fn residual_random_walk_upper(&self) -> Option<f64> {
-        self.residual_q_rw.map(|q| q.max(Q_CALM_FLOOR))
+    /// The random walk (ppb²/s) of the phase left unexplained by the model,
+    /// with its dof: over the history held, pooled with what was learned
+    /// before a restart (weighing less as it ages, one-day half-life). What
+    /// a compensated holdover predicts with. None until enough has been seen.
+    pub fn residual_random_walk(&self) -> Option<WalkEstimate> {
+        let restored = self
+            .restored_walk
+            .and_then(|w| w.weighted(self.restored_decay()));
+        WalkEstimate::pooled(self.residual_walk, restored).map(|w| WalkEstimate {
+            q_ppb2_per_s: w.q_ppb2_per_s.max(Q_CALM_FLOOR),
+            ..w
+        })
+    }
+
+    /// How much of what was restored still counts (one-day half-life).
+    fn restored_decay(&self) -> f64 {
+        self.restored_at.map_or(1.0, |at| {
+            0.5f64.powf((self.last_idx - at).max(0) as f64 / 86_400.0)
+        })
     }
 
     /// Whether holdover may use the model.
@@ -312,7 +332,7 @@ impl ThermalCompensator {
             self.model.observe(&block);
             let stats = self.history.residual_stats(&self.model, idx, r_mean);
             self.residual = held_points(&stats.worst, r_mean);
-            self.residual_q_rw = stats.q_rw_upper;
+            self.residual_walk = stats.walk;
         }
         let trusted = self.trusted();
         if trusted != self.was_trusted {
@@ -337,7 +357,7 @@ impl ThermalCompensator {
     pub fn clear_history(&mut self) {
         self.history.clear();
         self.residual.clear();
-        self.residual_q_rw = None;
+        self.residual_walk = None;
     }
 
     /// Called each tick while coasting: the frequency change (ppb) the
@@ -408,9 +428,7 @@ impl ThermalCompensator {
     /// The phase error (ns) that the unexplained wander could reach over
     /// `t_s` seconds of coasting, with white phase noise `r_ns2` taken off.
     pub fn residual_bound_ns(&self, t_s: f64) -> f64 {
-        let decay = self.restored_at.map_or(1.0, |at| {
-            0.5f64.powf((self.last_idx - at).max(0) as f64 / 86_400.0)
-        });
+        let decay = self.restored_decay();
         let mut pts = self.residual.clone();
         for &(tau, w) in &self.restored {
             match pts.iter_mut().find(|p| p.0 == tau) {
@@ -454,6 +472,7 @@ impl ThermalCompensator {
                 self.residual.clone()
             },
             wander: Vec::new(),
+            residual_walk: self.residual_random_walk(),
         }
     }
 
@@ -467,6 +486,7 @@ impl ThermalCompensator {
             self.was_trusted = self.trusted();
         }
         self.restored = r.residual_wander.clone();
+        self.restored_walk = r.residual_walk;
     }
 }
 

@@ -6,7 +6,7 @@
 //! Format: `key value…` lines, `#` comments; written to a temporary file and
 //! renamed, as the drift file is.
 
-use super::TempcoModel;
+use super::{TempcoModel, WalkEstimate};
 use crate::wander::LAGS;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,10 @@ pub struct ThermalRecord {
     pub residual_wander: Vec<(i64, f64)>,
     /// The plain (uncompensated) worst wander per horizon of [`LAGS`], raw ns.
     pub wander: Vec<Option<f64>>,
+    /// The random walk left unexplained by the model, with its degrees of
+    /// freedom (a sufficient statistic: a box with days of history keeps
+    /// them across a restart).
+    pub residual_walk: Option<WalkEstimate>,
 }
 
 /// Why the file could not be read or written.
@@ -87,8 +91,11 @@ impl ThermalRecord {
             .zip(self.wander.iter())
             .filter_map(|(&t, w)| w.map(|w| (t, w)))
             .collect();
+        let walk = self.residual_walk.map_or(String::new(), |w| {
+            format!("residual_walk {:e} {:e}\n", w.q_ppb2_per_s, w.dof)
+        });
         format!(
-            "{MAGIC}\n{model}residual_wander {}\nwander {}\n",
+            "{MAGIC}\n{model}residual_wander {}\nwander {}\n{walk}",
             pairs(&self.residual_wander),
             pairs(&wander),
         )
@@ -124,6 +131,7 @@ impl ThermalRecord {
         };
         let (mut t_ref, mut x, mut p, mut blocks) = (None, None, None, None);
         let (mut residual, mut wander) = (Vec::new(), vec![None; LAGS.len()]);
+        let mut residual_walk = None;
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let Some((&key, rest)) = fields.split_first() else {
@@ -143,6 +151,12 @@ impl ThermalRecord {
                     blocks = Some(rest[0].parse::<u64>().map_err(|_| bad("blocks".into()))?)
                 }
                 "residual_wander" => residual = pair_list(rest)?,
+                "residual_walk" if rest.len() == 2 => {
+                    residual_walk = Some(
+                        WalkEstimate::new(num(rest[0])?, num(rest[1])?)
+                            .ok_or_else(|| bad(format!("residual_walk {rest:?}")))?,
+                    );
+                }
                 "wander" => {
                     for (t, w) in pair_list(rest)? {
                         if let Some(i) = LAGS.iter().position(|&l| l == t) {
@@ -168,6 +182,7 @@ impl ThermalRecord {
             model,
             residual_wander: residual,
             wander,
+            residual_walk,
         })
     }
 }
@@ -222,6 +237,7 @@ mod tests {
             model: Some((41.25, model)),
             residual_wander: vec![(64, 120.5), (1024, 9_000.0)],
             wander: vec![Some(1.0), None, Some(3.0), None, Some(400_000.0)],
+            residual_walk: WalkEstimate::new(0.31, 412.5),
         }
     }
 
@@ -238,6 +254,17 @@ mod tests {
         assert_eq!(back.model, r.model);
         assert_eq!(back.residual_wander, r.residual_wander);
         assert_eq!(back.wander, r.wander);
+        assert_eq!(back.residual_walk, r.residual_walk);
+        let older = ThermalRecord {
+            residual_walk: None,
+            ..record()
+        };
+        let text = older.to_text();
+        assert!(!text.contains("residual_walk"));
+        assert_eq!(
+            ThermalRecord::parse(&text, Path::new("x")).expect("a file without the walk"),
+            older
+        );
         let no_sensor = ThermalRecord {
             model: None,
             ..record()
@@ -257,6 +284,8 @@ mod tests {
             good.replace("t_ref_c 41.2500", "t_ref_c NaN"),
             good.replace("residual_wander 64:120.500", "residual_wander 65:1"),
             good.replace("blocks 77\n", ""),
+            good.replace("residual_walk 3.1e-1 4.125e2", "residual_walk 3.1e-1 2"),
+            good.replace("residual_walk 3.1e-1 4.125e2", "residual_walk -1 400"),
         ];
         for text in cases {
             assert!(
