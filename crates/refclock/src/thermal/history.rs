@@ -45,6 +45,8 @@ pub struct Entry {
     pub psi_ns: f64,
     /// Integral of the smoothed temperature (minus the reference), K·s.
     pub theta_ks: f64,
+    /// Integral of its square, K²·s.
+    pub theta2_k2s: f64,
     /// Whether the sensor was healthy at this entry and since the previous one.
     pub healthy: bool,
 }
@@ -65,7 +67,11 @@ impl ThermalHistory {
 
     /// Records `e` (only pulses whose number is a multiple of [`STRIDE`]).
     pub fn push(&mut self, e: Entry) {
-        if e.idx.rem_euclid(STRIDE) != 0 || !e.psi_ns.is_finite() || !e.theta_ks.is_finite() {
+        if e.idx.rem_euclid(STRIDE) != 0
+            || !e.psi_ns.is_finite()
+            || !e.theta_ks.is_finite()
+            || !e.theta2_k2s.is_finite()
+        {
             return;
         }
         let slot = e.idx / STRIDE;
@@ -120,6 +126,7 @@ impl ThermalHistory {
             freq_ppb: (end.psi_ns - start.psi_ns) / b,
             freq_var_ppb2: 2.0 * r_ns2.max(1.0) / (b * b),
             temp_k: (end.theta_ks - start.theta_ks) / b,
+            temp2_k2: (end.theta2_k2s - start.theta2_k2s) / b,
             slope_k_per_s: (end.theta_ks - end_l.theta_ks - start.theta_ks + start_l.theta_ks)
                 / (b * l),
             len_s: b,
@@ -132,7 +139,8 @@ impl ThermalHistory {
     fn residual(&self, e: &Entry, model: &TempcoModel) -> Option<f64> {
         let before = self.at(e.idx - SLOPE_SPAN)?;
         let g_integral = (e.theta_ks - before.theta_ks) / SLOPE_SPAN as f64;
-        Some(e.psi_ns - model.x[1] * e.theta_ks - model.x[2] * g_integral)
+        let (x, _) = model.effective();
+        Some(e.psi_ns - x[1] * e.theta_ks - x[2] * g_integral - x[3] * e.theta2_k2s)
     }
 
     /// The worst |second difference| of the residual phase per horizon of
@@ -246,6 +254,7 @@ mod tests {
                     idx: i,
                     psi_ns: psi,
                     theta_ks: theta,
+                    theta2_k2s: 0.0,
                     healthy: true,
                 });
             }
@@ -320,6 +329,7 @@ mod tests {
                     idx: i,
                     psi_ns: psi + white.sample(&mut rng),
                     theta_ks: theta,
+                    theta2_k2s: 0.0,
                     healthy: true,
                 });
             }
@@ -389,6 +399,7 @@ mod tests {
             idx: 1408 - STRIDE,
             psi_ns: 0.0,
             theta_ks: 0.0,
+            theta2_k2s: 0.0,
             healthy: false,
         });
         assert!(h.block(1408, 1.0, 0.0).is_none());

@@ -112,14 +112,16 @@ pub struct ThermalCompensator {
     t_ref_c: Option<f64>,
     /// Integral of (smoothed − reference), K·s, up to `theta_at`.
     theta_ks: f64,
+    /// Integral of its square, K²·s, up to `theta_at`.
+    theta2_k2s: f64,
     theta_at: Option<MonoNanos>,
     /// Smoothed temperature (minus reference) over the last slope span.
     recent: VecDeque<(MonoNanos, f64)>,
     fault_since_entry: bool,
-    /// Sums of ψ and Θ over the pulses since the last entry, and their count:
-    /// each entry holds the mean over its [`STRIDE`] pulses, which takes the
-    /// pulses' white noise down fourfold.
-    stride_sum: (f64, f64, i64),
+    /// Sums of ψ, Θ and Θ₂ over the pulses since the last entry, and their
+    /// count: each entry holds the mean over its [`STRIDE`] pulses, which
+    /// takes the pulses' white noise down fourfold.
+    stride_sum: (f64, f64, f64, i64),
     stride_end: Option<i64>,
     /// The noise learner's random walk at the last blocks, ppb²/s.
     q_recent: VecDeque<f64>,
@@ -149,10 +151,11 @@ impl ThermalCompensator {
             trust_sigma_ppb_per_k,
             t_ref_c: None,
             theta_ks: 0.0,
+            theta2_k2s: 0.0,
             theta_at: None,
             recent: VecDeque::new(),
             fault_since_entry: true,
-            stride_sum: (0.0, 0.0, 0),
+            stride_sum: (0.0, 0.0, 0.0, 0),
             stride_end: None,
             q_recent: VecDeque::new(),
             history: ThermalHistory::default(),
@@ -229,6 +232,7 @@ impl ThermalCompensator {
         if let (Some(at), Some(t)) = (self.theta_at, temp) {
             let dt = (now.nanos_since(at) as f64 / 1e9).max(0.0);
             self.theta_ks += t * dt;
+            self.theta2_k2s += t * t * dt;
         }
         if temp.is_none() {
             self.fault_since_entry = true;
@@ -294,22 +298,24 @@ impl ThermalCompensator {
         let end = (idx + STRIDE - 1).div_euclid(STRIDE) * STRIDE;
         if self.stride_end != Some(end) {
             // A new stride (or pulse numbers restarted): start the sums again.
-            self.stride_sum = (0.0, 0.0, 0);
+            self.stride_sum = (0.0, 0.0, 0.0, 0);
             self.stride_end = Some(end);
         }
         self.stride_sum.0 += psi_ns;
         self.stride_sum.1 += self.theta_ks;
-        self.stride_sum.2 += 1;
+        self.stride_sum.2 += self.theta2_k2s;
+        self.stride_sum.3 += 1;
         if idx.rem_euclid(STRIDE) != 0 {
             return;
         }
-        let (sum_psi, sum_theta, n) = self.stride_sum;
+        let (sum_psi, sum_theta, sum_theta2, n) = self.stride_sum;
         self.stride_end = None;
         let healthy = !self.fault_since_entry && self.healthy() && n == STRIDE;
         self.history.push(Entry {
             idx,
             psi_ns: sum_psi / n.max(1) as f64,
             theta_ks: sum_theta / n.max(1) as f64,
+            theta2_k2s: sum_theta2 / n.max(1) as f64,
             healthy,
         });
         self.fault_since_entry = !self.healthy();
@@ -382,9 +388,9 @@ impl ThermalCompensator {
                     .map(|(s, r)| s - r);
                 match (healthy, temp, slope) {
                     (true, Some(t), Some(g)) => {
-                        let (d, s) = self
-                            .model
-                            .delta(t - c.anchor.temp_k, g - c.anchor.slope_k_per_s);
+                        let (d, s) =
+                            self.model
+                                .delta(c.anchor.temp_k, t, g - c.anchor.slope_k_per_s);
                         c.delta_ppb = d;
                         c.sigma_ppb = s;
                     }
@@ -479,7 +485,7 @@ impl ThermalCompensator {
     /// Starts from what was kept before a restart.
     pub fn restore(&mut self, r: &persist::ThermalRecord) {
         if let Some((t_ref_c, m)) = &r.model
-            && let Some(m) = TempcoModel::restored(m.x, m.p, m.blocks)
+            && let Some(m) = TempcoModel::restored(m)
         {
             self.model = m;
             self.t_ref_c = Some(*t_ref_c);

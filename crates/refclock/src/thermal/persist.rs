@@ -75,11 +75,13 @@ impl ThermalRecord {
         let model = match &self.model {
             Some((t_ref_c, m)) => {
                 let cov: Vec<String> = m.p.iter().flatten().map(|v| format!("{v:e}")).collect();
+                let x: Vec<String> = m.x.iter().map(|v| format!("{v:e}")).collect();
+                let range = m
+                    .range_k
+                    .map_or(String::new(), |(lo, hi)| format!("range_k {lo:e} {hi:e}\n"));
                 format!(
-                    "t_ref_c {t_ref_c:.4}\ncoefficients {:e} {:e} {:e}\ncovariance {}\nblocks {}\n",
-                    m.x[0],
-                    m.x[1],
-                    m.x[2],
+                    "t_ref_c {t_ref_c:.4}\ncoefficients {}\ncovariance {}\nblocks {}\n{range}",
+                    x.join(" "),
                     cov.join(" "),
                     m.blocks
                 )
@@ -130,6 +132,7 @@ impl ThermalRecord {
                 .collect()
         };
         let (mut t_ref, mut x, mut p, mut blocks) = (None, None, None, None);
+        let mut range_k = None;
         let (mut residual, mut wander) = (Vec::new(), vec![None; LAGS.len()]);
         let mut residual_walk = None;
         for line in text.lines().skip(1) {
@@ -140,12 +143,23 @@ impl ThermalRecord {
             match key {
                 k if k.starts_with('#') => {}
                 "t_ref_c" if rest.len() == 1 => t_ref = Some(num(rest[0])?),
-                "coefficients" if rest.len() == 3 => {
-                    x = Some([num(rest[0])?, num(rest[1])?, num(rest[2])?])
-                }
-                "covariance" if rest.len() == 9 => {
+                // Three coefficients (and a 3×3 covariance) from before the
+                // quadratic term: it starts from its prior.
+                "coefficients" if rest.len() == 3 || rest.len() == 4 => {
                     let v: Vec<f64> = rest.iter().map(|s| num(s)).collect::<Result<_, _>>()?;
-                    p = Some([[v[0], v[1], v[2]], [v[3], v[4], v[5]], [v[6], v[7], v[8]]]);
+                    x = Some(std::array::from_fn(|i| v.get(i).copied().unwrap_or(0.0)));
+                }
+                "covariance" if rest.len() == 9 || rest.len() == 16 => {
+                    let v: Vec<f64> = rest.iter().map(|s| num(s)).collect::<Result<_, _>>()?;
+                    let n = if v.len() == 9 { 3 } else { 4 };
+                    let mut m = TempcoModel::new().p;
+                    for (i, row) in m.iter_mut().enumerate().take(n) {
+                        row[..n].copy_from_slice(&v[i * n..(i + 1) * n]);
+                    }
+                    p = Some(m);
+                }
+                "range_k" if rest.len() == 2 => {
+                    range_k = Some((num(rest[0])?, num(rest[1])?));
                 }
                 "blocks" if rest.len() == 1 => {
                     blocks = Some(rest[0].parse::<u64>().map_err(|_| bad("blocks".into()))?)
@@ -169,8 +183,13 @@ impl ThermalRecord {
         }
         let model = match (t_ref, x, p, blocks) {
             (Some(t_ref_c), Some(x), Some(p), Some(blocks)) => {
-                let mut m = TempcoModel::restored(x, p, blocks)
-                    .ok_or_else(|| bad("covariance is not positive".into()))?;
+                let mut file = TempcoModel::new();
+                file.x = x;
+                file.p = p;
+                file.blocks = blocks;
+                file.range_k = range_k;
+                let mut m = TempcoModel::restored(&file)
+                    .ok_or_else(|| bad("covariance is not positive or range reversed".into()))?;
                 // `restored` re-opens f0 for use; the record keeps the file's values.
                 m.p = p;
                 Some((t_ref_c, m))
@@ -228,7 +247,8 @@ mod tests {
 
     fn record() -> ThermalRecord {
         let mut model = TempcoModel::new();
-        model.x = [-18_000.0, 101.5, 5_200.0];
+        model.x = [-18_000.0, 101.5, 5_200.0, -3.5];
+        model.range_k = Some((-1.5, 4.25));
         model.p[1][1] = 9.0;
         model.p[1][2] = 3.0;
         model.p[2][1] = 3.0;
@@ -275,6 +295,18 @@ mod tests {
     }
 
     #[test]
+    fn a_file_from_before_the_quadratic_term_still_loads() {
+        let text = "# skytime thermal model v1\nt_ref_c 40.0000\ncoefficients -1.8e4 1e2 5e3\n\
+                    covariance 1e2 0 0 0 4e0 0 0 0 1e6\nblocks 50\nresidual_wander \nwander \n";
+        let r = ThermalRecord::parse(text, Path::new("x")).expect("old file");
+        let (_, m) = r.model.expect("model");
+        assert!((m.x[1] - 100.0).abs() < 1e-9 && m.x[3].abs() < 1e-12);
+        assert!((m.p[1][1] - 4.0).abs() < 1e-9);
+        assert!(m.p[3][3] > 1.0, "the quadratic term starts from its prior");
+        assert!(m.quadratic().is_none() && m.range_k.is_none());
+    }
+
+    #[test]
     fn damaged_files_are_errors_not_models() {
         let good = record().to_text();
         let cases = [
@@ -284,6 +316,7 @@ mod tests {
             good.replace("t_ref_c 41.2500", "t_ref_c NaN"),
             good.replace("residual_wander 64:120.500", "residual_wander 65:1"),
             good.replace("blocks 77\n", ""),
+            good.replace("range_k -1.5e0 4.25e0", "range_k 5e0 4.25e0"),
             good.replace("residual_walk 3.1e-1 4.125e2", "residual_walk 3.1e-1 2"),
             good.replace("residual_walk 3.1e-1 4.125e2", "residual_walk -1 400"),
         ];
