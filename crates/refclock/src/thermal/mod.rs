@@ -42,6 +42,13 @@ pub struct ThermalStatus {
     pub coefficient_ppm_per_k: f64,
     /// One-sigma uncertainty of the learned coefficient, ppm/K.
     pub coefficient_sigma_ppm_per_k: f64,
+    /// Learned quadratic term, ppm/K² (None while the data do not support one).
+    pub quadratic_ppm_per_k2: Option<f64>,
+    /// Its one-sigma uncertainty, ppm/K².
+    pub quadratic_sigma_ppm_per_k2: Option<f64>,
+    /// Temperatures the model was learned over, °C (beyond them, with a
+    /// margin, holdover counts the extrapolation as uncertain).
+    pub learned_range_c: Option<(f64, f64)>,
     /// Learned lag of the sensor behind the crystal (lag term over
     /// coefficient; a fit, so either sign).
     #[serde(rename = "lag_s", serialize_with = "crate::status::opt_as_secs")]
@@ -460,6 +467,13 @@ impl ThermalCompensator {
             reading_c: self.monitor.reading_c(),
             coefficient_ppm_per_k: k / 1000.0,
             coefficient_sigma_ppm_per_k: sk / 1000.0,
+            quadratic_ppm_per_k2: self.model.quadratic().map(|(q, _)| q / 1000.0),
+            quadratic_sigma_ppm_per_k2: self.model.quadratic().map(|(_, s)| s / 1000.0),
+            learned_range_c: self
+                .model
+                .range_k
+                .zip(self.t_ref_c)
+                .map(|((lo, hi), t)| (lo + t, hi + t)),
             lag: (self.trusted() && k.abs() > 1.0).then(|| Nanos::from_secs(c / k)),
             trusted: self.trusted(),
             blocks: self.model.blocks,

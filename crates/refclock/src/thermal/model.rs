@@ -48,6 +48,10 @@ pub const Q2_SIGNIFICANCE: f64 = 3.0;
 /// How far (K) beyond the learned range the model is still taken at its
 /// word; past it, see [`TempcoModel::delta`].
 pub const RANGE_MARGIN_K: f64 = 0.5;
+/// One-sigma curvature (ppb/K²) assumed where the model was never learned:
+/// a tuning-fork crystal's −34 ppb/K² is three of them, an AT-cut's cubic
+/// 30 K from its inflection about one and a half.
+const EXTRAPOLATION_CURVATURE_PPB_PER_K2: f64 = 12.0;
 
 /// The state's dimension.
 const N: usize = 4;
@@ -112,7 +116,10 @@ impl TempcoModel {
     /// A model restored from a file: coefficients kept, `f0` re-opened (the
     /// oscillator may have aged, and the main filter re-measures it anyway).
     pub fn restored(m: &TempcoModel) -> Option<Self> {
-        let finite = m.x.iter().chain(m.p.iter().flatten()).all(|v| v.is_finite());
+        let finite =
+            m.x.iter()
+                .chain(m.p.iter().flatten())
+                .all(|v| v.is_finite());
         let psd = (0..N).all(|i| m.p[i][i] > 0.0);
         let range_ok = m
             .range_k
@@ -120,10 +127,7 @@ impl TempcoModel {
         if !finite || !psd || !range_ok {
             return None;
         }
-        let mut m = Self {
-            surprises: 0,
-            ..*m
-        };
+        let mut m = Self { surprises: 0, ..*m };
         m.p[0][0] += F0_PRIOR_PPB * F0_PRIOR_PPB;
         Some(m)
     }
@@ -188,9 +192,9 @@ impl TempcoModel {
     /// (0 inside; all of it when no range is known).
     pub fn beyond_range_k(&self, temp_k: f64) -> f64 {
         match self.range_k {
-            Some((lo, hi)) => {
-                ((lo - RANGE_MARGIN_K) - temp_k).max(temp_k - (hi + RANGE_MARGIN_K)).max(0.0)
-            }
+            Some((lo, hi)) => ((lo - RANGE_MARGIN_K) - temp_k)
+                .max(temp_k - (hi + RANGE_MARGIN_K))
+                .max(0.0),
             None => 0.0,
         }
     }
@@ -201,18 +205,29 @@ impl TempcoModel {
     /// learned range (and its margin) the model is extrapolating: the part
     /// of the change out there is predicted as before but counted wholly
     /// uncertain (one sigma is the change itself, at the slope the model
-    /// has at the range's edge), so that a coefficient that bends or turns
-    /// over where it was never seen still lies inside the bound.
+    /// has at the range's edge), and a curvature the range could not show
+    /// is allowed for (one sigma of [`EXTRAPOLATION_CURVATURE_PPB_PER_K2`]
+    /// bending away from the range's centre), so that a coefficient that
+    /// bends or turns over where it was never seen still lies inside the
+    /// bound.
     pub fn delta(&self, from_k: f64, to_k: f64, dg_k_per_s: f64) -> (f64, f64) {
         let (x, p) = self.effective();
-        let h = [0.0, to_k - from_k, dg_k_per_s, to_k * to_k - from_k * from_k];
+        let h = [
+            0.0,
+            to_k - from_k,
+            dg_k_per_s,
+            to_k * to_k - from_k * from_k,
+        ];
         let mean: f64 = (1..N).map(|i| x[i] * h[i]).sum();
         let sigma = quad(&p, &h).max(0.0).sqrt();
         let out = self.beyond_range_k(to_k);
         let extrapolation = match self.range_k {
             Some((lo, hi)) if out > 0.0 => {
                 let edge = if to_k > hi { hi } else { lo };
+                let (centre, half) = (0.5 * (lo + hi), 0.5 * (hi - lo) + RANGE_MARGIN_K);
+                let d = (to_k - centre).abs();
                 (x[1] + 2.0 * x[3] * edge).abs() * out
+                    + EXTRAPOLATION_CURVATURE_PPB_PER_K2 * (d * d - half * half).max(0.0)
             }
             _ => 0.0,
         };
@@ -448,7 +463,10 @@ mod tests {
         assert!((q + 20.0).abs() < 4.0 * sq + 0.5, "q {q} ± {sq}");
         let (dm, ds) = curved.delta(2.0, 6.0, 0.0);
         let truth = 100.0 * 4.0 - 20.0 * (36.0 - 4.0);
-        assert!((dm - truth).abs() < 4.0 * ds + 1.0, "{dm} ± {ds} vs {truth}");
+        assert!(
+            (dm - truth).abs() < 4.0 * ds + 1.0,
+            "{dm} ± {ds} vs {truth}"
+        );
         // A straight one over the same span: the term is not significant.
         for seed in 12..17 {
             let mut straight = TempcoModel::new();
@@ -475,7 +493,10 @@ mod tests {
         // so a coefficient that turns over out there stays inside 3 sigma.
         let to = hi + RANGE_MARGIN_K + 4.0;
         let (mean, sigma) = m.delta(1.0, to, 0.0);
-        assert!((mean - 100.0 * (to - 1.0)).abs() < 10.0 * (to - 1.0), "{mean}");
+        assert!(
+            (mean - 100.0 * (to - 1.0)).abs() < 10.0 * (to - 1.0),
+            "{mean}"
+        );
         assert!(sigma >= 0.95 * 100.0 * 4.0, "{sigma}");
         let flipped_truth = 100.0 * (hi + RANGE_MARGIN_K - 1.0) - 100.0 * 4.0;
         assert!((mean - flipped_truth).abs() < 3.0 * sigma);
