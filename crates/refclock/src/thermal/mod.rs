@@ -194,17 +194,30 @@ impl ThermalCompensator {
     }
 
     /// The random walk (ppb²/s) of the phase left unexplained by the model,
-    /// with its dof: over the history held, pooled with what was learned
-    /// before a restart (weighing less as it ages, one-day half-life). What
-    /// a compensated holdover predicts with. None until enough has been seen.
+    /// with its dof, over the history held: what a compensated holdover
+    /// predicts with. None until enough has been seen.
+    ///
+    /// The estimate restored from before a restart is kept (and written
+    /// again) but not pooled in: a day of mostly steady temperature shows
+    /// the oscillator's own walk, not the model's misfit during a ramp (the
+    /// lag term is learned low), so pooling it narrowed the bound below the
+    /// error of a holdover through a ramp (the bench's warm sweep served
+    /// wrong time on rc-holdover-ramp). The run's own estimate, which holds
+    /// its ramps, is the honest one until the misfit is modelled.
     pub fn residual_random_walk(&self) -> Option<WalkEstimate> {
-        let restored = self
-            .restored_walk
-            .and_then(|w| w.weighted(self.restored_decay()));
-        WalkEstimate::pooled(self.residual_walk, restored).map(|w| WalkEstimate {
+        self.residual_walk.map(|w| WalkEstimate {
             q_ppb2_per_s: w.q_ppb2_per_s.max(Q_CALM_FLOOR),
             ..w
         })
+    }
+
+    /// What is persisted of the walk: this run's estimate pooled with the
+    /// restored one, which weighs less as it ages (one-day half-life).
+    fn persisted_walk(&self) -> Option<WalkEstimate> {
+        let restored = self
+            .restored_walk
+            .and_then(|w| w.weighted(self.restored_decay()));
+        WalkEstimate::pooled(self.residual_walk, restored)
     }
 
     /// How much of what was restored still counts (one-day half-life).
@@ -492,7 +505,7 @@ impl ThermalCompensator {
                 self.residual.clone()
             },
             wander: Vec::new(),
-            residual_walk: self.residual_random_walk(),
+            residual_walk: self.persisted_walk(),
         }
     }
 
