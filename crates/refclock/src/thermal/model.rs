@@ -31,11 +31,12 @@ const C_PRIOR: f64 = 300_000.0;
 const Q2_PRIOR_PPB_PER_K2: f64 = 100.0;
 /// Prior one-sigma of `f0`, ppb (set from the first block anyway).
 const F0_PRIOR_PPB: f64 = 10_000.0;
-/// Process noise of the coefficients, per second: (1 ppb/K)² per hour, the
-/// same lag τ for `c`, and (0.1 ppb/K²)² per hour for `q`.
+/// Process noise of the coefficients, per second: (1 ppb/K)² per hour and
+/// the same lag τ for `c`. None for `q`: a curvature belongs to the crystal's
+/// cut, and a static `q` keeps the linear view (conditioned on `q = 0`)
+/// exactly what a filter without the term learns; a relearn re-opens it.
 const Q_K_PER_S: f64 = 1.0 / 3600.0;
 const Q_C_PER_S: f64 = 100.0 * 100.0 / 3600.0;
-const Q_Q2_PER_S: f64 = 0.01 / 3600.0;
 /// A block whose innovation exceeds this many sigmas is a surprise; this
 /// many in a row means the coefficients changed: their uncertainty is
 /// re-opened.
@@ -259,7 +260,6 @@ impl TempcoModel {
         self.p[0][0] += b.q_rw_ppb2_per_s.max(0.0) * b.len_s;
         self.p[1][1] += Q_K_PER_S * b.len_s;
         self.p[2][2] += Q_C_PER_S * b.len_s;
-        self.p[3][3] += Q_Q2_PER_S * b.len_s;
         let h = [1.0, b.temp_k, b.slope_k_per_s, b.temp2_k2];
         let predicted: f64 = (0..N).map(|i| h[i] * self.x[i]).sum();
         let residual = b.freq_ppb - predicted;
