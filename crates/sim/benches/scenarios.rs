@@ -5,7 +5,11 @@
 //! second time without it, and both are printed side by side, with how
 //! tight its holdover bound is over a sweep of seeds: per seed, the bound as
 //! the outage ends over the holdover's largest true |error|, and the median,
-//! with and without the sensor (`SKYTIME_BENCH_SEEDS`, default 20; 0 skips).
+//! with and without the sensor (`SKYTIME_BENCH_SEEDS`, default 20; 0 skips),
+//! and the same sweep warm: each seed first runs the same oscillator
+//! (another stretch of its noise, no outage) for a simulated day
+//! (`SKYTIME_BENCH_WARM_S`, default 86 400; 0 skips) and starts from the
+//! thermal file that run left, as a box restarted after days of history.
 //! A scenario whose receiver sends UBX-TIM-TP (`[receiver] tim_tp = true`) is
 //! run with the qErr correction on and off: both summaries, the RMS ratio and
 //! a TDEV table of the clock's error at τ = 1 to 100 s.
@@ -33,6 +37,10 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
+    let warm_s: u64 = std::env::var("SKYTIME_BENCH_WARM_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(86_400);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let scenarios = match project_scenarios(&dir) {
         Ok(s) => s,
@@ -92,6 +100,9 @@ fn main() -> ExitCode {
             if run.report.holdover_max_abs_offset_ns.is_some() {
                 for sensor in [true, false] {
                     println!("   {}", tightness_line(scenario, seeds, sensor));
+                }
+                if warm_s > 0 {
+                    println!("   {}", warm_tightness_line(scenario, seeds, warm_s));
                 }
             }
         }
@@ -204,6 +215,73 @@ fn print_qerr_comparison(scenario: &Scenario) {
             if a < b { "yes" } else { "NO" }
         );
     }
+}
+
+/// Added to a seed for its warm-up run: the same oscillator, another
+/// stretch of its noise (the holdover judged is never in what was learned).
+const WARM_SEED_OFFSET: u64 = 1_000_000;
+
+/// [`tightness_line`] warm: each seed's run starts from the thermal file
+/// that a `warm_s`-second run of the same oscillator without outages left.
+/// Seeds run on as many threads as there are cores.
+fn warm_tightness_line(scenario: &Scenario, seeds: u64, warm_s: u64) -> String {
+    let one = |seed: u64| -> Result<(f64, u64), String> {
+        let mut warm = scenario.clone();
+        warm.seed = seed + WARM_SEED_OFFSET;
+        warm.duration_s = warm_s;
+        warm.pps.outages.clear();
+        warm.nmea.outages.clear();
+        let config = skytime_sim::scenario_refclock_config(scenario);
+        let learned = skytime_sim::run_scenario_with_config(
+            &warm,
+            &config,
+            None,
+            &mut std::io::sink(),
+            false,
+        )
+        .map_err(|e| format!("warm-up of seed {seed}: {e}"))?;
+        let record = learned
+            .details
+            .thermal_record
+            .ok_or_else(|| format!("warm-up of seed {seed}: no thermal record"))?;
+        let mut s = scenario.clone();
+        s.seed = seed;
+        let mut trace = Vec::new();
+        let run =
+            skytime_sim::run_scenario_with_config(&s, &config, Some(&record), &mut trace, true)
+                .map_err(|e| format!("seed {seed}: {e}"))?;
+        let ratio = digest_trace(&String::from_utf8_lossy(&trace)).peak_ratio;
+        Ok((ratio, run.report.served_bad_s))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let all: Vec<u64> = (1..=seeds).collect();
+    let results: Vec<Result<(f64, u64), String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = all
+            .chunks(all.len().div_ceil(threads).max(1))
+            .map(|chunk| scope.spawn(move || chunk.iter().map(|&s| one(s)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut ratios = Vec::new();
+    let mut served_bad_s = 0;
+    for r in results {
+        match r {
+            Ok((ratio, bad)) => {
+                ratios.push(ratio);
+                served_bad_s += bad;
+            }
+            Err(e) => return e,
+        }
+    }
+    let each: Vec<String> = ratios.iter().map(|r| format!("{r:.1}")).collect();
+    format!(
+        "bound/|error| with    the sensor, warm ({warm_s} s before), seeds 1-{seeds}: median {:.1}, served_bad_s {served_bad_s} [{}]",
+        median(&ratios),
+        each.join(" ")
+    )
 }
 
 /// The holdover bound's tightness over seeds 1..=`seeds`: per seed, the

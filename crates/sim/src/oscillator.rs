@@ -2,7 +2,8 @@
 //!
 //! A crystal's error has three parts here: a constant offset, a random walk
 //! (one Gaussian frequency step per elapsed second) and a temperature term
-//! (linear in kelvin, with ramped temperature changes). The oscillator also
+//! (linear in kelvin, with an optional quadratic term, with ramped
+//! temperature changes). The oscillator also
 //! integrates its error exactly, so a clock built on it knows how far it has
 //! drifted at any instant, not just at whole seconds.
 
@@ -20,6 +21,8 @@ pub struct OscillatorParams {
     pub freq_random_walk_ppm: f64,
     /// Frequency change per kelvin, ppm/K.
     pub temperature_coeff_ppm_per_k: f64,
+    /// Frequency change per kelvin² (of the change from the start), ppm/K².
+    pub temperature_quadratic_ppm_per_k2: f64,
     /// Temperature changes, each a linear ramp.
     pub temperature: Vec<TemperatureChange>,
     /// Temperature changes the crystal feels but a sensor does not see.
@@ -36,6 +39,7 @@ impl From<&ClockSection> for OscillatorParams {
             initial_freq_ppm: c.initial_freq_ppm,
             freq_random_walk_ppm: c.freq_random_walk_ppm,
             temperature_coeff_ppm_per_k: c.temperature_coeff_ppm_per_k,
+            temperature_quadratic_ppm_per_k2: c.temperature_quadratic_ppm_per_k2,
             temperature: c.temperature.clone(),
             hidden_heat: c.hidden_heat.clone(),
             load_heat: c.load_heat.clone(),
@@ -51,6 +55,7 @@ pub struct Oscillator {
     initial_ppb: f64,
     walk_sigma_ppb: f64,
     temp_coeff_ppb_per_k: f64,
+    quadratic_ppb_per_k2: f64,
     temperature: Vec<TemperatureChange>,
     hidden_heat: Vec<TemperatureChange>,
     load_heat: Vec<LoadHeat>,
@@ -65,6 +70,8 @@ pub struct Oscillator {
     walk_integral_ns: f64,
     /// When the next random-walk step is taken.
     next_step_s: f64,
+    /// Integral of the squared temperature change up to `t_s`, K²·s.
+    temp2_integral: f64,
 }
 
 /// Temperature change (K) of one ramp at `t`.
@@ -133,6 +140,7 @@ impl Oscillator {
             initial_ppb: params.initial_freq_ppm * 1000.0,
             walk_sigma_ppb: params.freq_random_walk_ppm * 1000.0,
             temp_coeff_ppb_per_k: params.temperature_coeff_ppm_per_k * 1000.0,
+            quadratic_ppb_per_k2: params.temperature_quadratic_ppm_per_k2 * 1000.0,
             temperature: params.temperature.clone(),
             hidden_heat: params.hidden_heat.clone(),
             load_heat: params.load_heat.clone(),
@@ -142,7 +150,42 @@ impl Oscillator {
             walk_ppb: 0.0,
             walk_integral_ns: 0.0,
             next_step_s: 1.0,
+            temp2_integral: 0.0,
         }
+    }
+
+    /// Adds the integral of the squared temperature from `t_s` to `to`: by
+    /// Simpson's rule on the pieces between the ramps' corners (exact on a
+    /// linear piece; a load's smooth curve over a second at most is within
+    /// a nanosecond).
+    fn integrate_temp2(&mut self, to: f64) {
+        if self.quadratic_ppb_per_k2 == 0.0 {
+            return;
+        }
+        let a = self.t_s;
+        let mut cuts: Vec<f64> = self
+            .temperature
+            .iter()
+            .chain(self.hidden_heat.iter())
+            .flat_map(|c| [c.at_s, c.at_s + c.ramp_s.max(0.0)])
+            .chain(self.load_heat.iter().flat_map(|l| [l.from_s, l.to_s]))
+            .filter(|&t| t > a && t < to)
+            .collect();
+        cuts.push(to);
+        cuts.sort_by(f64::total_cmp);
+        // Each piece is evaluated inside, away from a step at its ends.
+        let sq = |t: f64| self.temperature_at(t).powi(2);
+        let mut from = a;
+        let mut sum = 0.0;
+        for &end in &cuts {
+            let h = end - from;
+            if h > 0.0 {
+                let (x0, x1) = (from + 1e-9 * h, end - 1e-9 * h);
+                sum += h * (sq(x0) + 4.0 * sq(0.5 * (from + end)) + sq(x1)) / 6.0;
+            }
+            from = end;
+        }
+        self.temp2_integral += sum;
     }
 
     /// Advance to true time `t_s` seconds since start (random-walk steps once per
@@ -153,6 +196,7 @@ impl Oscillator {
         }
         while self.next_step_s <= t_s {
             self.walk_integral_ns += self.walk_ppb * (self.next_step_s - self.t_s);
+            self.integrate_temp2(self.next_step_s);
             self.t_s = self.next_step_s;
             if self.walk_sigma_ppb > 0.0 {
                 let z: f64 = StandardNormal.sample(&mut self.rng);
@@ -161,6 +205,7 @@ impl Oscillator {
             self.next_step_s += 1.0;
         }
         self.walk_integral_ns += self.walk_ppb * (t_s - self.t_s);
+        self.integrate_temp2(t_s);
         self.t_s = t_s;
     }
 
@@ -232,6 +277,7 @@ impl Oscillator {
         self.initial_ppb
             + self.walk_ppb
             + self.coefficient_at(self.t_s) * self.temperature_delta_k()
+            + self.quadratic_ppb_per_k2 * self.temperature_delta_k().powi(2)
     }
 
     /// Phase the free-running oscillator has gained since true time 0, ns: the
@@ -249,7 +295,10 @@ impl Oscillator {
                 .map_or(self.t_s, |n| n.0.min(self.t_s));
             temp_ns += k * (self.temperature_integral(to) - self.temperature_integral(from));
         }
-        self.initial_ppb * self.t_s + self.walk_integral_ns + temp_ns
+        self.initial_ppb * self.t_s
+            + self.walk_integral_ns
+            + temp_ns
+            + self.quadratic_ppb_per_k2 * self.temp2_integral
     }
 }
 
@@ -340,6 +389,30 @@ mod tests {
         assert!(
             err < 1e-2,
             "closed form {} vs numeric {sum_ns}",
+            o.phase_gain_ns()
+        );
+    }
+
+    #[test]
+    fn a_quadratic_term_bends_the_frequency_and_its_phase_is_integrated() {
+        let curved = OscillatorParams {
+            temperature_quadratic_ppm_per_k2: -0.02,
+            ..hostile(0.01)
+        };
+        let mut o = Oscillator::new(&curved, 4);
+        o.advance_to(1000.0);
+        // 4 K up, 2 K of hidden cooling, the load gone: 2 K, −20 ppb/K² · 4 K².
+        let straight = Oscillator::new(&hostile(0.01), 4);
+        let mut s = straight;
+        s.advance_to(1000.0);
+        let t = o.temperature_delta_k();
+        assert!((o.freq_error_ppb() - s.freq_error_ppb() + 20.0 * t * t).abs() < 1e-6);
+        let sum_ns = numeric_phase_ns(&curved, 4, 400.0);
+        let mut o = Oscillator::new(&curved, 4);
+        o.advance_to(400.0);
+        assert!(
+            (o.phase_gain_ns() - sum_ns).abs() < 1e-2,
+            "integral {} vs numeric {sum_ns}",
             o.phase_gain_ns()
         );
     }

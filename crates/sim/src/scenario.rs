@@ -175,6 +175,9 @@ pub struct ClockSection {
     pub freq_random_walk_ppm: f64,
     /// Frequency change per kelvin of temperature change, ppm/K.
     pub temperature_coeff_ppm_per_k: f64,
+    /// Quadratic term: frequency change per kelvin² of temperature change
+    /// (from the start), ppm/K² (a crystal that bends away from linear).
+    pub temperature_quadratic_ppm_per_k2: f64,
     /// Temperature changes over the run.
     pub temperature: Vec<TemperatureChange>,
     /// Temperature changes the crystal feels but the sensor does not see

@@ -6,7 +6,7 @@
 //! pulses being rejected right now. Everything else it is given.
 
 use crate::filter::{Kalman, NoiseParams};
-use crate::thermal::{Coast, ThermalCompensator};
+use crate::thermal::{Coast, ThermalCompensator, WalkEstimate};
 use crate::wander::WanderTracker;
 use skytime_timebase::MonoNanos;
 
@@ -63,19 +63,19 @@ impl GuardNoise {
     }
 
     /// The noise a temperature-compensated holdover is predicted with: the
-    /// largest random walk `q_rw_upper` (ppb²/s) that the phase left
-    /// unexplained by the temperature model allows. The safety factor guards the plain noise
-    /// model against temperature it cannot see; here temperature is modelled,
-    /// its uncertainty and unexplained wander are bounded apart, and the
-    /// random walk is already an upper bound.
-    pub fn compensated(&self, q_rw_upper: f64) -> NoiseParams {
+    /// random walk `q_rw` (ppb²/s) of the phase left unexplained by the
+    /// temperature model, a point estimate whose dof the interval accounts
+    /// for (see [`compensated_growth`]). The safety factor guards the plain
+    /// noise model against temperature it cannot see; here temperature is
+    /// modelled, and its uncertainty and unexplained wander are bounded apart.
+    pub fn compensated(&self, q_rw: f64) -> NoiseParams {
         let q = self.plain;
         let scale = self.safety_factor;
         let best_scale = self.bank_scale;
         NoiseParams {
             r: q.r,
             q_wfm: q.q_wfm * scale * best_scale,
-            q_rw: q_rw_upper * best_scale,
+            q_rw: q_rw * best_scale,
         }
     }
 }
@@ -195,15 +195,15 @@ impl ErrorBound {
         // is known: the filter in charge, whose frequency the holdover runs
         // on, predicts with that random walk (the oscillator's own, not the
         // temperature's), and the bound is a prediction interval.
-        let tight = match (coast, i.thermal.residual_random_walk_upper(), i.kf) {
-            (Some(c), Some(q_rw), Some(kf)) if !c.faulted => Some((c, q_rw, kf)),
+        let tight = match (coast, i.thermal.residual_random_walk(), i.kf) {
+            (Some(c), Some(walk), Some(kf)) if !c.faulted => Some((c, walk, kf)),
             _ => None,
         };
-        if let Some((c, q_rw, kf)) = tight {
-            let q = i.noise.compensated(q_rw);
+        if let Some((c, walk, kf)) = tight {
+            let q = i.noise.compensated(walk.q_ppb2_per_s);
             let p0 = kf.predicted(dt, applied, &q, 1.0);
             let p1 = kf.predicted(dt + 1.0, applied + i.free_frequency_ppb, &q, 1.0);
-            let growth = |p: &Kalman, t: f64| compensated_growth(i, p, &c, t, fixed);
+            let growth = |p: &Kalman, t: f64| compensated_growth(i, p, &c, &walk, t, fixed);
             let b0 = p0.x.abs() + growth(&p0, dt) + self.doubt_ns;
             let b1 = p1.x.abs() + growth(&p1, dt + 1.0) + self.doubt_ns;
             return Bound {
@@ -245,14 +245,24 @@ impl ErrorBound {
 }
 
 /// How far a temperature-compensated holdover may have strayed after
-/// `t_s` s, |predicted offset| aside: `temperature_sigmas` of the
-/// prediction (state, upper-bounded random walk and the coefficients'
-/// uncertainty, independent, so in quadrature), never less than the
-/// unexplained wander of the last day would cost (the guard against a
-/// model contradicted by what it missed: a heater it cannot see), and
-/// the fixed allowances (independent of the oscillator) in quadrature.
-fn compensated_growth(i: &BoundInputs<'_>, p: &Kalman, c: &Coast, t_s: f64, fixed_ns: f64) -> f64 {
-    let k = i.temperature_sigmas;
+/// `t_s` s, |predicted offset| aside: the Student-t predictive interval at
+/// the coverage of `temperature_sigmas` normal sigmas, with the dof of the
+/// random walk `walk` the prediction assumes, around its σ (state, random
+/// walk and the coefficients' uncertainty, independent, so in quadrature;
+/// the t-quantile is applied to all of it, the part known better
+/// included), never less than the unexplained wander of the last day would
+/// cost (the guard against a model contradicted by what it missed: a heater
+/// it cannot see), and the fixed allowances (independent of the oscillator)
+/// in quadrature.
+fn compensated_growth(
+    i: &BoundInputs<'_>,
+    p: &Kalman,
+    c: &Coast,
+    walk: &WalkEstimate,
+    t_s: f64,
+    fixed_ns: f64,
+) -> f64 {
+    let k = walk.predictive_sigmas(i.temperature_sigmas);
     let sigma = (p.pxx + c.sigma_ns(i.mono).powi(2)).sqrt();
     let random = (k * sigma).max(i.thermal.residual_bound_ns(t_s));
     (random * random + fixed_ns * fixed_ns).sqrt()

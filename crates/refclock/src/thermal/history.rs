@@ -7,6 +7,7 @@
 //! sensor never saw stays unexplained).
 
 use super::model::{Block, TempcoModel};
+use super::walk::{WalkEstimate, rwfm_overlapping_edf};
 use crate::wander::LAGS;
 use std::collections::VecDeque;
 
@@ -25,21 +26,14 @@ const KEPT: usize = (86_400 / STRIDE) as usize;
 /// Half-life of the residual wander held, pulses (as the plain wander's).
 const HALF_LIFE: f64 = 86_400.0;
 
-/// The upper bound on the random walk is where the measured mean square
-/// would sit at the lower 2.3 % point of its chi-square distribution.
-const Q_UPPER_Z: f64 = 2.0;
-/// Independent second differences a horizon needs before it bounds the
-/// random walk.
-const Q_MIN_DOF: f64 = 4.0;
-
 /// What the residual phase says about the oscillator once temperature is
 /// set aside.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResidualStats {
     /// Worst |second difference| per horizon, ns, decayed by age.
     pub worst: Vec<(i64, f64)>,
-    /// Largest random walk the data do not rule out, ppb²/s.
-    pub q_rw_upper: Option<f64>,
+    /// The random walk the residual phase shows, with its dof.
+    pub walk: Option<WalkEstimate>,
 }
 
 /// One entry.
@@ -51,6 +45,8 @@ pub struct Entry {
     pub psi_ns: f64,
     /// Integral of the smoothed temperature (minus the reference), K·s.
     pub theta_ks: f64,
+    /// Integral of its square, K²·s.
+    pub theta2_k2s: f64,
     /// Whether the sensor was healthy at this entry and since the previous one.
     pub healthy: bool,
 }
@@ -71,7 +67,11 @@ impl ThermalHistory {
 
     /// Records `e` (only pulses whose number is a multiple of [`STRIDE`]).
     pub fn push(&mut self, e: Entry) {
-        if e.idx.rem_euclid(STRIDE) != 0 || !e.psi_ns.is_finite() || !e.theta_ks.is_finite() {
+        if e.idx.rem_euclid(STRIDE) != 0
+            || !e.psi_ns.is_finite()
+            || !e.theta_ks.is_finite()
+            || !e.theta2_k2s.is_finite()
+        {
             return;
         }
         let slot = e.idx / STRIDE;
@@ -126,6 +126,7 @@ impl ThermalHistory {
             freq_ppb: (end.psi_ns - start.psi_ns) / b,
             freq_var_ppb2: 2.0 * r_ns2.max(1.0) / (b * b),
             temp_k: (end.theta_ks - start.theta_ks) / b,
+            temp2_k2: (end.theta2_k2s - start.theta2_k2s) / b,
             slope_k_per_s: (end.theta_ks - end_l.theta_ks - start.theta_ks + start_l.theta_ks)
                 / (b * l),
             len_s: b,
@@ -138,7 +139,8 @@ impl ThermalHistory {
     fn residual(&self, e: &Entry, model: &TempcoModel) -> Option<f64> {
         let before = self.at(e.idx - SLOPE_SPAN)?;
         let g_integral = (e.theta_ks - before.theta_ks) / SLOPE_SPAN as f64;
-        Some(e.psi_ns - model.x[1] * e.theta_ks - model.x[2] * g_integral)
+        let (x, _) = model.effective();
+        Some(e.psi_ns - x[1] * e.theta_ks - x[2] * g_integral - x[3] * e.theta2_k2s)
     }
 
     /// The worst |second difference| of the residual phase per horizon of
@@ -149,8 +151,8 @@ impl ThermalHistory {
     }
 
     /// The residual phase's worst second differences (see
-    /// [`ThermalHistory::residual_worst`]) and the largest frequency random
-    /// walk (ppb²/s) their mean squares do not rule out, once the entries'
+    /// [`ThermalHistory::residual_worst`]) and the frequency random walk
+    /// (ppb²/s, with its dof) their mean squares show once the entries'
     /// white noise `r_mean_ns2` is taken off: the oscillator's own wander
     /// with temperature set aside, as far as the model explains it.
     pub fn residual_stats(
@@ -195,20 +197,30 @@ impl ThermalHistory {
                 worst[k] = Some(worst[k].map_or(d, |w| w.max(d)));
             }
         }
-        let mut q_upper: Option<f64> = None;
+        // The horizon whose estimate has the most degrees of freedom once
+        // the entries' white noise is taken off: its point estimate and dof.
+        let mut walk: Option<WalkEstimate> = None;
         for (k, &tau) in LAGS.iter().enumerate() {
-            // Overlapping second differences: about one independent one per 2τ.
-            let dof = (count[k] as f64 * STRIDE as f64) / (2.0 * tau as f64);
-            let h = 2.0 / (9.0 * dof.max(1e-9));
-            let base = 1.0 - h - Q_UPPER_Z * h.sqrt();
-            if dof < Q_MIN_DOF || base <= 0.05 {
+            if count[k] == 0 {
                 continue;
             }
+            let m = tau as f64 / STRIDE as f64;
+            let edf = rwfm_overlapping_edf(count[k] as f64 + 2.0 * m, m);
             let v = sum_sq[k] / count[k] as f64;
-            let upper = v / (base * base * base);
+            let white = 6.0 * r_mean_ns2;
+            if v <= white {
+                continue;
+            }
+            // Subtracting the white part leaves the walk's share of the
+            // variance: its relative spread grows by v / (v − white).
+            let share = (v - white) / v;
             let tau = tau as f64;
-            let q = ((upper - 6.0 * r_mean_ns2) / ((2.0 / 3.0) * tau * tau * tau)).max(0.0);
-            q_upper = Some(q_upper.map_or(q, |b| b.min(q)));
+            let q = (v - white) / ((2.0 / 3.0) * tau * tau * tau);
+            if let Some(e) = WalkEstimate::new(q, edf * share * share)
+                && walk.is_none_or(|w| e.dof > w.dof)
+            {
+                walk = Some(e);
+            }
         }
         ResidualStats {
             worst: LAGS
@@ -216,7 +228,7 @@ impl ThermalHistory {
                 .zip(worst)
                 .filter_map(|(&t, w)| w.map(|w| (t, w)))
                 .collect(),
-            q_rw_upper: q_upper,
+            walk,
         }
     }
 }
@@ -242,6 +254,7 @@ mod tests {
                     idx: i,
                     psi_ns: psi,
                     theta_ks: theta,
+                    theta2_k2s: 0.0,
                     healthy: true,
                 });
             }
@@ -298,21 +311,25 @@ mod tests {
         assert!(worst.iter().any(|p| p.1 > 100_000.0), "{worst:?}");
     }
 
-    #[test]
-    fn the_residual_random_walk_bound_covers_the_truth_and_ignores_the_ramp() {
+    /// A history of `n` pulses of a crystal at 100 ppb/K through the ramp,
+    /// with a frequency random walk of 0.25 ppb²/s and white phase noise of
+    /// `r_ns2` on each entry.
+    fn walking(n: i64, seed: u64, r_ns2: f64) -> ThermalHistory {
         use rand::SeedableRng;
         use rand_distr::{Distribution, Normal};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let step = Normal::new(0.0, 0.5).expect("normal");
+        let white = Normal::new(0.0, r_ns2.sqrt()).expect("normal");
         let mut h = ThermalHistory::default();
         let (mut psi, mut theta, mut walk) = (0.0, 0.0, 0.0);
-        for i in 0..20_000i64 {
+        for i in 0..n {
             let t = i as f64;
             if i % STRIDE == 0 {
                 h.push(Entry {
                     idx: i,
-                    psi_ns: psi,
+                    psi_ns: psi + white.sample(&mut rng),
                     theta_ks: theta,
+                    theta2_k2s: 0.0,
                     healthy: true,
                 });
             }
@@ -320,20 +337,59 @@ mod tests {
             theta += ramp(t);
             walk += step.sample(&mut rng);
         }
+        h
+    }
+
+    #[test]
+    fn the_residual_random_walk_is_estimated_and_ignores_an_explained_ramp() {
+        let h = walking(20_000, 5, 0.0);
         let mut explained = TempcoModel::new();
         explained.x[1] = 100.0;
-        let q = h
+        let w = h
             .residual_stats(&explained, 20_000, 0.0)
-            .q_rw_upper
-            .expect("q");
+            .walk
+            .expect("estimate");
         // True random walk: 0.25 ppb²/s.
-        assert!((0.25..2.0).contains(&q), "{q}");
+        assert!((0.1..0.5).contains(&w.q_ppb2_per_s), "{w:?}");
+        assert!(w.dof > 30.0, "{w:?}");
         let ignorant = TempcoModel::new();
-        let q_bad = h
+        let bad = h
             .residual_stats(&ignorant, 20_000, 0.0)
-            .q_rw_upper
-            .expect("q");
-        assert!(q_bad > q, "an unexplained ramp raises it: {q_bad} vs {q}");
+            .walk
+            .expect("estimate");
+        assert!(
+            bad.q_ppb2_per_s > w.q_ppb2_per_s,
+            "an unexplained ramp raises it: {bad:?} vs {w:?}"
+        );
+    }
+
+    #[test]
+    fn the_walk_estimate_claims_no_more_dof_than_it_has() {
+        // Over many independent hour-long histories (white phase noise as a
+        // Pi's pulses leave in a 16-pulse mean), the estimates scatter as a
+        // chi-square with the dof they claim, or less: claiming more would
+        // make the Student-t interval too narrow.
+        let r = 60_000.0;
+        let mut explained = TempcoModel::new();
+        explained.x[1] = 100.0;
+        let est: Vec<_> = (0..300)
+            .filter_map(|seed| {
+                walking(4_000, 100 + seed, r)
+                    .residual_stats(&explained, 4_000, r)
+                    .walk
+            })
+            .collect();
+        assert!(est.len() > 250, "{} estimates", est.len());
+        let n = est.len() as f64;
+        let mean = est.iter().map(|e| e.q_ppb2_per_s).sum::<f64>() / n;
+        let var = est
+            .iter()
+            .map(|e| (e.q_ppb2_per_s - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0);
+        let claimed = est.iter().map(|e| 2.0 * 0.25 * 0.25 / e.dof).sum::<f64>() / n;
+        assert!((mean - 0.25).abs() < 0.05, "mean {mean}");
+        assert!(var < 1.3 * claimed, "scatter {var} vs claimed {claimed}");
     }
 
     #[test]
@@ -343,6 +399,7 @@ mod tests {
             idx: 1408 - STRIDE,
             psi_ns: 0.0,
             theta_ks: 0.0,
+            theta2_k2s: 0.0,
             healthy: false,
         });
         assert!(h.block(1408, 1.0, 0.0).is_none());

@@ -12,10 +12,12 @@ mod history;
 mod model;
 pub mod persist;
 mod sensor;
+pub mod walk;
 
 pub use history::{BLOCK, Entry, STRIDE, ThermalHistory};
 pub use model::{Block, TempcoModel};
 pub use sensor::{SensorHealth, SensorMonitor, SensorReading};
+pub use walk::WalkEstimate;
 
 use crate::status::Nanos;
 use crate::wander::{coast_bound_ns, held_points};
@@ -40,6 +42,13 @@ pub struct ThermalStatus {
     pub coefficient_ppm_per_k: f64,
     /// One-sigma uncertainty of the learned coefficient, ppm/K.
     pub coefficient_sigma_ppm_per_k: f64,
+    /// Learned quadratic term, ppm/K² (None while the data do not support one).
+    pub quadratic_ppm_per_k2: Option<f64>,
+    /// Its one-sigma uncertainty, ppm/K².
+    pub quadratic_sigma_ppm_per_k2: Option<f64>,
+    /// Temperatures the model was learned over, °C (beyond them, with a
+    /// margin, holdover counts the extrapolation as uncertain).
+    pub learned_range_c: Option<(f64, f64)>,
     /// Learned lag of the sensor behind the crystal (lag term over
     /// coefficient; a fit, so either sign).
     #[serde(rename = "lag_s", serialize_with = "crate::status::opt_as_secs")]
@@ -110,23 +119,28 @@ pub struct ThermalCompensator {
     t_ref_c: Option<f64>,
     /// Integral of (smoothed − reference), K·s, up to `theta_at`.
     theta_ks: f64,
+    /// Integral of its square, K²·s, up to `theta_at`.
+    theta2_k2s: f64,
     theta_at: Option<MonoNanos>,
     /// Smoothed temperature (minus reference) over the last slope span.
     recent: VecDeque<(MonoNanos, f64)>,
     fault_since_entry: bool,
-    /// Sums of ψ and Θ over the pulses since the last entry, and their count:
-    /// each entry holds the mean over its [`STRIDE`] pulses, which takes the
-    /// pulses' white noise down fourfold.
-    stride_sum: (f64, f64, i64),
+    /// Sums of ψ, Θ and Θ₂ over the pulses since the last entry, and their
+    /// count: each entry holds the mean over its [`STRIDE`] pulses, which
+    /// takes the pulses' white noise down fourfold.
+    stride_sum: (f64, f64, f64, i64),
     stride_end: Option<i64>,
     /// The noise learner's random walk at the last blocks, ppb²/s.
     q_recent: VecDeque<f64>,
     history: ThermalHistory,
     residual: Vec<(i64, f64)>,
-    /// The oscillator's random walk with temperature set aside (upper bound), ppb²/s.
-    residual_q_rw: Option<f64>,
+    /// The oscillator's random walk with temperature set aside, over the
+    /// history held.
+    residual_walk: Option<WalkEstimate>,
     /// Residual wander restored from before a restart, decaying from `restored_at`.
     restored: Vec<(i64, f64)>,
+    /// The random walk estimate restored from before a restart.
+    restored_walk: Option<WalkEstimate>,
     restored_at: Option<i64>,
     last_idx: i64,
     anchor: Option<Anchor>,
@@ -144,16 +158,18 @@ impl ThermalCompensator {
             trust_sigma_ppb_per_k,
             t_ref_c: None,
             theta_ks: 0.0,
+            theta2_k2s: 0.0,
             theta_at: None,
             recent: VecDeque::new(),
             fault_since_entry: true,
-            stride_sum: (0.0, 0.0, 0),
+            stride_sum: (0.0, 0.0, 0.0, 0),
             stride_end: None,
             q_recent: VecDeque::new(),
             history: ThermalHistory::default(),
             residual: Vec::new(),
-            residual_q_rw: None,
+            residual_walk: None,
             restored: Vec::new(),
+            restored_walk: None,
             restored_at: None,
             last_idx: 0,
             anchor: None,
@@ -177,11 +193,38 @@ impl ThermalCompensator {
         sorted.get(sorted.len() / 4).map(|q| q.max(Q_CALM_FLOOR))
     }
 
-    /// The largest random walk (ppb²/s) that the phase left unexplained by
-    /// the model allows, over the last day: what a compensated holdover
-    /// must assume. None until enough has been seen.
-    pub fn residual_random_walk_upper(&self) -> Option<f64> {
-        self.residual_q_rw.map(|q| q.max(Q_CALM_FLOOR))
+    /// The random walk (ppb²/s) of the phase left unexplained by the model,
+    /// with its dof, over the history held: what a compensated holdover
+    /// predicts with. None until enough has been seen.
+    ///
+    /// The estimate restored from before a restart is kept (and written
+    /// again) but not pooled in: a day of mostly steady temperature shows
+    /// the oscillator's own walk, not the model's misfit during a ramp (the
+    /// lag term is learned low), so pooling it narrowed the bound below the
+    /// error of a holdover through a ramp (the bench's warm sweep served
+    /// wrong time on rc-holdover-ramp). The run's own estimate, which holds
+    /// its ramps, is the honest one until the misfit is modelled.
+    pub fn residual_random_walk(&self) -> Option<WalkEstimate> {
+        self.residual_walk.map(|w| WalkEstimate {
+            q_ppb2_per_s: w.q_ppb2_per_s.max(Q_CALM_FLOOR),
+            ..w
+        })
+    }
+
+    /// What is persisted of the walk: this run's estimate pooled with the
+    /// restored one, which weighs less as it ages (one-day half-life).
+    fn persisted_walk(&self) -> Option<WalkEstimate> {
+        let restored = self
+            .restored_walk
+            .and_then(|w| w.weighted(self.restored_decay()));
+        WalkEstimate::pooled(self.residual_walk, restored)
+    }
+
+    /// How much of what was restored still counts (one-day half-life).
+    fn restored_decay(&self) -> f64 {
+        self.restored_at.map_or(1.0, |at| {
+            0.5f64.powf((self.last_idx - at).max(0) as f64 / 86_400.0)
+        })
     }
 
     /// Whether holdover may use the model.
@@ -209,6 +252,7 @@ impl ThermalCompensator {
         if let (Some(at), Some(t)) = (self.theta_at, temp) {
             let dt = (now.nanos_since(at) as f64 / 1e9).max(0.0);
             self.theta_ks += t * dt;
+            self.theta2_k2s += t * t * dt;
         }
         if temp.is_none() {
             self.fault_since_entry = true;
@@ -274,22 +318,24 @@ impl ThermalCompensator {
         let end = (idx + STRIDE - 1).div_euclid(STRIDE) * STRIDE;
         if self.stride_end != Some(end) {
             // A new stride (or pulse numbers restarted): start the sums again.
-            self.stride_sum = (0.0, 0.0, 0);
+            self.stride_sum = (0.0, 0.0, 0.0, 0);
             self.stride_end = Some(end);
         }
         self.stride_sum.0 += psi_ns;
         self.stride_sum.1 += self.theta_ks;
-        self.stride_sum.2 += 1;
+        self.stride_sum.2 += self.theta2_k2s;
+        self.stride_sum.3 += 1;
         if idx.rem_euclid(STRIDE) != 0 {
             return;
         }
-        let (sum_psi, sum_theta, n) = self.stride_sum;
+        let (sum_psi, sum_theta, sum_theta2, n) = self.stride_sum;
         self.stride_end = None;
         let healthy = !self.fault_since_entry && self.healthy() && n == STRIDE;
         self.history.push(Entry {
             idx,
             psi_ns: sum_psi / n.max(1) as f64,
             theta_ks: sum_theta / n.max(1) as f64,
+            theta2_k2s: sum_theta2 / n.max(1) as f64,
             healthy,
         });
         self.fault_since_entry = !self.healthy();
@@ -312,7 +358,7 @@ impl ThermalCompensator {
             self.model.observe(&block);
             let stats = self.history.residual_stats(&self.model, idx, r_mean);
             self.residual = held_points(&stats.worst, r_mean);
-            self.residual_q_rw = stats.q_rw_upper;
+            self.residual_walk = stats.walk;
         }
         let trusted = self.trusted();
         if trusted != self.was_trusted {
@@ -337,7 +383,7 @@ impl ThermalCompensator {
     pub fn clear_history(&mut self) {
         self.history.clear();
         self.residual.clear();
-        self.residual_q_rw = None;
+        self.residual_walk = None;
     }
 
     /// Called each tick while coasting: the frequency change (ppb) the
@@ -362,9 +408,9 @@ impl ThermalCompensator {
                     .map(|(s, r)| s - r);
                 match (healthy, temp, slope) {
                     (true, Some(t), Some(g)) => {
-                        let (d, s) = self
-                            .model
-                            .delta(t - c.anchor.temp_k, g - c.anchor.slope_k_per_s);
+                        let (d, s) =
+                            self.model
+                                .delta(c.anchor.temp_k, t, g - c.anchor.slope_k_per_s);
                         c.delta_ppb = d;
                         c.sigma_ppb = s;
                     }
@@ -408,9 +454,7 @@ impl ThermalCompensator {
     /// The phase error (ns) that the unexplained wander could reach over
     /// `t_s` seconds of coasting, with white phase noise `r_ns2` taken off.
     pub fn residual_bound_ns(&self, t_s: f64) -> f64 {
-        let decay = self.restored_at.map_or(1.0, |at| {
-            0.5f64.powf((self.last_idx - at).max(0) as f64 / 86_400.0)
-        });
+        let decay = self.restored_decay();
         let mut pts = self.residual.clone();
         for &(tau, w) in &self.restored {
             match pts.iter_mut().find(|p| p.0 == tau) {
@@ -436,6 +480,13 @@ impl ThermalCompensator {
             reading_c: self.monitor.reading_c(),
             coefficient_ppm_per_k: k / 1000.0,
             coefficient_sigma_ppm_per_k: sk / 1000.0,
+            quadratic_ppm_per_k2: self.model.quadratic().map(|(q, _)| q / 1000.0),
+            quadratic_sigma_ppm_per_k2: self.model.quadratic().map(|(_, s)| s / 1000.0),
+            learned_range_c: self
+                .model
+                .range_k
+                .zip(self.t_ref_c)
+                .map(|((lo, hi), t)| (lo + t, hi + t)),
             lag: (self.trusted() && k.abs() > 1.0).then(|| Nanos::from_secs(c / k)),
             trusted: self.trusted(),
             blocks: self.model.blocks,
@@ -454,19 +505,21 @@ impl ThermalCompensator {
                 self.residual.clone()
             },
             wander: Vec::new(),
+            residual_walk: self.persisted_walk(),
         }
     }
 
     /// Starts from what was kept before a restart.
     pub fn restore(&mut self, r: &persist::ThermalRecord) {
         if let Some((t_ref_c, m)) = &r.model
-            && let Some(m) = TempcoModel::restored(m.x, m.p, m.blocks)
+            && let Some(m) = TempcoModel::restored(m)
         {
             self.model = m;
             self.t_ref_c = Some(*t_ref_c);
             self.was_trusted = self.trusted();
         }
         self.restored = r.residual_wander.clone();
+        self.restored_walk = r.residual_walk;
     }
 }
 

@@ -6,7 +6,7 @@
 //! Format: `key value…` lines, `#` comments; written to a temporary file and
 //! renamed, as the drift file is.
 
-use super::TempcoModel;
+use super::{TempcoModel, WalkEstimate};
 use crate::wander::LAGS;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,6 +24,10 @@ pub struct ThermalRecord {
     pub residual_wander: Vec<(i64, f64)>,
     /// The plain (uncompensated) worst wander per horizon of [`LAGS`], raw ns.
     pub wander: Vec<Option<f64>>,
+    /// The random walk left unexplained by the model, with its degrees of
+    /// freedom (a sufficient statistic: a box with days of history keeps
+    /// them across a restart).
+    pub residual_walk: Option<WalkEstimate>,
 }
 
 /// Why the file could not be read or written.
@@ -71,11 +75,13 @@ impl ThermalRecord {
         let model = match &self.model {
             Some((t_ref_c, m)) => {
                 let cov: Vec<String> = m.p.iter().flatten().map(|v| format!("{v:e}")).collect();
+                let x: Vec<String> = m.x.iter().map(|v| format!("{v:e}")).collect();
+                let range = m
+                    .range_k
+                    .map_or(String::new(), |(lo, hi)| format!("range_k {lo:e} {hi:e}\n"));
                 format!(
-                    "t_ref_c {t_ref_c:.4}\ncoefficients {:e} {:e} {:e}\ncovariance {}\nblocks {}\n",
-                    m.x[0],
-                    m.x[1],
-                    m.x[2],
+                    "t_ref_c {t_ref_c:.4}\ncoefficients {}\ncovariance {}\nblocks {}\n{range}",
+                    x.join(" "),
                     cov.join(" "),
                     m.blocks
                 )
@@ -87,8 +93,11 @@ impl ThermalRecord {
             .zip(self.wander.iter())
             .filter_map(|(&t, w)| w.map(|w| (t, w)))
             .collect();
+        let walk = self.residual_walk.map_or(String::new(), |w| {
+            format!("residual_walk {:e} {:e}\n", w.q_ppb2_per_s, w.dof)
+        });
         format!(
-            "{MAGIC}\n{model}residual_wander {}\nwander {}\n",
+            "{MAGIC}\n{model}residual_wander {}\nwander {}\n{walk}",
             pairs(&self.residual_wander),
             pairs(&wander),
         )
@@ -123,7 +132,9 @@ impl ThermalRecord {
                 .collect()
         };
         let (mut t_ref, mut x, mut p, mut blocks) = (None, None, None, None);
+        let mut range_k = None;
         let (mut residual, mut wander) = (Vec::new(), vec![None; LAGS.len()]);
+        let mut residual_walk = None;
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let Some((&key, rest)) = fields.split_first() else {
@@ -132,17 +143,34 @@ impl ThermalRecord {
             match key {
                 k if k.starts_with('#') => {}
                 "t_ref_c" if rest.len() == 1 => t_ref = Some(num(rest[0])?),
-                "coefficients" if rest.len() == 3 => {
-                    x = Some([num(rest[0])?, num(rest[1])?, num(rest[2])?])
-                }
-                "covariance" if rest.len() == 9 => {
+                // Three coefficients (and a 3×3 covariance) from before the
+                // quadratic term: it starts from its prior.
+                "coefficients" if rest.len() == 3 || rest.len() == 4 => {
                     let v: Vec<f64> = rest.iter().map(|s| num(s)).collect::<Result<_, _>>()?;
-                    p = Some([[v[0], v[1], v[2]], [v[3], v[4], v[5]], [v[6], v[7], v[8]]]);
+                    x = Some(std::array::from_fn(|i| v.get(i).copied().unwrap_or(0.0)));
+                }
+                "covariance" if rest.len() == 9 || rest.len() == 16 => {
+                    let v: Vec<f64> = rest.iter().map(|s| num(s)).collect::<Result<_, _>>()?;
+                    let n = if v.len() == 9 { 3 } else { 4 };
+                    let mut m = TempcoModel::new().p;
+                    for (i, row) in m.iter_mut().enumerate().take(n) {
+                        row[..n].copy_from_slice(&v[i * n..(i + 1) * n]);
+                    }
+                    p = Some(m);
+                }
+                "range_k" if rest.len() == 2 => {
+                    range_k = Some((num(rest[0])?, num(rest[1])?));
                 }
                 "blocks" if rest.len() == 1 => {
                     blocks = Some(rest[0].parse::<u64>().map_err(|_| bad("blocks".into()))?)
                 }
                 "residual_wander" => residual = pair_list(rest)?,
+                "residual_walk" if rest.len() == 2 => {
+                    residual_walk = Some(
+                        WalkEstimate::new(num(rest[0])?, num(rest[1])?)
+                            .ok_or_else(|| bad(format!("residual_walk {rest:?}")))?,
+                    );
+                }
                 "wander" => {
                     for (t, w) in pair_list(rest)? {
                         if let Some(i) = LAGS.iter().position(|&l| l == t) {
@@ -155,8 +183,13 @@ impl ThermalRecord {
         }
         let model = match (t_ref, x, p, blocks) {
             (Some(t_ref_c), Some(x), Some(p), Some(blocks)) => {
-                let mut m = TempcoModel::restored(x, p, blocks)
-                    .ok_or_else(|| bad("covariance is not positive".into()))?;
+                let mut file = TempcoModel::new();
+                file.x = x;
+                file.p = p;
+                file.blocks = blocks;
+                file.range_k = range_k;
+                let mut m = TempcoModel::restored(&file)
+                    .ok_or_else(|| bad("covariance is not positive or range reversed".into()))?;
                 // `restored` re-opens f0 for use; the record keeps the file's values.
                 m.p = p;
                 Some((t_ref_c, m))
@@ -168,6 +201,7 @@ impl ThermalRecord {
             model,
             residual_wander: residual,
             wander,
+            residual_walk,
         })
     }
 }
@@ -213,7 +247,8 @@ mod tests {
 
     fn record() -> ThermalRecord {
         let mut model = TempcoModel::new();
-        model.x = [-18_000.0, 101.5, 5_200.0];
+        model.x = [-18_000.0, 101.5, 5_200.0, -3.5];
+        model.range_k = Some((-1.5, 4.25));
         model.p[1][1] = 9.0;
         model.p[1][2] = 3.0;
         model.p[2][1] = 3.0;
@@ -222,6 +257,7 @@ mod tests {
             model: Some((41.25, model)),
             residual_wander: vec![(64, 120.5), (1024, 9_000.0)],
             wander: vec![Some(1.0), None, Some(3.0), None, Some(400_000.0)],
+            residual_walk: WalkEstimate::new(0.31, 412.5),
         }
     }
 
@@ -238,6 +274,17 @@ mod tests {
         assert_eq!(back.model, r.model);
         assert_eq!(back.residual_wander, r.residual_wander);
         assert_eq!(back.wander, r.wander);
+        assert_eq!(back.residual_walk, r.residual_walk);
+        let older = ThermalRecord {
+            residual_walk: None,
+            ..record()
+        };
+        let text = older.to_text();
+        assert!(!text.contains("residual_walk"));
+        assert_eq!(
+            ThermalRecord::parse(&text, Path::new("x")).expect("a file without the walk"),
+            older
+        );
         let no_sensor = ThermalRecord {
             model: None,
             ..record()
@@ -245,6 +292,18 @@ mod tests {
         save(&path, &no_sensor).expect("save");
         assert_eq!(load(&path).expect("load"), Some(no_sensor));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_from_before_the_quadratic_term_still_loads() {
+        let text = "# skytime thermal model v1\nt_ref_c 40.0000\ncoefficients -1.8e4 1e2 5e3\n\
+                    covariance 1e2 0 0 0 4e0 0 0 0 1e6\nblocks 50\nresidual_wander \nwander \n";
+        let r = ThermalRecord::parse(text, Path::new("x")).expect("old file");
+        let (_, m) = r.model.expect("model");
+        assert!((m.x[1] - 100.0).abs() < 1e-9 && m.x[3].abs() < 1e-12);
+        assert!((m.p[1][1] - 4.0).abs() < 1e-9);
+        assert!(m.p[3][3] > 1.0, "the quadratic term starts from its prior");
+        assert!(m.quadratic().is_none() && m.range_k.is_none());
     }
 
     #[test]
@@ -257,6 +316,9 @@ mod tests {
             good.replace("t_ref_c 41.2500", "t_ref_c NaN"),
             good.replace("residual_wander 64:120.500", "residual_wander 65:1"),
             good.replace("blocks 77\n", ""),
+            good.replace("range_k -1.5e0 4.25e0", "range_k 5e0 4.25e0"),
+            good.replace("residual_walk 3.1e-1 4.125e2", "residual_walk 3.1e-1 2"),
+            good.replace("residual_walk 3.1e-1 4.125e2", "residual_walk -1 400"),
         ];
         for text in cases {
             assert!(

@@ -18,7 +18,7 @@ use skytime_sim::{Scenario, run_scenario_traced};
 use std::path::{Path, PathBuf};
 
 /// Scenarios whose holdover (or rejection of pulses) the sweep covers.
-pub const SCENARIOS: [&str; 17] = [
+pub const SCENARIOS: [&str; 18] = [
     "s1-pi-gps-hat",
     "s6-outage-holdover",
     "s7-long-holdover",
@@ -36,6 +36,7 @@ pub const SCENARIOS: [&str; 17] = [
     "rc-thermal-sign-flip",
     "rc-thermal-hidden-heater",
     "rc-thermal-ntp-load",
+    "rc-thermal-out-of-range",
 ];
 
 /// Seeds each scenario is run with (its file's own seed is replaced).

@@ -46,6 +46,10 @@ impl Scenario {
                 "clock.temperature_coeff_ppm_per_k",
                 c.temperature_coeff_ppm_per_k,
             ),
+            (
+                "clock.temperature_quadratic_ppm_per_k2",
+                c.temperature_quadratic_ppm_per_k2,
+            ),
         ] {
             if !v.is_finite() {
                 bad(k, "must be a finite number".into());

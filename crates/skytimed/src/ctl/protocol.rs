@@ -278,6 +278,12 @@ pub struct TemperatureReport {
     pub coefficient_ppm_per_k: f64,
     /// One-sigma uncertainty of that coefficient, ppm/K.
     pub coefficient_sigma_ppm_per_k: f64,
+    /// Learned quadratic term, ppm/K² (None while the data do not support one).
+    #[serde(default)]
+    pub quadratic_ppm_per_k2: Option<f64>,
+    /// Its one-sigma uncertainty, ppm/K².
+    #[serde(default)]
+    pub quadratic_sigma_ppm_per_k2: Option<f64>,
     /// Learned lag of the sensor behind the oscillator, s.
     pub lag_s: Option<f64>,
     /// Whether holdover uses the coefficient.

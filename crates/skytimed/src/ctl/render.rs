@@ -176,11 +176,15 @@ pub fn status(r: &StatusReport) -> String {
         row(
             "Temperature",
             format!(
-                "{}, coefficient {:+.4} ± {:.4} ppm/K ({}), sensor {}{}",
+                "{}, coefficient {:+.4} ± {:.4} ppm/K{} ({}), sensor {}{}",
                 t.reading_c
                     .map_or("no reading".to_string(), |c| format!("{c:.2} °C")),
                 t.coefficient_ppm_per_k,
                 t.coefficient_sigma_ppm_per_k,
+                t.quadratic_ppm_per_k2
+                    .zip(t.quadratic_sigma_ppm_per_k2)
+                    .map(|(q, s)| format!(", quadratic {q:+.5} ± {s:.5} ppm/K²"))
+                    .unwrap_or_default(),
                 if t.trusted {
                     "used in holdover"
                 } else {

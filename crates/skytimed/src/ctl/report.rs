@@ -307,6 +307,8 @@ impl ReportContext {
                 reading_c: t.reading_c,
                 coefficient_ppm_per_k: t.coefficient_ppm_per_k,
                 coefficient_sigma_ppm_per_k: t.coefficient_sigma_ppm_per_k,
+                quadratic_ppm_per_k2: t.quadratic_ppm_per_k2,
+                quadratic_sigma_ppm_per_k2: t.quadratic_sigma_ppm_per_k2,
                 lag_s: t.lag.map(Nanos::secs),
                 trusted: t.trusted,
                 faults: t.faults,

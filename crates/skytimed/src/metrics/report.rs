@@ -127,6 +127,20 @@ pub fn encode_report(r: &StatusReport, e: &mut DescriptorEncoder) -> Result<(), 
             "One-sigma uncertainty of the learned coefficient, ppm/K.",
             t.coefficient_sigma_ppm_per_k,
         )?;
+        if let (Some(q), Some(s)) = (t.quadratic_ppm_per_k2, t.quadratic_sigma_ppm_per_k2) {
+            gauge(
+                e,
+                "temperature_quadratic_ppm_per_kelvin_squared",
+                "Learned quadratic term of the frequency in temperature, ppm/K² (only once the data support one).",
+                q,
+            )?;
+            gauge(
+                e,
+                "temperature_quadratic_sigma_ppm_per_kelvin_squared",
+                "One-sigma uncertainty of the learned quadratic term, ppm/K².",
+                s,
+            )?;
+        }
         gauge(
             e,
             "temperature_model_trusted",

@@ -98,6 +98,7 @@ function renderStatus(s) {
     ["Holdover", s.holdover ? duration(s.holdover.elapsed_s) + ", bound " + ns(s.holdover.bound_ns) + " of " + ns(s.holdover.limit_ns) : "no"],
     ["Temperature", s.temperature ? (s.temperature.reading_c === null ? "no reading" : s.temperature.reading_c.toFixed(2) + " °C")
       + ", coefficient " + s.temperature.coefficient_ppm_per_k.toFixed(4) + " ± " + s.temperature.coefficient_sigma_ppm_per_k.toFixed(4) + " ppm/K"
+      + (s.temperature.quadratic_ppm_per_k2 != null ? ", quadratic " + s.temperature.quadratic_ppm_per_k2.toFixed(5) + " ± " + s.temperature.quadratic_sigma_ppm_per_k2.toFixed(5) + " ppm/K²" : "")
       + (s.temperature.trusted ? " (used in holdover)" : " (not yet trusted)") + ", sensor " + s.temperature.sensor
       + (s.temperature.compensation_ppm !== null ? ", compensating " + s.temperature.compensation_ppm.toFixed(4) + " ppm" : "") : "no sensor"],
     ["NTP requests", s.ntp.requests_per_second.toFixed(1) + "/s; served " + req.served + ", limited " + req.rate_limited + ", denied " + req.denied],
