@@ -471,6 +471,13 @@ impl Status {
     pub fn serves_synchronised(&self) -> bool {
         self.stratum < 16
     }
+
+    /// The leap-seconds file's expiry, once it has passed at this snapshot
+    /// (the same rule as `LeapTable::is_expired`): one judgement for the
+    /// status report and the alert.
+    pub fn leap_file_expired_at(&self) -> Option<UnixNanos> {
+        self.leap_file_expires.filter(|e| self.as_of.0 >= e.0)
+    }
 }
 
 #[cfg(test)]

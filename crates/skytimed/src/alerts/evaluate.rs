@@ -161,15 +161,15 @@ pub fn evaluate(
                 }
                 Some(_) => Verdict::Off,
             },
-            AlertKind::LeapFileExpired => match s.leap_file_expires {
-                Some(expires) if s.as_of.0 >= expires.0 => Verdict::On(format!(
+            AlertKind::LeapFileExpired => match s.leap_file_expired_at() {
+                Some(expires) => Verdict::On(format!(
                     "the leap-seconds file expired {}: it is ignored, leap seconds come only from \
                      the receiver and the kernel's TAI offset is no longer kept; update tzdata",
                     chrono::DateTime::from_timestamp(expires.secs(), 0)
                         .map(|t| t.format("%Y-%m-%d").to_string())
                         .unwrap_or_else(|| "?".to_string())
                 )),
-                _ => Verdict::Off,
+                None => Verdict::Off,
             },
             AlertKind::LeapPending => match s.leap {
                 LeapChange::None => Verdict::Off,

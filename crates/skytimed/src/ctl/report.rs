@@ -294,7 +294,7 @@ impl ReportContext {
                     following: source_name(d.following).to_string(),
                 }),
                 file_expires: s.leap_file_expires.map(rfc3339),
-                file_expired: s.leap_file_expires.is_some_and(|e| s.as_of.0 >= e.0),
+                file_expired: s.leap_file_expired_at().is_some(),
             },
             holdover: s.holdover.map(|h| HoldoverReport {
                 elapsed_s: h.elapsed.as_secs_f64(),
