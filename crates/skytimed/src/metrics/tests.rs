@@ -38,15 +38,23 @@ fn assert_value(text: &str, series: &str, expected: f64) {
 
 /// A scrape of the healthy locked box of [`crate::fixtures::locked_status`].
 pub(super) fn scrape_sample() -> String {
-    let ctx = Arc::new(ReportContext::new(
+    scrape_daemon(
         Arc::new(DaemonState::new(
             crate::fixtures::locked_status(),
             true,
             UnixNanos(0),
         )),
+        "/dev/pps0",
+    )
+}
+
+/// `/metrics` of `daemon`, its receiver on /dev/ttyAMA0 and its PPS on `pps_device`.
+fn scrape_daemon(daemon: Arc<DaemonState>, pps_device: &str) -> String {
+    let ctx = Arc::new(ReportContext::new(
+        daemon,
         MonoNanos(0),
         "/dev/ttyAMA0".into(),
-        "/dev/pps0".into(),
+        pps_device.into(),
     ));
     scrape(&registry(ctx)).unwrap_or_else(|e| panic!("encode: {e}"))
 }
@@ -74,13 +82,10 @@ fn qerr_counts_and_survey_in_are_exported_when_reported() {
             accuracy_m: 3.5,
         }),
     });
-    let ctx = Arc::new(ReportContext::new(
+    let text = scrape_daemon(
         Arc::new(DaemonState::new(status, true, UnixNanos(0))),
-        MonoNanos(0),
-        "/dev/ttyAMA0".into(),
-        "/dev/pps0".into(),
-    ));
-    let text = scrape(&registry(ctx)).unwrap_or_else(|e| panic!("encode: {e}"));
+        "/dev/pps0",
+    );
     for (series, expected) in [
         ("skytime_qerr_correction_enabled", 1.0),
         ("skytime_qerr_messages_total", 10.0),
@@ -118,13 +123,7 @@ fn receiver_info_is_unknown_until_the_reader_identifies_the_receiver() {
             firmware: "SPG 5.10".into(),
         });
     let _ = daemon.gnss.set(counters);
-    let ctx = Arc::new(ReportContext::new(
-        daemon,
-        MonoNanos(0),
-        "/dev/ttyAMA0".into(),
-        "/dev/pps0".into(),
-    ));
-    let text = scrape(&registry(ctx)).unwrap_or_else(|e| panic!("encode: {e}"));
+    let text = scrape_daemon(daemon, "/dev/pps0");
     assert_value(
         &text,
         "skytime_receiver_info{family=\"u-blox MAX-M10S\",firmware=\"SPG 5.10\"}",
@@ -159,13 +158,7 @@ fn a_phc_source_exports_its_mapping() {
         .other_edge_dropped
         .fetch_add(20, Ordering::Relaxed);
     let _ = daemon.pps.set(counters);
-    let ctx = Arc::new(ReportContext::new(
-        daemon,
-        MonoNanos(0),
-        "/dev/ttyAMA0".into(),
-        "/dev/ptp1 channel 0 (PHC)".into(),
-    ));
-    let text = scrape(&registry(ctx)).unwrap_or_else(|e| panic!("encode: {e}"));
+    let text = scrape_daemon(daemon, "/dev/ptp1 channel 0 (PHC)");
     for (series, expected) in [
         ("skytime_phc_mapping_method{method=\"extended\"}", 1.0),
         ("skytime_phc_mapping_method{method=\"precise\"}", 0.0),
