@@ -15,8 +15,20 @@ use std::collections::VecDeque;
 pub const STRIDE: i64 = 16;
 /// Learning block length, pulses (a multiple of [`STRIDE`]).
 pub const BLOCK: i64 = 64;
-/// The slope term's difference span, pulses (a multiple of [`STRIDE`]).
+/// The slope term's difference span, pulses (a multiple of [`STRIDE`]):
+/// the causal slope the residual phase and a holdover's prediction use.
 pub const SLOPE_SPAN: i64 = 32;
+/// The windows (pulses, a multiple of [`STRIDE`]) whose mean temperatures,
+/// one just before a learning block and one just after it, give the
+/// block's slope: centred on the block (the causal slope is 16 s late) and
+/// 1.5× as far apart, so with under half its noise variance. The slope is
+/// a regressor, and noise in a regressor pulls its coefficient towards
+/// zero (errors in variables); the walk of `f0` makes it worse, since it
+/// leaves mostly the blocks' differences to learn from. With the causal
+/// slope, a sensor of 0.1 K noise learned its ~50 s lag as 25-33 s and
+/// holdovers through a cooling ramp ended 9-13 µs short on average (40
+/// seeds); wider windows smooth the slope itself and overshoot (64: 53 s).
+pub const LEARN_SLOPE_WINDOW: i64 = 32;
 /// Entries kept: a day.
 #[expect(
     clippy::cast_possible_truncation,
@@ -111,24 +123,30 @@ impl ThermalHistory {
         (from / STRIDE..=to / STRIDE).all(|s| self.at(s * STRIDE).is_some_and(|e| e.healthy))
     }
 
-    /// The learning block that ends at pulse `idx`, with measurement
-    /// variance from the pulses' white phase noise `r_ns2`.
+    /// The learning block whose data end at pulse `idx` (a multiple of
+    /// [`BLOCK`]): the block itself ends [`LEARN_SLOPE_WINDOW`] pulses
+    /// earlier, so that its slope is centred on it. Measurement variance
+    /// from the pulses' white phase noise `r_ns2`.
     pub fn block(&self, idx: i64, r_ns2: f64, q_rw: f64) -> Option<Block> {
-        if idx.rem_euclid(BLOCK) != 0 || !self.healthy_span(idx - BLOCK - SLOPE_SPAN, idx) {
+        let w = LEARN_SLOPE_WINDOW;
+        if idx.rem_euclid(BLOCK) != 0 || !self.healthy_span(idx - BLOCK - 2 * w, idx) {
             return None;
         }
         let e = |i: i64| self.at(i).copied();
-        let (end, start) = (e(idx)?, e(idx - BLOCK)?);
-        let (end_l, start_l) = (e(idx - SLOPE_SPAN)?, e(idx - BLOCK - SLOPE_SPAN)?);
+        let (end, start) = (e(idx - w)?, e(idx - w - BLOCK)?);
+        let (after, before) = (e(idx)?, e(idx - BLOCK - 2 * w)?);
         let b = BLOCK as f64;
-        let l = SLOPE_SPAN as f64;
+        let wf = w as f64;
+        // Mean temperature over the window after the block, less that over
+        // the window before it, over the distance between their centres.
+        let mean_after = (after.theta_ks - end.theta_ks) / wf;
+        let mean_before = (start.theta_ks - before.theta_ks) / wf;
         Some(Block {
             freq_ppb: (end.psi_ns - start.psi_ns) / b,
             freq_var_ppb2: 2.0 * r_ns2.max(1.0) / (b * b),
             temp_k: (end.theta_ks - start.theta_ks) / b,
             temp2_k2: (end.theta2_k2s - start.theta2_k2s) / b,
-            slope_k_per_s: (end.theta_ks - end_l.theta_ks - start.theta_ks + start_l.theta_ks)
-                / (b * l),
+            slope_k_per_s: (mean_after - mean_before) / (b + wf),
             len_s: b,
             q_rw_ppb2_per_s: q_rw,
         })
@@ -403,6 +421,10 @@ mod tests {
             healthy: false,
         });
         assert!(h.block(1408, 1.0, 0.0).is_none());
-        assert!(h.block(1472 + BLOCK, 1.0, 0.0).is_some());
+        // The first block whose data (slope windows included) start after it.
+        let clear = 1408 - STRIDE + BLOCK + 2 * LEARN_SLOPE_WINDOW;
+        let next = (clear / BLOCK + 1) * BLOCK;
+        assert!(h.block(next - BLOCK, 1.0, 0.0).is_none());
+        assert!(h.block(next, 1.0, 0.0).is_some());
     }
 }
