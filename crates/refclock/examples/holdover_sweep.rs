@@ -4,7 +4,10 @@
 //! holdover error over the longest holdover (its largest bound over its
 //! largest error; median and max over seeds), the tightest ratio seen (must stay above 1), and how long holdover
 //! was served. A scenario with a temperature sensor gets a second row, the
-//! same seeds without the sensor.
+//! same seeds without the sensor. `SWEEP_TEMPERATURE_SIGMAS=K` runs the
+//! compensated bound at K sigmas instead of the default, to weigh that
+//! setting's tightness against its honesty (`scripts/bench-frontier.sh`
+//! prints the same trade for any bound).
 //!
 //! `cargo run --release -p skytime-refclock --example holdover_sweep [-- SEEDS [NAME_SUBSTRING | FILE.toml]]`
 
@@ -18,6 +21,16 @@ fn main() -> ExitCode {
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
     let filter = args.next().unwrap_or_default();
     let verbose = std::env::var_os("SWEEP_VERBOSE").is_some();
+    let sigmas = match std::env::var("SWEEP_TEMPERATURE_SIGMAS") {
+        Err(_) => None,
+        Ok(v) => match v.parse::<f64>() {
+            Ok(k) if k.is_finite() && k >= 1.0 => Some(k),
+            _ => {
+                eprintln!("SWEEP_TEMPERATURE_SIGMAS must be a number of at least 1, not `{v}`");
+                return ExitCode::from(2);
+            }
+        },
+    };
     println!(
         "{:<22} {:>5} {:>6} {:>7} {:>8} {:>10} {:>11} {:>9} {:>9} {:>9} {:>9}",
         "scenario",
@@ -55,7 +68,7 @@ fn main() -> ExitCode {
     for (name, sensor) in runs {
         let mut results = Vec::new();
         for seed in sweep::seeds(n) {
-            match sweep::run_with(name, seed, sensor) {
+            match sweep::run_at(name, seed, sensor, sigmas) {
                 Ok(r) => results.push(r),
                 Err(e) => {
                     eprintln!("{name} seed {seed}: {e}");

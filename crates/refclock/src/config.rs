@@ -87,10 +87,11 @@ pub struct RefclockConfig {
     /// receiver reports for it in UBX-TIM-TP, when the pairing is certain.
     /// Off: the messages are still counted, no edge is corrected.
     pub qerr_correction: bool,
-    /// Standard deviations a temperature-compensated holdover's bound
-    /// covers: fewer than `error_bound_sigmas`, since its random walk is
-    /// already an upper bound from the data and the fixed allowances are
-    /// independent of it; a worst-case guard still holds it up.
+    /// The normal coverage (in standard deviations) of a
+    /// temperature-compensated holdover's bound: fewer than
+    /// `error_bound_sigmas`, since a Student-t factor already widens it for
+    /// the estimated random walk and the fixed allowances are independent of
+    /// it; a worst-case guard still holds it up.
     pub temperature_bound_sigmas: f64,
 }
 

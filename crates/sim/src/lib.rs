@@ -2,6 +2,7 @@
 //! the real refclock code, either in simulated time (scenarios of hours in about a
 //! second) or in real time through a pseudo-terminal (`skytimed --simulate`).
 
+pub mod bound_frontier;
 pub mod hat;
 pub mod hat_receiver;
 pub mod holdover_digest;

@@ -14,7 +14,7 @@
 )]
 pub use skytime_sim::holdover_digest::median;
 use skytime_sim::holdover_digest::{HoldoverDigest, digest_trace};
-use skytime_sim::{Scenario, run_scenario_traced};
+use skytime_sim::{Scenario, run_scenario_with_config, scenario_refclock_config};
 use std::path::{Path, PathBuf};
 
 /// Scenarios whose holdover (or rejection of pulses) the sweep covers.
@@ -81,14 +81,30 @@ fn scenario_path(name: &str) -> PathBuf {
 /// As [`run`], with the temperature sensor forced on or off (None: as the
 /// scenario says).
 pub fn run_with(name: &str, seed: u64, sensor: Option<bool>) -> Result<SeedResult, String> {
+    run_at(name, seed, sensor, None)
+}
+
+/// [`run_with`], with the compensated holdover's bound at
+/// `temperature_sigmas` instead of the default (to weigh that setting).
+pub fn run_at(
+    name: &str,
+    seed: u64,
+    sensor: Option<bool>,
+    temperature_sigmas: Option<f64>,
+) -> Result<SeedResult, String> {
     let path = scenario_path(name);
     let mut scenario = Scenario::load(&path).map_err(|e| e.to_string())?;
     scenario.seed = seed;
     if let Some(on) = sensor {
         scenario.sensor.enabled = on;
     }
+    let mut config = scenario_refclock_config(&scenario);
+    if let Some(k) = temperature_sigmas {
+        config.temperature_bound_sigmas = k;
+    }
     let mut trace = Vec::new();
-    let run = run_scenario_traced(&scenario, &mut trace, true).map_err(|e| e.to_string())?;
+    let run = run_scenario_with_config(&scenario, &config, None, &mut trace, true)
+        .map_err(|e| e.to_string())?;
     Ok(SeedResult {
         seed,
         served_bad_s: run.report.served_bad_s,
