@@ -47,22 +47,30 @@ wrong_second = [ { from_s = 0, to_s = 9, offset_s = 1 } ]
 
 mod sweep;
 
+/// Draws beyond the sweep's seeds that once found the bound wanting:
+/// rc-holdover-ramp-late's seed 74 served 258 s wrong when a compensated
+/// holdover's bound covered 3 sigmas (one holdover in 200 seeds).
+const SEEDS_THAT_FOUND_IT_WANTING: [(&str, u64); 1] = [("rc-holdover-ramp-late", 74)];
+
 /// Honesty by more than one draw of the noise: every holdover-relevant
-/// scenario, with 20 seeds, never serves a second as synchronised with the
-/// error beyond the advertised bound. (`cargo run --release -p
-/// skytime-refclock --example holdover_sweep` prints how loose the bound is.)
+/// scenario, with 20 seeds (and the draws above), never serves a second as
+/// synchronised with the error beyond the advertised bound. (`cargo run
+/// --release -p skytime-refclock --example holdover_sweep` prints how loose
+/// the bound is.)
 #[test]
 fn the_holdover_bound_is_honest_on_every_seed() {
     let mut bad = Vec::new();
-    for name in sweep::SCENARIOS {
-        for seed in sweep::seeds(20) {
-            let r = sweep::run(name, seed).unwrap_or_else(|e| panic!("{name}: {e}"));
-            if r.served_bad_s > 0 {
-                bad.push(format!(
-                    "{name} seed {seed}: {} s served wrong, coasting bound/error down to {:.2} at {} s",
-                    r.served_bad_s, r.digest.coast_min_ratio, r.digest.coast_min_at_s
-                ));
-            }
+    let runs = sweep::SCENARIOS
+        .iter()
+        .flat_map(|&name| sweep::seeds(20).map(move |seed| (name, seed)))
+        .chain(SEEDS_THAT_FOUND_IT_WANTING);
+    for (name, seed) in runs {
+        let r = sweep::run(name, seed).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if r.served_bad_s > 0 {
+            bad.push(format!(
+                "{name} seed {seed}: {} s served wrong, coasting bound/error down to {:.2} at {} s",
+                r.served_bad_s, r.digest.coast_min_ratio, r.digest.coast_min_at_s
+            ));
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
