@@ -203,9 +203,18 @@ impl ErrorBound {
             let q = i.noise.compensated(walk.q_ppb2_per_s);
             let p0 = kf.predicted(dt, applied, &q, 1.0);
             let p1 = kf.predicted(dt + 1.0, applied + i.free_frequency_ppb, &q, 1.0);
-            let growth = |p: &Kalman, t: f64| compensated_growth(i, p, &c, &walk, t, fixed);
-            let b0 = p0.x.abs() + growth(&p0, dt) + self.doubt_ns;
-            let b1 = p1.x.abs() + growth(&p1, dt + 1.0) + self.doubt_ns;
+            // The state's variance with the walk left out: what is known
+            // better than the walk's estimate.
+            let q_known = i.noise.compensated(0.0);
+            let known0 = kf.predicted(dt, applied, &q_known, 1.0).pxx;
+            let known1 = kf
+                .predicted(dt + 1.0, applied + i.free_frequency_ppb, &q_known, 1.0)
+                .pxx;
+            let growth = |p: &Kalman, t: f64, known: f64| {
+                compensated_growth(i, p, known, &c, &walk, t, fixed)
+            };
+            let b0 = p0.x.abs() + growth(&p0, dt, known0) + self.doubt_ns;
+            let b1 = p1.x.abs() + growth(&p1, dt + 1.0, known1) + self.doubt_ns;
             return Bound {
                 bound_ns: b0.min(MAX_DISPERSION_NS),
                 rate_ns_per_s: (b1 - b0).max(0.0),
@@ -246,24 +255,34 @@ impl ErrorBound {
 
 /// How far a temperature-compensated holdover may have strayed after
 /// `t_s` s, |predicted offset| aside: the Student-t predictive interval at
-/// the coverage of `temperature_sigmas` normal sigmas, with the dof of the
-/// random walk `walk` the prediction assumes, around its σ (state, random
-/// walk and the coefficients' uncertainty, independent, so in quadrature;
-/// the t-quantile is applied to all of it, the part known better
-/// included), never less than the unexplained wander of the last day would
+/// the coverage of `temperature_sigmas` normal sigmas around its σ (state,
+/// random walk and the coefficients' uncertainty, independent, so in
+/// quadrature), with the Welch–Satterthwaite dof of the random walk `walk`
+/// as its share of that variance (`known_pxx`: the state's variance without
+/// the walk, known from the many pulses before the outage), never less
+/// than the unexplained wander of the last day would
 /// cost (the guard against a model contradicted by what it missed: a heater
 /// it cannot see), and the fixed allowances (independent of the oscillator)
 /// in quadrature.
 fn compensated_growth(
     i: &BoundInputs<'_>,
     p: &Kalman,
+    known_pxx: f64,
     c: &Coast,
     walk: &WalkEstimate,
     t_s: f64,
     fixed_ns: f64,
 ) -> f64 {
-    let k = walk.predictive_sigmas(i.temperature_sigmas);
-    let sigma = (p.pxx + c.sigma_ns(i.mono).powi(2)).sqrt();
+    let total = p.pxx + c.sigma_ns(i.mono).powi(2);
+    let walk_share = if total > 0.0 {
+        (p.pxx - known_pxx).max(0.0) / total
+    } else {
+        1.0
+    };
+    let k = walk
+        .as_share(walk_share)
+        .predictive_sigmas(i.temperature_sigmas);
+    let sigma = total.sqrt();
     let random = (k * sigma).max(i.thermal.residual_bound_ns(t_s));
     (random * random + fixed_ns * fixed_ns).sqrt()
 }

@@ -50,6 +50,22 @@ impl WalkEstimate {
         Self::new(self.q_ppb2_per_s, self.dof * weight.clamp(0.0, 1.0))
     }
 
+    /// The estimate as it weighs in a variance of which its walk is only
+    /// `share` (0..=1), the rest known from many more samples: the
+    /// Welch–Satterthwaite dof ν ÷ share², so that the Student-t factor
+    /// widens only for what is uncertain (all known: the normal quantile).
+    pub fn as_share(self, share: f64) -> Self {
+        let share = share.clamp(0.0, 1.0);
+        Self {
+            dof: if share > 0.0 {
+                self.dof / (share * share)
+            } else {
+                f64::INFINITY
+            },
+            ..self
+        }
+    }
+
     /// Standard deviations of the estimated σ that cover what `sigmas`
     /// standard deviations of a known σ would: the Student-t quantile with
     /// this estimate's dof at the normal coverage of `sigmas`.
@@ -129,6 +145,16 @@ mod tests {
             a.and_then(|a| a.weighted(0.1)).is_none(),
             "aged below MIN_DOF"
         );
+    }
+
+    #[test]
+    fn a_share_of_the_variance_counts_its_dof_by_welch_satterthwaite() {
+        let w = WalkEstimate::new(1.0, 10.0).expect("estimate");
+        assert_eq!(w.as_share(1.0), w);
+        assert!((w.as_share(0.5).dof - 40.0).abs() < 1e-9);
+        let known = w.as_share(0.0);
+        assert!((known.predictive_sigmas(4.0) - 4.0).abs() < 1e-9);
+        assert!(w.as_share(0.5).predictive_sigmas(4.0) < w.predictive_sigmas(4.0));
     }
 
     #[test]
