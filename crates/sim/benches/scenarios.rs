@@ -326,11 +326,11 @@ fn tightness_summary(digests: &[HoldoverDigest], served_bad_s: u64) -> String {
         .map(|d| d.coast_min_ratio)
         .filter(|r| r.is_finite())
         .fold(f64::INFINITY, f64::min);
+    let mid = median(&ratios);
     let each: Vec<String> = ratios.iter().map(|r| format!("{r:.1}")).collect();
     format!(
-        "median {:.1}, served_bad_s {served_bad_s}, closest second {closest:.2} (scaled to touch it: median {:.1}) [{}]",
-        median(&ratios),
-        median(&ratios) / closest,
+        "median {mid:.1}, served_bad_s {served_bad_s}, closest second {closest:.2} (scaled to touch it: median {:.1}) [{}]",
+        mid / closest,
         each.join(" ")
     )
 }

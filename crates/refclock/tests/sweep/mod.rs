@@ -102,6 +102,9 @@ pub fn run_at(
     if let Some(k) = temperature_sigmas {
         config.temperature_bound_sigmas = k;
     }
+    if let Some((key, msg)) = config.validate().into_iter().next() {
+        return Err(format!("[refclock] {key}: {msg}"));
+    }
     let mut trace = Vec::new();
     let run = run_scenario_with_config(&scenario, &config, None, &mut trace, true)
         .map_err(|e| e.to_string())?;
